@@ -1,0 +1,143 @@
+//! Command line: every setting is a flag and an environment variable. Names of the old control
+//! plane (AWS_REGION, EC2_VPC_ID, ...) are kept so its operators recognise them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// molecule-operator: agent workspaces and tenants on EC2, driven by Kubernetes objects.
+#[derive(Debug, Parser)]
+#[command(name = "molecule-operator", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator.
+    Run(Box<RunArgs>),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    /// Print the version.
+    Version,
+}
+
+/// Settings of `molecule-operator run` (docs/operations.md lists them all).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Operator id: the value of the moleculesai.app/managed-by tag on everything it creates.
+    #[arg(long, env = "MOLECULE_OPERATOR_ID", default_value = "molecule-operator")]
+    pub operator_id: String,
+    /// Environment (dev, staging, prod): the moleculesai.app/env tag.
+    #[arg(long, env = "MOLECULE_ENV", value_parser = ["dev", "staging", "prod"])]
+    pub env: String,
+    /// Namespace the operator runs in; tenant credentials and erasure receipts live there.
+    #[arg(long, env = "OPERATOR_NAMESPACE", default_value = "molecule-system")]
+    pub operator_namespace: String,
+    /// AWS region of the main account.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: String,
+    /// VPC of workspaces and tenant VMs.
+    #[arg(long, env = "EC2_VPC_ID")]
+    pub vpc_id: String,
+    /// Subnet instances are launched in.
+    #[arg(long, env = "EC2_SUBNET_ID")]
+    pub subnet_id: String,
+    /// Default AMI: (ubuntu, 24.04, x86_64, no GPU) unless the image catalog names one.
+    #[arg(long, env = "EC2_AMI")]
+    pub default_ami: Option<String>,
+    /// Security group of the EC2 Instance Connect endpoint (SSH ingress source). Optional.
+    #[arg(long, env = "EIC_ENDPOINT_SG_ID")]
+    pub eic_endpoint_sg_id: Option<String>,
+    /// Tenant VM instance type when a Tenant does not set one.
+    #[arg(long, env = "EC2_INSTANCE_TYPE", default_value = "t3.small")]
+    pub tenant_instance_type: String,
+    /// Instance profile of tenant VMs; without it no tenant is provisioned.
+    #[arg(long, env = "EC2_TENANT_IAM_PROFILE")]
+    pub tenant_instance_profile: Option<String>,
+    /// Instance profile of workspace instances.
+    #[arg(long, env = "EC2_WORKSPACE_IAM_PROFILE")]
+    pub workspace_instance_profile: Option<String>,
+    /// Route 53 hosted zone of workspace hostnames.
+    #[arg(long, env = "WORKSPACE_HOSTED_ZONE_ID")]
+    pub workspace_zone_id: Option<String>,
+    /// Domain of workspace hostnames (`<ws>.<tenant>.<domain>`).
+    #[arg(long, env = "WORKSPACE_DOMAIN", default_value = "ws.internal")]
+    pub workspace_domain: String,
+    /// Base domain of tenant hostnames (`<slug>.<domain>`).
+    #[arg(long, env = "TENANT_BASE_DOMAIN", default_value = "moleculesai.app")]
+    pub tenant_base_domain: String,
+    /// Tenant platform image.
+    #[arg(long, env = "TENANT_IMAGE")]
+    pub tenant_image: Option<String>,
+    /// Tenant platform image for canary tenants.
+    #[arg(long, env = "CANARY_TENANT_IMAGE")]
+    pub canary_tenant_image: Option<String>,
+    /// Role assumed to reach the canary account.
+    #[arg(long, env = "CANARY_ROLE_ARN")]
+    pub canary_role_arn: Option<String>,
+    /// Region of canary tenants.
+    #[arg(long, env = "CANARY_REGION")]
+    pub canary_region: Option<String>,
+    /// VPC of canary tenants.
+    #[arg(long, env = "CANARY_VPC_ID")]
+    pub canary_vpc_id: Option<String>,
+    /// Subnet of canary tenants.
+    #[arg(long, env = "CANARY_SUBNET_ID")]
+    pub canary_subnet_id: Option<String>,
+    /// S3 prefix for tenant backups (written into the bootstrap bundle).
+    #[arg(long, env = "TENANT_BACKUP_S3_PREFIX")]
+    pub tenant_backup_s3_prefix: Option<String>,
+    /// Registry pull token for tenant images (written into the bootstrap bundle, never logged).
+    #[arg(long, env = "GHCR_PULL_TOKEN", hide_env_values = true)]
+    pub ghcr_pull_token: Option<String>,
+    /// Control-plane URL tenants call home to.
+    #[arg(long, env = "CP_BASE_URL")]
+    pub cp_base_url: Option<String>,
+    /// Cloudflare API base URL.
+    #[arg(long, env = "CLOUDFLARE_API_URL", default_value = "https://api.cloudflare.com/client/v4")]
+    pub cloudflare_api_url: String,
+    /// Cloudflare API token (never logged).
+    #[arg(long, env = "CLOUDFLARE_API_TOKEN", hide_env_values = true)]
+    pub cloudflare_api_token: Option<String>,
+    /// Cloudflare account of tenant tunnels.
+    #[arg(long, env = "CLOUDFLARE_ACCOUNT_ID")]
+    pub cloudflare_account_id: Option<String>,
+    /// Cloudflare zone of tenant hostnames.
+    #[arg(long, env = "CLOUDFLARE_ZONE_ID")]
+    pub cloudflare_zone_id: Option<String>,
+    /// Instance type catalog file (YAML); default: the built-in catalog.
+    #[arg(long, env = "INSTANCE_TYPE_CATALOG_FILE")]
+    pub instance_type_catalog_file: Option<PathBuf>,
+    /// Image catalog file (YAML); default: only EC2_AMI.
+    #[arg(long, env = "IMAGE_CATALOG_FILE")]
+    pub image_catalog_file: Option<PathBuf>,
+    /// Seconds between orphan scans.
+    #[arg(long, env = "ORPHAN_SCAN_INTERVAL_SECONDS", default_value_t = 1800)]
+    pub orphan_scan_interval_seconds: u64,
+    /// What to do with orphans: report or reap.
+    #[arg(long, env = "ORPHAN_POLICY", default_value = "report", value_parser = ["report", "reap"])]
+    pub orphan_policy: String,
+    /// Seconds an orphan must be old before `reap` deletes it.
+    #[arg(long, env = "ORPHAN_GRACE_SECONDS", default_value_t = 3600)]
+    pub orphan_grace_seconds: u64,
+    /// Seconds a delete may wait for AWS before a condition names the blocking resource.
+    #[arg(long, env = "DEPROVISION_DEADLINE_SECONDS", default_value_t = 600)]
+    pub deprovision_deadline_seconds: u64,
+    /// Objects reconciled at once, per kind.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Take part in leader election (one active replica).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}

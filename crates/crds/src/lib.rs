@@ -1,0 +1,14 @@
+//! The `moleculesai.app/v1alpha1` API of molecule-operator and the pure rules that turn a
+//! Workspace's `spec.compute` into a machine.
+//!
+//! This crate has no client and no runtime: it is shared by the operator, the CRD generator and
+//! the tests.
+
+pub mod catalog;
+pub mod conditions;
+pub mod crd;
+pub mod images;
+pub mod quota;
+pub mod reasons;
+pub mod resolve;
+pub mod v1alpha1;

@@ -1,0 +1,7 @@
+//! The local test world of molecule-operator: the Cloudflare fake, the fault proxy, and the
+//! harness the end-to-end scenarios use (see tests/e2e/README.md).
+
+pub mod cloudflare;
+pub mod faults;
+pub mod harness;
+pub mod ids;
