@@ -58,3 +58,7 @@ test: unit e2e ## Every test: unit, property and end-to-end
 run: tools ## Bring up the test world, install the CRDs, run the operator on the samples (Ctrl-C stops all)
 	$(CARGO) build --workspace --bins
 	tests/e2e/demo.sh
+
+.PHONY: deny
+deny: ## Advisories, bans and licenses with cargo-deny (install: cargo install cargo-deny)
+	$(CARGO) deny check

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stops exactly the processes up.sh started (by the PIDs it recorded), newest first.
 set -uo pipefail
+# A second Ctrl-C (make run sends one to the whole group) must not stop the cleanup halfway.
+trap "" INT
 source "$(dirname "$0")/lib.sh"
 [ -f "$STATE_DIR/pids" ] || { log "not up"; exit 0; }
 mapfile -t lines < <(tac "$STATE_DIR/pids")
