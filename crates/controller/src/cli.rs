@@ -134,6 +134,25 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
+    /// Seconds between full refreshes of the fleet cache (one paginated describe each of
+    /// instances, security groups and volumes). Boot and display progress is seen this often.
+    #[arg(long, env = "CLOUD_REFRESH_SECONDS", default_value_t = 15)]
+    pub cloud_refresh_seconds: u64,
+    /// Client-side limit of EC2 Describe calls per second (0: none).
+    #[arg(long, env = "AWS_DESCRIBE_RATE", default_value_t = 20.0)]
+    pub aws_describe_rate: f64,
+    /// Client-side limit of mutating EC2 calls per second (0: none).
+    #[arg(long, env = "AWS_MUTATE_RATE", default_value_t = 5.0)]
+    pub aws_mutate_rate: f64,
+    /// Client-side limit of RunInstances calls per second (0: none).
+    #[arg(long, env = "AWS_LAUNCH_RATE", default_value_t = 2.0)]
+    pub aws_launch_rate: f64,
+    /// Client-side limit of TerminateInstances calls per second (0: none).
+    #[arg(long, env = "AWS_TERMINATE_RATE", default_value_t = 20.0)]
+    pub aws_terminate_rate: f64,
+    /// Test-only failpoints (comma-separated); honoured only with MOLECULE_ENV=dev.
+    #[arg(long, env = "MOLECULE_FAILPOINTS", hide = true)]
+    pub failpoints: Option<String>,
     /// Take part in leader election (one active replica).
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,

@@ -1,20 +1,31 @@
 //! /healthz, /readyz and /metrics (Prometheus text format).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 
-/// The operator's HTTP routes.
-pub fn router() -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
 }
 
-async fn metrics() -> String {
-    let registry = prometheus_client::registry::Registry::default();
-    let mut out = String::new();
-    // Encoding into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    out
+/// The operator's HTTP routes. `/readyz` answers 200 once `ready` is set (the fleet cache is
+/// filled and the controllers run).
+pub fn router(metrics: Metrics, ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.encode() }))
+        .with_state(AppState { metrics, ready })
+}
+
+async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
 }

@@ -1,9 +1,23 @@
-//! The molecule-operator library: configuration, the HTTP endpoints and (in later releases) the
-//! Tenant and Workspace reconcilers. `main.rs` only parses flags and calls [`run`].
+//! The molecule-operator library: configuration, the cloud layer, the reconcilers and the HTTP
+//! endpoints. `main.rs` only parses flags and calls [`run`].
 
+pub mod backoff;
+pub mod bootstrap;
 pub mod cli;
+pub mod cloud;
+pub mod context;
+pub mod failpoints;
 pub mod http;
+pub mod metrics;
+pub mod reconcile;
 pub mod telemetry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{FutureExt, StreamExt};
+use kube::runtime::WatchStreamExt;
+use molecule_crds::v1alpha1::Tenant;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
@@ -33,6 +47,9 @@ pub enum Error {
         /// Cause.
         message: String,
     },
+    /// A setting is invalid or names something that does not exist.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The HTTP endpoint could not start.
     #[error("failed to serve metrics on {addr}: {source}")]
     Http {
@@ -74,33 +91,113 @@ pub fn load_catalogs(
     Ok((catalog, images))
 }
 
-/// Runs the operator until SIGINT or SIGTERM.
-///
-/// This release checks its configuration and CRDs and serves /healthz, /readyz and /metrics; the
-/// reconcilers land with the Workspace and Tenant issues (see CHANGELOG.md).
+/// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
+/// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
 pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let (catalog, images) = load_catalogs(&args)?;
+    let failpoints = failpoints::Failpoints::parse(args.failpoints.as_deref(), &args.env)
+        .map_err(|e| Error::Config(e.to_string()))?;
     let client = Client::try_default().await.map_err(Error::Client)?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in ["tenants.moleculesai.app", "workspaces.moleculesai.app"] {
         crds.get(name).await.map_err(|source| Error::Crd { name: name.into(), source })?;
     }
+    let metrics = metrics::Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| Error::Http { addr: args.metrics_addr, source })?;
+    let server = axum::serve(listener, http::router(metrics.clone(), ready.clone()));
+    let shutdown = shutdown_signal().shared();
+
+    let rates = cloud::aws::limiter::Rates {
+        describe: args.aws_describe_rate,
+        mutate: args.aws_mutate_rate,
+        launch: args.aws_launch_rate,
+        terminate: args.aws_terminate_rate,
+    };
+    let aws = cloud::aws::Aws::new(&args.aws_region, rates, &metrics).await;
+    let (vpc_cidr, zone) = aws.network_facts(&args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
+    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
+    let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));
+    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
+    let dns: Option<Arc<dyn cloud::Dns>> = args
+        .workspace_zone_id
+        .clone()
+        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
+    let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
+    let cache = Arc::new(cloud::cache::FleetCache::new(
+        identity.filter(),
+        instances.clone(),
+        network.clone(),
+        volumes.clone(),
+        metrics.clone(),
+    ));
+    // Nothing is decided before the first full listing: a launch protocol that trusted an empty
+    // cache after a restart would launch twice.
+    let mut delay = std::time::Duration::from_secs(1);
+    while let Err(e) = cache.refresh().await {
+        tracing::warn!(error = %e, retry_in = ?delay, "first fleet listing failed");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
+
+    let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
+    let tenants_api: Api<Tenant> = Api::all(client.clone());
+    let tenant_watch = kube::runtime::reflector(tenant_writer, kube::runtime::watcher(tenants_api.clone(), kube::runtime::watcher::Config::default()))
+        .default_backoff()
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(tenant_watch);
+    let _ = tenants.wait_until_ready().await;
+
+    let settings = context::Settings {
+        region: args.aws_region.clone(),
+        subnet_id: args.subnet_id.clone(),
+        zone,
+        vpc_cidr,
+        eic_sg: args.eic_endpoint_sg_id.clone(),
+        workspace_profile: args.workspace_instance_profile.clone(),
+        workspace_domain: args.workspace_domain.clone(),
+        deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
+        refresh_interval: std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1)),
+        concurrency: args.concurrency,
+    };
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
+    let ctx = Arc::new(context::Context {
+        client: client.clone(),
+        recorder,
+        settings: settings.clone(),
+        identity,
+        catalog,
+        images,
+        instances,
+        network,
+        volumes,
+        dns,
+        cache: cache.clone(),
+        metrics,
+        failpoints,
+        backoff: backoff::Backoff::default(),
+        tenants,
+        admission: reconcile::workspace::admit::Admission::default(),
+        uncertain_launches: std::sync::Mutex::default(),
+    });
+    tokio::spawn(cache.run(settings.refresh_interval));
     tracing::info!(
         operator_id = %args.operator_id,
         env = %args.env,
         region = %args.aws_region,
-        instance_types = catalog.iter().count(),
-        images = images.iter().count(),
+        instance_types = ctx.catalog.iter().count(),
+        images = ctx.images.iter().count(),
         "molecule-operator started"
     );
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .map_err(|source| Error::Http { addr: args.metrics_addr, source })?;
-    let server = axum::serve(listener, http::router());
+    ready.store(true, Ordering::Relaxed);
+    let controllers = reconcile::workspace::run(ctx, tenants_api, shutdown.clone());
     tokio::select! {
-        r = server => r.map_err(|source| Error::Http { addr: args.metrics_addr, source })?,
-        () = shutdown_signal() => tracing::info!("shutting down"),
+        r = server.with_graceful_shutdown(shutdown.clone()) => r.map_err(|source| Error::Http { addr: args.metrics_addr, source })?,
+        () = controllers => {},
     }
+    tracing::info!("shutting down");
     Ok(())
 }
 

@@ -72,6 +72,7 @@ pub struct WorkspaceSpec {
     #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$') && k.size() <= 128)").message("spec.env keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)"))]
     #[x_kube(validation = Rule::new("self.all(k, self[k].size() <= 4096)").message("spec.env values must be at most 4096 characters"))]
+    #[x_kube(validation = Rule::new("self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))").message("spec.env values must be a single line (no newline)"))]
     pub env: BTreeMap<String, String>,
 
     /// Machine sizing: instance type, OS image, volumes, GPU, market, network and desktop. Every

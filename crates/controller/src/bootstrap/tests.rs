@@ -1,0 +1,73 @@
+use super::*;
+
+fn boot<'a>(env: &'a BTreeMap<String, String>) -> WorkspaceBoot<'a> {
+    WorkspaceBoot {
+        hostname: "agent.acme.ws.internal",
+        region: "us-east-1",
+        bundle_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:molecule/acme-AbCdEf"),
+        runtime: "hermes",
+        env,
+        data_volume_id: None,
+        display: None,
+        gpu: false,
+    }
+}
+
+#[test]
+fn plain_workspace_has_no_display_stack_and_no_placeholder_left() {
+    let env = BTreeMap::from([("LOG_LEVEL".to_owned(), "info".to_owned())]);
+    let ud = workspace(&boot(&env)).unwrap();
+    assert!(!ud.contains("{{"), "unfilled placeholder in:\n{ud}");
+    assert!(!ud.contains("Xvfb") && !ud.contains("dcv"));
+    assert!(ud.contains("moleculesai.app/boot ready"));
+    assert!(ud.contains("ghcr.io/moleculesai/agent-hermes:stable"));
+    assert!(ud.contains("http-tokens") || ud.contains("X-aws-ec2-metadata-token"), "IMDSv2 token flow");
+    // The env travels base64-encoded, so no value can break the script.
+    assert!(!ud.contains("LOG_LEVEL=info"));
+}
+
+#[test]
+fn novnc_desktop_listens_on_localhost_only() {
+    let env = BTreeMap::new();
+    let mut b = boot(&env);
+    b.display =
+        Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Novnc, width: 1280, height: 720 });
+    let ud = workspace(&b).unwrap();
+    assert!(ud.contains("Xvfb :1 -screen 0 1280x720x24 -nolisten tcp"));
+    assert!(ud.contains("x11vnc -display :1 -localhost"));
+    assert!(ud.contains("websockify --web /usr/share/novnc 127.0.0.1:6080"));
+    assert!(ud.contains("moleculesai.app/display"));
+    assert!(!ud.contains("nvidia"), "no GPU driver on a CPU desktop");
+    assert!(!ud.contains("{{"));
+}
+
+#[test]
+fn dcv_gpu_desktop_binds_localhost_and_installs_the_driver() {
+    let env = BTreeMap::new();
+    let mut b = boot(&env);
+    b.gpu = true;
+    b.display =
+        Some(Display { mode: DisplayMode::GpuDesktopControl, protocol: DisplayProtocol::Dcv, width: 1920, height: 1080 });
+    let ud = workspace(&b).unwrap();
+    assert!(ud.contains("web-listen-endpoints=['127.0.0.1:8443']"));
+    assert!(ud.contains("ubuntu-drivers install"));
+    assert!(!ud.contains("{{"));
+}
+
+#[test]
+fn data_volume_is_found_by_its_nvme_id() {
+    let env = BTreeMap::new();
+    let mut b = boot(&env);
+    b.data_volume_id = Some("vol-0abc123");
+    let ud = workspace(&b).unwrap();
+    assert!(ud.contains("Amazon_Elastic_Block_Store_vol0abc123"));
+    assert!(ud.contains("/home/agent ext4"));
+}
+
+#[test]
+fn unsafe_values_and_oversize_are_refused() {
+    let env = BTreeMap::from([("X".to_owned(), "a\nb".to_owned())]);
+    assert_eq!(workspace(&boot(&env)), Err(RenderError::Unsafe { field: "spec.env.X".into(), found: '\n' }));
+    let big = BTreeMap::from([("X".to_owned(), "y".repeat(MAX_USER_DATA))]);
+    assert!(matches!(workspace(&boot(&big)), Err(RenderError::TooLarge { .. })));
+}

@@ -1,0 +1,123 @@
+//! Route 53 records with their TXT ownership records.
+
+use async_trait::async_trait;
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+
+use super::{Aws, cloud_error};
+use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet};
+
+/// TTL of the records we write: short, so a replacement's new IP is seen within a minute.
+const TTL: i64 = 60;
+
+/// [`Dns`] in one Route 53 hosted zone.
+#[derive(Clone, Debug)]
+pub struct Route53Dns {
+    aws: Aws,
+    zone_id: String,
+}
+
+impl Route53Dns {
+    /// Records of `zone_id`.
+    pub fn new(aws: Aws, zone_id: String) -> Self {
+        Self { aws, zone_id }
+    }
+}
+
+fn build_err(e: &impl std::fmt::Display, name: &str) -> CloudError {
+    CloudError {
+        kind: ErrorKind::Rejected,
+        action: "build record change",
+        target: name.into(),
+        code: "Invalid".into(),
+        message: e.to_string(),
+    }
+}
+
+fn rrset(name: &str, t: RrType, ttl: i64, values: &[String]) -> CloudResult<ResourceRecordSet> {
+    let mut b = ResourceRecordSet::builder().name(name).r#type(t).ttl(ttl);
+    for v in values {
+        b = b.resource_records(ResourceRecord::builder().value(v).build().map_err(|e| build_err(&e, name))?);
+    }
+    b.build().map_err(|e| build_err(&e, name))
+}
+
+fn change(action: ChangeAction, set: ResourceRecordSet) -> CloudResult<Change> {
+    Change::builder().action(action).resource_record_set(set).build().map_err(|e| build_err(&e, "change"))
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches('"').to_owned()
+}
+
+impl Route53Dns {
+    async fn submit(&self, name: &str, changes: Vec<Change>) -> CloudResult<()> {
+        let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(|e| build_err(&e, name))?;
+        self.aws
+            .route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "change records of", name))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Dns for Route53Dns {
+    async fn get(&self, name: &str, record_type: &'static str) -> CloudResult<RecordSet> {
+        let out = self
+            .aws
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .start_record_name(name)
+            .max_items(10)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "list records of", name))?;
+        let fq = format!("{}.", name.trim_end_matches('.'));
+        let mut set = RecordSet::default();
+        for r in out.resource_record_sets().iter().filter(|r| r.name() == fq) {
+            let values: Vec<String> = r.resource_records().iter().map(|v| v.value().to_owned()).collect();
+            if r.r#type().as_str() == record_type {
+                set.values = values;
+                set.ttl = r.ttl();
+            } else if r.r#type() == &RrType::Txt {
+                set.txt = values.iter().map(|v| unquote(v)).collect();
+                set.txt_ttl = r.ttl();
+            }
+        }
+        Ok(set)
+    }
+
+    async fn upsert(&self, record: &OwnedRecord) -> CloudResult<()> {
+        let t = RrType::from(record.record_type);
+        let changes = vec![
+            change(ChangeAction::Upsert, rrset(&record.name, RrType::Txt, TTL, &[quote(&record.owner_mark)])?)?,
+            change(ChangeAction::Upsert, rrset(&record.name, t, TTL, std::slice::from_ref(&record.value))?)?,
+        ];
+        self.submit(&record.name, changes).await
+    }
+
+    async fn delete(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<()> {
+        let mut changes = Vec::new();
+        if !current.values.is_empty() {
+            let set = rrset(name, RrType::from(record_type), current.ttl.unwrap_or(TTL), &current.values)?;
+            changes.push(change(ChangeAction::Delete, set)?);
+        }
+        if !current.txt.is_empty() {
+            let quoted: Vec<String> = current.txt.iter().map(|v| quote(v)).collect();
+            changes.push(change(ChangeAction::Delete, rrset(name, RrType::Txt, current.txt_ttl.unwrap_or(TTL), &quoted)?)?);
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.submit(name, changes).await
+    }
+}

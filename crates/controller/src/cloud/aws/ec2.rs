@@ -1,0 +1,199 @@
+//! EC2 instances.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceInterruptionBehavior, InstanceLifecycleType, InstanceMarketOptionsRequest, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions,
+    VolumeType,
+};
+use aws_smithy_types::date_time::Format;
+
+use super::limiter::Class;
+use super::{Aws, cloud_error, tag_filters, tag_map, tag_spec};
+use crate::cloud::{CloudResult, Instance, InstanceState, Instances, LaunchRequest};
+
+/// Hop limit 2 lets a container on the instance reach IMDSv2 (Docker's bridge adds a hop).
+const IMDS_HOP_LIMIT: i32 = 2;
+/// Largest page EC2 serves for DescribeInstances.
+const PAGE: i32 = 1000;
+/// Root device name when an image does not say (Ubuntu and Debian AMIs use it).
+const DEFAULT_ROOT_DEVICE: &str = "/dev/sda1";
+
+/// [`Instances`] on EC2.
+#[derive(Clone, Debug)]
+pub struct Ec2Instances {
+    aws: Aws,
+    /// Root device names by AMI: an image never changes its root device, so no expiry.
+    roots: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Ec2Instances {
+    /// Instances of the account and region of `aws`.
+    pub fn new(aws: Aws) -> Self {
+        Self { aws, roots: Arc::default() }
+    }
+}
+
+fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    let id = i.instance_id()?.to_owned();
+    let root = i.root_device_name().unwrap_or_default();
+    Some(Instance {
+        id,
+        state: InstanceState::parse(i.state().and_then(|s| s.name()).map_or("pending", |n| n.as_str())),
+        instance_type: i.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+        image_id: i.image_id().unwrap_or_default().to_owned(),
+        private_ip: i.private_ip_address().filter(|s| !s.is_empty()).map(str::to_owned),
+        launch_time: i.launch_time().and_then(|t| t.fmt(Format::DateTime).ok()),
+        tags: tag_map(i.tags()),
+        attached_volumes: i
+            .block_device_mappings()
+            .iter()
+            .filter(|b| b.device_name() != Some(root))
+            .filter_map(|b| b.ebs().and_then(|e| e.volume_id()).map(str::to_owned))
+            .collect(),
+        security_groups: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
+        spot: i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
+    })
+}
+
+#[async_trait]
+impl Instances for Ec2Instances {
+    async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.aws.limiter.take(Class::Describe).await;
+            let page = self
+                .aws
+                .ec2
+                .describe_instances()
+                .set_filters(Some(tag_filters(filters)))
+                .max_results(PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error(&e, "describe instances", "by tag"))?;
+            out.extend(page.reservations().iter().flat_map(|r| r.instances()).filter_map(to_instance));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {
+        let root_device = self.root_device(&req.image_id).await?;
+        let root = EbsBlockDevice::builder()
+            .volume_size(i32::try_from(req.root_gb).unwrap_or(i32::MAX))
+            .volume_type(VolumeType::Gp3)
+            .iops(i32::try_from(req.iops).unwrap_or(i32::MAX))
+            .throughput(i32::try_from(req.throughput_mi_bps).unwrap_or(i32::MAX))
+            .encrypted(true)
+            .delete_on_termination(true)
+            .build();
+        let mut call = self
+                .aws
+            .ec2
+            .run_instances()
+            .client_token(&req.client_token)
+            .image_id(&req.image_id)
+            .instance_type(InstanceType::from(req.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&req.subnet_id)
+            .set_security_group_ids(Some(req.security_group_ids.clone()))
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(HttpTokensState::Required)
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .http_put_response_hop_limit(IMDS_HOP_LIMIT)
+                    .build(),
+            )
+            .block_device_mappings(BlockDeviceMapping::builder().device_name(root_device).ebs(root).build())
+            .user_data(aws_smithy_types::base64::encode(req.user_data.as_bytes()))
+            .tag_specifications(tag_spec(ResourceType::Instance, &req.tags))
+            .tag_specifications(tag_spec(ResourceType::Volume, &req.tags));
+        if let Some(p) = &req.instance_profile {
+            call = call.iam_instance_profile(IamInstanceProfileSpecification::builder().name(p).build());
+        }
+        if req.spot {
+            call = call.instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(
+                        SpotMarketOptions::builder()
+                            .spot_instance_type(SpotInstanceType::OneTime)
+                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        self.aws.limiter.take(Class::Launch).await;
+        let out = call.send().await.map_err(|e| cloud_error(&e, "launch instance", req.client_token.clone()))?;
+        out.instances().iter().find_map(to_instance).ok_or_else(|| crate::cloud::CloudError {
+            kind: crate::cloud::ErrorKind::Transient,
+            action: "launch instance",
+            target: req.client_token.clone(),
+            code: "EmptyResponse".into(),
+            message: "RunInstances returned no instance".into(),
+        })
+    }
+
+    async fn terminate(&self, ids: &[String]) -> CloudResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.aws.limiter.take(Class::Terminate).await;
+        match self.aws.ec2.terminate_instances().set_instance_ids(Some(ids.to_vec())).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = cloud_error(&e, "terminate instances", ids.join(","));
+                // Already gone is what we wanted.
+                if err.kind == crate::cloud::ErrorKind::NotFound { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    async fn stop(&self, id: &str) -> CloudResult<()> {
+        self.aws.limiter.take(Class::Mutate).await;
+        self.aws.ec2.stop_instances().instance_ids(id).send().await.map_err(|e| cloud_error(&e, "stop instance", id))?;
+        Ok(())
+    }
+
+    async fn start(&self, id: &str) -> CloudResult<()> {
+        self.aws.limiter.take(Class::Mutate).await;
+        self.aws.ec2.start_instances().instance_ids(id).send().await.map_err(|e| cloud_error(&e, "start instance", id))?;
+        Ok(())
+    }
+
+    async fn root_device(&self, image_id: &str) -> CloudResult<String> {
+        if let Some(d) = self.roots.lock().ok().and_then(|m| m.get(image_id).cloned()) {
+            return Ok(d);
+        }
+        self.aws.limiter.take(Class::Describe).await;
+        let out = self
+                .aws
+            .ec2
+            .describe_images()
+            .image_ids(image_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "describe image", image_id))?;
+        let device = out
+            .images()
+            .first()
+            .and_then(|i| i.root_device_name())
+            .filter(|d| !d.is_empty())
+            .unwrap_or(DEFAULT_ROOT_DEVICE)
+            .to_owned();
+        if let Ok(mut m) = self.roots.lock() {
+            m.insert(image_id.to_owned(), device.clone());
+        }
+        Ok(device)
+    }
+}

@@ -1,0 +1,185 @@
+//! The AWS implementation of the cloud traits: EC2 (instances, security groups, volumes) and
+//! Route 53, with a call-counting interceptor, client-side rate limits and adaptive retry.
+
+pub mod dns;
+pub mod ec2;
+pub mod limiter;
+pub mod network;
+pub mod volumes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::{CloudError, ErrorKind};
+use crate::metrics::{AwsCall, Metrics};
+use limiter::{Limiter, Rates};
+
+/// Attempts per call, first included (AWS's standard mode default). The operator's own requeue
+/// with backoff, not longer SDK retry chains, is what converges a fleet under throttling.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Counts every HTTP attempt (retries included) by service, operation and outcome.
+#[derive(Debug)]
+struct CallCounter(Metrics);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "molecule-call-counter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let (service, operation) =
+            cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| (m.service().to_ascii_lowercase(), m.name().to_owned()));
+        let outcome = match context.response().map(|r| r.status().as_u16()) {
+            None => "transport_error",
+            Some(200..=299) => "ok",
+            Some(429 | 503) => "throttled",
+            Some(500..) => "server_error",
+            Some(_) => "client_error",
+        };
+        self.0.aws_calls.get_or_create(&AwsCall { service, operation, outcome }).inc();
+        Ok(())
+    }
+}
+
+/// Clients for one account and region.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    /// EC2.
+    pub ec2: aws_sdk_ec2::Client,
+    /// Route 53.
+    pub route53: aws_sdk_route53::Client,
+    /// Rate limits shared by every EC2 call of this account.
+    pub limiter: Arc<Limiter>,
+}
+
+impl Aws {
+    /// Clients for `region`, honouring `AWS_ENDPOINT_URL` and the usual credential chain.
+    pub async fn new(region: &str, rates: Rates, metrics: &Metrics) -> Self {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+            .load()
+            .await;
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&shared).interceptor(CallCounter(metrics.clone())).build(),
+        );
+        let route53 = aws_sdk_route53::Client::from_conf(
+            aws_sdk_route53::config::Builder::from(&shared).interceptor(CallCounter(metrics.clone())).build(),
+        );
+        Self { ec2, route53, limiter: Arc::new(Limiter::new(rates)) }
+    }
+}
+
+impl Aws {
+    /// The CIDR of `vpc_id` and the availability zone of `subnet_id`, read once at start.
+    pub async fn network_facts(&self, vpc_id: &str, subnet_id: &str) -> Result<(String, String), CloudError> {
+        let vpcs = self.ec2.describe_vpcs().vpc_ids(vpc_id).send().await.map_err(|e| cloud_error(&e, "describe VPC", vpc_id))?;
+        let cidr = vpcs.vpcs().first().and_then(|v| v.cidr_block()).unwrap_or_default().to_owned();
+        let subnets =
+            self.ec2.describe_subnets().subnet_ids(subnet_id).send().await.map_err(|e| cloud_error(&e, "describe subnet", subnet_id))?;
+        let zone = subnets.subnets().first().and_then(|s| s.availability_zone()).unwrap_or_default().to_owned();
+        if cidr.is_empty() || zone.is_empty() {
+            return Err(CloudError {
+                kind: ErrorKind::NotFound,
+                action: "read network facts of",
+                target: format!("{vpc_id}/{subnet_id}"),
+                code: "NotFound".into(),
+                message: "EC2_VPC_ID or EC2_SUBNET_ID does not exist".into(),
+            });
+        }
+        Ok((cidr, zone))
+    }
+}
+
+/// Maps an SDK error to a [`CloudError`]: the provider's code decides the category, a 5xx or a
+/// lost connection is transient (never success), anything else is a rejection.
+pub(crate) fn cloud_error<E>(e: &SdkError<E, HttpResponse>, action: &'static str, target: impl Into<String>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    let (kind, code, message) = match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("Unknown").to_owned();
+            let message = se.err().message().unwrap_or_default().to_owned();
+            (classify(&code, se.raw().status().as_u16()), code, message)
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, "Timeout".to_owned(), e.to_string()),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (ErrorKind::Transient, "Transport".to_owned(), format!("{e:?}").chars().take(300).collect())
+        }
+        _ => (ErrorKind::Rejected, "Construction".to_owned(), e.to_string()),
+    };
+    CloudError { kind, action, target: target.into(), code, message }
+}
+
+/// The category of a provider error code.
+pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
+    match code {
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException"
+        | "PriorRequestNotComplete" | "RequestThrottled" => ErrorKind::Throttled,
+        "DependencyViolation" | "VolumeInUse" | "InvalidVolume.InUse" => ErrorKind::InUse,
+        c if c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "NoSuchHostedZone" => ErrorKind::NotFound,
+        "IncorrectState" | "IncorrectInstanceState" | "InvalidVolume.ZoneMismatch" | "InsufficientInstanceCapacity" => {
+            ErrorKind::Transient
+        }
+        _ if status >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Rejected,
+    }
+}
+
+/// Tag filters in EC2's `tag:<key>` form.
+pub(crate) fn tag_filters(filters: &BTreeMap<String, String>) -> Vec<aws_sdk_ec2::types::Filter> {
+    filters
+        .iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Filter::builder().name(format!("tag:{k}")).values(v).build())
+        .collect()
+}
+
+/// EC2 tag specifications for the create call.
+pub(crate) fn tag_spec(
+    resource: aws_sdk_ec2::types::ResourceType,
+    tags: &BTreeMap<String, String>,
+) -> aws_sdk_ec2::types::TagSpecification {
+    let mut b = aws_sdk_ec2::types::TagSpecification::builder().resource_type(resource);
+    for (k, v) in tags {
+        b = b.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+    }
+    b.build()
+}
+
+/// Tags of an SDK resource as a map.
+pub(crate) fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_bounded_kinds() {
+        assert_eq!(classify("RequestLimitExceeded", 503), ErrorKind::Throttled);
+        assert_eq!(classify("DependencyViolation", 400), ErrorKind::InUse);
+        assert_eq!(classify("InvalidGroup.NotFound", 400), ErrorKind::NotFound);
+        assert_eq!(classify("InvalidInstanceID.NotFound", 400), ErrorKind::NotFound);
+        assert_eq!(classify("InternalError", 500), ErrorKind::Transient);
+        assert_eq!(classify("Unknown", 502), ErrorKind::Transient, "a 5xx is never success nor final");
+        assert_eq!(classify("InvalidParameterValue", 400), ErrorKind::Rejected);
+    }
+}

@@ -1,0 +1,121 @@
+//! EBS data volumes.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{ResourceType, VolumeAttachmentState, VolumeType};
+
+use super::limiter::Class;
+use super::{Aws, cloud_error, tag_filters, tag_map, tag_spec};
+use crate::cloud::{CloudResult, ErrorKind, Volume, VolumeRequest, Volumes};
+
+/// Largest page EC2 serves for DescribeVolumes.
+const PAGE: i32 = 500;
+
+/// [`Volumes`] on EC2.
+#[derive(Clone, Debug)]
+pub struct Ec2Volumes(pub Aws);
+
+fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
+    Some(Volume {
+        id: v.volume_id()?.to_owned(),
+        state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        size_gb: v.size().and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
+        zone: v.availability_zone().unwrap_or_default().to_owned(),
+        attached_to: v
+            .attachments()
+            .iter()
+            .find(|a| matches!(a.state(), Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching)))
+            .and_then(|a| a.instance_id())
+            .map(str::to_owned),
+        tags: tag_map(v.tags()),
+    })
+}
+
+#[async_trait]
+impl Volumes for Ec2Volumes {
+    async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Volume>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.0.limiter.take(Class::Describe).await;
+            let page = self
+                .0
+                .ec2
+                .describe_volumes()
+                .set_filters(Some(tag_filters(filters)))
+                .max_results(PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error(&e, "describe volumes", "by tag"))?;
+            out.extend(page.volumes().iter().filter_map(to_volume));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume> {
+        self.0.limiter.take(Class::Mutate).await;
+        let out = self
+            .0
+            .ec2
+            .create_volume()
+            .client_token(&req.client_token)
+            .availability_zone(&req.zone)
+            .size(i32::try_from(req.size_gb).unwrap_or(i32::MAX))
+            .volume_type(VolumeType::Gp3)
+            .encrypted(true)
+            .tag_specifications(tag_spec(ResourceType::Volume, &req.tags))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "create volume", req.client_token.clone()))?;
+        Ok(Volume {
+            id: out.volume_id().unwrap_or_default().to_owned(),
+            state: out.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            size_gb: req.size_gb,
+            zone: req.zone.clone(),
+            attached_to: None,
+            tags: req.tags.clone(),
+        })
+    }
+
+    async fn attach(&self, volume: &str, instance: &str, device: &str) -> CloudResult<()> {
+        self.0.limiter.take(Class::Mutate).await;
+        self.0
+            .ec2
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(instance)
+            .device(device)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "attach volume", volume))?;
+        Ok(())
+    }
+
+    async fn detach(&self, volume: &str, instance: &str) -> CloudResult<()> {
+        self.0.limiter.take(Class::Mutate).await;
+        match self.0.ec2.detach_volume().volume_id(volume).instance_id(instance).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = cloud_error(&e, "detach volume", volume);
+                // IncorrectState: already detached.
+                if err.code == "IncorrectState" { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    async fn delete(&self, volume: &str) -> CloudResult<()> {
+        self.0.limiter.take(Class::Mutate).await;
+        match self.0.ec2.delete_volume().volume_id(volume).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = cloud_error(&e, "delete volume", volume);
+                if err.kind == ErrorKind::NotFound { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+}

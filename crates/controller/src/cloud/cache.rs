@@ -1,0 +1,299 @@
+//! The fleet cache: every instance, security group and volume carrying our managed-by and env
+//! tags, read with one paginated describe per resource type per refresh and indexed by owner uid.
+//!
+//! Reconcilers read from here (no per-object describe in steady state) and write their own
+//! mutations through, so the next reconcile sees them before the next refresh does. A refresh that
+//! started before a write-through never overwrites it. Owners whose cloud state changed in a
+//! refresh are announced, so their reconcile runs at once instead of on a timer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+
+use super::tags::{OWNER, OWNER_KIND, OWNER_UID};
+use super::{CloudResult, Instance, Instances, Network, SecurityGroup, Volume, Volumes};
+use crate::metrics::Metrics;
+
+/// Shortest gap between two refreshes, however often one is requested: many reconciles asking
+/// for fresh state at once share one describe pass (the batching).
+const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+/// Announcements kept for slow listeners; a listener that lags catches up on its periodic requeue.
+const CHANGE_BUFFER: usize = 8192;
+
+/// An owner whose cloud state changed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerRef {
+    /// Workspace or Tenant.
+    pub kind: String,
+    /// Namespace, for Workspaces.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    instances: HashMap<String, Vec<Instance>>,
+    groups: HashMap<String, Vec<SecurityGroup>>,
+    volumes: HashMap<String, Vec<Volume>>,
+    owners: HashMap<String, OwnerRef>,
+    /// Last write-through per owner uid.
+    touched: HashMap<String, Instant>,
+    /// When the last successful refresh started.
+    refreshed: Option<Instant>,
+}
+
+/// See the module docs.
+pub struct FleetCache {
+    filter: BTreeMap<String, String>,
+    instances: Arc<dyn Instances>,
+    network: Arc<dyn Network>,
+    volumes: Arc<dyn Volumes>,
+    snap: RwLock<Snapshot>,
+    wake: Notify,
+    changes: broadcast::Sender<OwnerRef>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for FleetCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetCache").field("filter", &self.filter).finish_non_exhaustive()
+    }
+}
+
+fn uid_of(tags: &BTreeMap<String, String>) -> Option<&String> {
+    tags.get(OWNER_UID)
+}
+
+fn owner_of(tags: &BTreeMap<String, String>) -> Option<OwnerRef> {
+    let kind = tags.get(OWNER_KIND)?.clone();
+    let owner = tags.get(OWNER)?;
+    let (namespace, name) = match owner.split_once('/') {
+        Some((ns, n)) => (Some(ns.to_owned()), n.to_owned()),
+        None => (None, owner.clone()),
+    };
+    Some(OwnerRef { kind, namespace, name })
+}
+
+fn group_by<T: Clone>(items: &[T], tags: impl Fn(&T) -> &BTreeMap<String, String>) -> HashMap<String, Vec<T>> {
+    let mut m: HashMap<String, Vec<T>> = HashMap::new();
+    for i in items {
+        if let Some(uid) = uid_of(tags(i)) {
+            m.entry(uid.clone()).or_default().push(i.clone());
+        }
+    }
+    m
+}
+
+fn fingerprint(s: &Snapshot, uid: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    format!("{:?}{:?}{:?}", s.instances.get(uid), s.groups.get(uid), s.volumes.get(uid)).hash(&mut h);
+    h.finish()
+}
+
+impl FleetCache {
+    /// A cache of everything carrying `filter` (our managed-by and env tags).
+    pub fn new(
+        filter: BTreeMap<String, String>,
+        instances: Arc<dyn Instances>,
+        network: Arc<dyn Network>,
+        volumes: Arc<dyn Volumes>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            filter,
+            instances,
+            network,
+            volumes,
+            snap: RwLock::default(),
+            wake: Notify::new(),
+            changes: broadcast::channel(CHANGE_BUFFER).0,
+            metrics,
+        }
+    }
+
+    /// Announcements of owners whose cloud state changed.
+    pub fn subscribe(&self) -> broadcast::Receiver<OwnerRef> {
+        self.changes.subscribe()
+    }
+
+    /// One describe pass over instances, security groups and volumes.
+    pub async fn refresh(&self) -> CloudResult<()> {
+        let started = Instant::now();
+        let instances = self.instances.list(&self.filter).await?;
+        let groups = self.network.list(&self.filter).await?;
+        let volumes = self.volumes.list(&self.filter).await?;
+        self.metrics.cache_refreshes.inc();
+        self.metrics.cached_instances.set(i64::try_from(instances.len()).unwrap_or(i64::MAX));
+
+        let mut owners = HashMap::new();
+        let tag_sets = instances.iter().map(|i| &i.tags).chain(groups.iter().map(|g| &g.tags)).chain(volumes.iter().map(|v| &v.tags));
+        for tags in tag_sets {
+            if let (Some(uid), Some(o)) = (uid_of(tags), owner_of(tags)) {
+                owners.insert(uid.clone(), o);
+            }
+        }
+        let mut next = Snapshot {
+            instances: group_by(&instances, |i| &i.tags),
+            groups: group_by(&groups, |g| &g.tags),
+            volumes: group_by(&volumes, |v| &v.tags),
+            owners,
+            touched: HashMap::new(),
+            refreshed: Some(started),
+        };
+        let changed = {
+            let Ok(mut cur) = self.snap.write() else { return Ok(()) };
+            // Keep write-throughs newer than this pass: it may have read before they happened.
+            for (uid, at) in &cur.touched {
+                if *at >= started {
+                    next.touched.insert(uid.clone(), *at);
+                    for (from, to) in [(&cur.instances, &mut next.instances)] {
+                        match from.get(uid) {
+                            Some(v) => to.insert(uid.clone(), v.clone()),
+                            None => to.remove(uid),
+                        };
+                    }
+                    match cur.groups.get(uid) {
+                        Some(v) => next.groups.insert(uid.clone(), v.clone()),
+                        None => next.groups.remove(uid),
+                    };
+                    match cur.volumes.get(uid) {
+                        Some(v) => next.volumes.insert(uid.clone(), v.clone()),
+                        None => next.volumes.remove(uid),
+                    };
+                    if let Some(o) = cur.owners.get(uid) {
+                        next.owners.insert(uid.clone(), o.clone());
+                    }
+                }
+            }
+            let uids: std::collections::HashSet<&String> = cur.owners.keys().chain(next.owners.keys()).collect();
+            let changed: Vec<OwnerRef> = uids
+                .into_iter()
+                .filter(|u| fingerprint(&cur, u) != fingerprint(&next, u))
+                .filter_map(|u| next.owners.get(u).or_else(|| cur.owners.get(u)).cloned())
+                .collect();
+            *cur = next;
+            changed
+        };
+        for o in changed {
+            // No listener yet is fine: reconciles read the cache anyway.
+            let _ = self.changes.send(o);
+        }
+        Ok(())
+    }
+
+    /// Refreshes every `interval`, or sooner when [`FleetCache::request_refresh`] is called.
+    pub async fn run(self: Arc<Self>, interval: Duration) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {},
+                () = self.wake.notified() => {},
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "fleet cache refresh failed; keeping the last snapshot");
+            }
+            tokio::time::sleep(MIN_REFRESH_GAP).await;
+        }
+    }
+
+    /// Asks for an early refresh (shared by every caller until it runs).
+    pub fn request_refresh(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Whether a refresh that started after `t` has completed.
+    pub fn refreshed_since(&self, t: Instant) -> bool {
+        self.snap.read().ok().and_then(|s| s.refreshed).is_some_and(|r| r >= t)
+    }
+
+    /// Whether the cache has been filled at least once.
+    pub fn is_filled(&self) -> bool {
+        self.snap.read().ok().is_some_and(|s| s.refreshed.is_some())
+    }
+
+    /// Instances of an owner, terminated ones included.
+    pub fn instances_of(&self, uid: &str) -> Vec<Instance> {
+        self.snap.read().ok().and_then(|s| s.instances.get(uid).cloned()).unwrap_or_default()
+    }
+
+    /// Security groups of an owner.
+    pub fn groups_of(&self, uid: &str) -> Vec<SecurityGroup> {
+        self.snap.read().ok().and_then(|s| s.groups.get(uid).cloned()).unwrap_or_default()
+    }
+
+    /// Volumes of an owner.
+    pub fn volumes_of(&self, uid: &str) -> Vec<Volume> {
+        self.snap.read().ok().and_then(|s| s.volumes.get(uid).cloned()).unwrap_or_default()
+    }
+
+    /// Every owner uid with anything in the cache, and its owner reference (for the orphan scan).
+    pub fn owners(&self) -> HashMap<String, OwnerRef> {
+        self.snap.read().ok().map(|s| s.owners.clone()).unwrap_or_default()
+    }
+
+    fn touch(&self, uid: &str, f: impl FnOnce(&mut Snapshot)) {
+        if let Ok(mut s) = self.snap.write() {
+            f(&mut s);
+            s.touched.insert(uid.to_owned(), Instant::now());
+        }
+    }
+
+    /// Writes an instance through (after a launch or a state change we caused).
+    pub fn put_instance(&self, uid: &str, i: Instance) {
+        self.touch(uid, |s| {
+            if let Some(o) = owner_of(&i.tags) {
+                s.owners.insert(uid.to_owned(), o);
+            }
+            let list = s.instances.entry(uid.to_owned()).or_default();
+            list.retain(|x| x.id != i.id);
+            list.push(i);
+        });
+    }
+
+    /// Records a state we caused on instances of `uid` (stop, start, terminate).
+    pub fn set_instance_state(&self, uid: &str, ids: &[String], state: super::InstanceState) {
+        self.touch(uid, |s| {
+            for i in s.instances.entry(uid.to_owned()).or_default().iter_mut().filter(|i| ids.contains(&i.id)) {
+                i.state = state;
+            }
+        });
+    }
+
+    /// Writes a security group through.
+    pub fn put_group(&self, uid: &str, g: SecurityGroup) {
+        self.touch(uid, |s| {
+            if let Some(o) = owner_of(&g.tags) {
+                s.owners.insert(uid.to_owned(), o);
+            }
+            let list = s.groups.entry(uid.to_owned()).or_default();
+            list.retain(|x| x.id != g.id);
+            list.push(g);
+        });
+    }
+
+    /// Forgets a deleted security group.
+    pub fn remove_group(&self, uid: &str, id: &str) {
+        self.touch(uid, |s| s.groups.entry(uid.to_owned()).or_default().retain(|g| g.id != id));
+    }
+
+    /// Writes a volume through.
+    pub fn put_volume(&self, uid: &str, v: Volume) {
+        self.touch(uid, |s| {
+            if let Some(o) = owner_of(&v.tags) {
+                s.owners.insert(uid.to_owned(), o);
+            }
+            let list = s.volumes.entry(uid.to_owned()).or_default();
+            list.retain(|x| x.id != v.id);
+            list.push(v);
+        });
+    }
+
+    /// Forgets a deleted volume.
+    pub fn remove_volume(&self, uid: &str, id: &str) {
+        self.touch(uid, |s| s.volumes.entry(uid.to_owned()).or_default().retain(|v| v.id != id));
+    }
+}

@@ -1,0 +1,92 @@
+//! The Context every reconcile shares: clients, settings, catalogs, the cloud layer, the fleet
+//! cache, metrics and the small pieces of process memory the protocols need.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use molecule_crds::catalog::Catalog;
+use molecule_crds::images::ImageCatalog;
+use molecule_crds::v1alpha1::Tenant;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::cloud::cache::FleetCache;
+use crate::cloud::tags::Identity;
+use crate::cloud::{Dns, Instances, Network, Volumes};
+use crate::failpoints::Failpoints;
+use crate::metrics::Metrics;
+use crate::reconcile::workspace::admit::Admission;
+
+/// Operator settings the reconcilers read (a subset of the command line, resolved at start).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Region of the main account.
+    pub region: String,
+    /// Subnet instances are launched in.
+    pub subnet_id: String,
+    /// Availability zone of that subnet (data volumes must live there).
+    pub zone: String,
+    /// CIDR of the VPC (egress of `egressOpen: false`).
+    pub vpc_cidr: String,
+    /// EC2 Instance Connect endpoint security group (SSH source), if any.
+    pub eic_sg: Option<String>,
+    /// Workspace instance profile.
+    pub workspace_profile: Option<String>,
+    /// Domain of workspace hostnames.
+    pub workspace_domain: String,
+    /// How long a delete may wait on AWS before a condition names what blocks it.
+    pub deprovision_deadline: Duration,
+    /// How often the fleet cache refreshes in steady state.
+    pub refresh_interval: Duration,
+    /// Workspaces reconciled at once.
+    pub concurrency: u16,
+}
+
+/// See the module docs.
+pub struct Context {
+    /// Kubernetes client (the operator's own identity).
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Settings.
+    pub settings: Settings,
+    /// Tags that mark our resources.
+    pub identity: Identity,
+    /// Instance type catalog.
+    pub catalog: Catalog,
+    /// Image catalog.
+    pub images: ImageCatalog,
+    /// EC2 instances.
+    pub instances: Arc<dyn Instances>,
+    /// Security groups.
+    pub network: Arc<dyn Network>,
+    /// EBS volumes.
+    pub volumes: Arc<dyn Volumes>,
+    /// Workspace DNS zone, when configured.
+    pub dns: Option<Arc<dyn Dns>>,
+    /// Shared cloud state.
+    pub cache: Arc<FleetCache>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Armed failpoints (tests only).
+    pub failpoints: Failpoints,
+    /// Per-object requeue backoff.
+    pub backoff: Backoff,
+    /// Tenants, from a watch (admission reads quotas and namespaces here).
+    pub tenants: Store<Tenant>,
+    /// Per-tenant admission ledger.
+    pub admission: Admission,
+    /// Launches whose outcome is unknown (a 5xx or a lost answer), by owner uid, with when they
+    /// failed: no new launch for that owner until the cache has been refreshed after that.
+    pub uncertain_launches: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("settings", &self.settings).field("identity", &self.identity).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,113 @@
+//! Prometheus metrics. Every label value comes from a bounded set (an enum, an operation name of
+//! the AWS API), never from an error message or an object name.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// One AWS HTTP attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsCall {
+    /// ec2, route53, secretsmanager, sts.
+    pub service: String,
+    /// The API operation (RunInstances).
+    pub operation: String,
+    /// ok, throttled, client_error, server_error, transport_error.
+    pub outcome: &'static str,
+}
+
+/// One reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// Workspace or Tenant.
+    pub kind: &'static str,
+    /// ok or the error category.
+    pub outcome: &'static str,
+}
+
+/// A counted event about a kind (duplicates terminated, relaunches, rejections).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindReason {
+    /// Workspace or Tenant.
+    pub kind: &'static str,
+    /// Bounded reason.
+    pub reason: &'static str,
+}
+
+/// Every metric of the operator, registered once.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The registry /metrics encodes.
+    pub registry: Arc<Registry>,
+    /// AWS HTTP attempts by service, operation and outcome (retries count).
+    pub aws_calls: Family<AwsCall, Counter>,
+    /// Reconciles by kind and outcome.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Reconcile duration in seconds by kind.
+    pub reconcile_seconds: Family<ReconcileLabels, Histogram>,
+    /// Duplicate instances terminated.
+    pub duplicates_terminated: Family<KindReason, Counter>,
+    /// Instances relaunched after being lost.
+    pub relaunches: Family<KindReason, Counter>,
+    /// Admission refusals by reason.
+    pub not_admitted: Family<KindReason, Counter>,
+    /// Full refreshes of the fleet cache.
+    pub cache_refreshes: Counter,
+    /// Instances in the fleet cache.
+    pub cached_instances: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric under the `molecule_` prefix.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("molecule");
+        let aws_calls = Family::<AwsCall, Counter>::default();
+        r.register("aws_calls", "AWS HTTP attempts by service, operation and outcome", aws_calls.clone());
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        r.register("reconciles", "Reconciles by kind and outcome", reconciles.clone());
+        let reconcile_seconds = Family::<ReconcileLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        r.register("reconcile_duration_seconds", "Reconcile duration", reconcile_seconds.clone());
+        let duplicates_terminated = Family::<KindReason, Counter>::default();
+        r.register("duplicate_instances_terminated", "Duplicate instances terminated", duplicates_terminated.clone());
+        let relaunches = Family::<KindReason, Counter>::default();
+        r.register("instance_relaunches", "Instances relaunched after loss", relaunches.clone());
+        let not_admitted = Family::<KindReason, Counter>::default();
+        r.register("not_admitted", "Admission refusals by reason", not_admitted.clone());
+        let cache_refreshes = Counter::default();
+        r.register("fleet_cache_refreshes", "Full refreshes of the fleet cache", cache_refreshes.clone());
+        let cached_instances = Gauge::default();
+        r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
+        Self {
+            registry: Arc::new(r),
+            aws_calls,
+            reconciles,
+            reconcile_seconds,
+            duplicates_terminated,
+            relaunches,
+            not_admitted,
+            cache_refreshes,
+            cached_instances,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail except on a formatter error, which String never gives.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

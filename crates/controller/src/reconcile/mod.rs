@@ -1,0 +1,100 @@
+//! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
+
+pub mod workspace;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType};
+
+use crate::bootstrap::RenderError;
+use crate::cloud::{CloudError, ErrorKind};
+use crate::context::Context;
+
+/// Why a reconcile did not finish, in a bounded category.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A cloud call failed.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// A Kubernetes call failed.
+    #[error("failed to {action}: {source}")]
+    Kube {
+        /// What we tried.
+        action: &'static str,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// User-data could not be rendered from the spec.
+    #[error("failed to render user-data: {0}")]
+    Render(#[from] RenderError),
+    /// The protocol waits for the cloud (an instance still terminating, a group still in use).
+    /// Not a failure: requeued after `retry`, without backoff.
+    #[error("waiting: {what}")]
+    Waiting {
+        /// What we wait for, naming the resource.
+        what: String,
+        /// When to look again.
+        retry: Duration,
+    },
+    /// The finalizer helper failed (adding or removing the finalizer, or a wrapped error).
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// Bounded category: metric label, Event reason, requeue policy.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Cloud(e) => e.kind.as_str(),
+            Self::Kube { .. } => "Kube",
+            Self::Render(_) => "Invalid",
+            Self::Waiting { .. } => "Waiting",
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.category()
+                }
+                _ => "Kube",
+            },
+        }
+    }
+
+    /// The wait, if this is one.
+    pub fn waiting(&self) -> Option<Duration> {
+        match self {
+            Self::Waiting { retry, .. } => Some(*retry),
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.waiting()
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether this is the cloud throttling us.
+    pub fn is_throttled(&self) -> bool {
+        self.category() == ErrorKind::Throttled.as_str()
+    }
+}
+
+/// Wraps a Kubernetes error with what we tried.
+pub fn kube_err(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { action, source }
+}
+
+/// Publishes an Event; a failure to publish is logged, never fails the reconcile.
+pub async fn publish(ctx: &Context, regarding: &ObjectReference, warning: bool, reason: &str, note: String) {
+    let ev = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, regarding).await {
+        tracing::warn!(error = %e, reason, "failed to publish event");
+    }
+}

@@ -1,0 +1,160 @@
+//! The delete protocol: terminate every instance with the owner's uid, wait until AWS reports
+//! them terminated, then delete the security group, the volumes and the DNS records, and only
+//! then let the finalizer go. A 5xx is never success; past the deadline a condition names what
+//! blocks, and the operator keeps trying.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use molecule_crds::conditions;
+use molecule_crds::v1alpha1::{Condition, ConditionStatus, Workspace, WorkspacePhase};
+use serde_json::json;
+
+use super::steps::patch_status;
+use super::{dns, display, owner_of};
+use crate::cloud::tags::OWNER_UID;
+use crate::cloud::{ErrorKind, InstanceState};
+use crate::context::Context;
+use crate::reconcile::{Error, publish};
+
+/// How often a delete looks again while AWS works.
+const POLL: Duration = Duration::from_secs(3);
+
+fn wait(what: String) -> Error {
+    Error::Waiting { what, retry: POLL }
+}
+
+/// Runs the protocol; an `Err(Waiting)` means "not yet" and requeues.
+pub async fn cleanup(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
+    let result = steps(ws, ctx).await;
+    if let Err(e) = &result {
+        report_blocker(ws, ctx, e).await;
+    }
+    result
+}
+
+async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
+    let owner = owner_of(ws);
+    let uid = owner.uid.clone();
+    if ws.status.as_ref().and_then(|s| s.phase) != Some(WorkspacePhase::Terminating) {
+        patch_status(ctx, ws, json!({ "phase": "Terminating" })).await?;
+        publish(ctx, &ws.object_ref(&()), false, "Terminating", "deleting the instance, security group, volumes and DNS records".into()).await;
+    }
+    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
+    if uncertain.is_some_and(|t| !ctx.cache.refreshed_since(t)) {
+        ctx.cache.request_refresh();
+        return Err(wait("an earlier launch's outcome is unknown; waiting for a fresh instance listing".into()));
+    }
+
+    // 1. Instances: terminate all, wait for all to be terminated.
+    let instances = ctx.cache.instances_of(&uid);
+    let to_terminate: Vec<String> = instances
+        .iter()
+        .filter(|i| i.state.is_alive())
+        .map(|i| i.id.clone())
+        .collect();
+    if !to_terminate.is_empty() {
+        ctx.instances.terminate(&to_terminate).await?;
+        ctx.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
+        ctx.failpoints.hit("workspace.delete.after-terminate").await;
+    }
+    let pending: Vec<&str> =
+        instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
+    if !pending.is_empty() {
+        ctx.cache.request_refresh();
+        return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
+    }
+    // The cache says all gone. Ask AWS once, by tag, before anything that depends on it: an
+    // instance the cache never saw must not survive the Workspace.
+    let mut filter = ctx.identity.filter();
+    filter.insert(OWNER_UID.into(), uid.clone());
+    let live: Vec<_> = ctx.instances.list(&filter).await?.into_iter().filter(|i| i.state != InstanceState::Terminated).collect();
+    if !live.is_empty() {
+        let ids: Vec<&str> = live.iter().map(|i| i.id.as_str()).collect();
+        let msg = format!("instance {} to be terminated", ids.join(", "));
+        for i in live {
+            ctx.cache.put_instance(&uid, i);
+        }
+        return Err(wait(msg));
+    }
+
+    // 2. Security groups.
+    for g in ctx.cache.groups_of(&uid) {
+        match ctx.network.delete(&g.id).await {
+            Ok(()) => ctx.cache.remove_group(&uid, &g.id),
+            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("security group {} is still in use ({})", g.id, e.code))),
+            Err(e) => return Err(e.into()),
+        }
+        ctx.failpoints.hit("workspace.delete.after-sg").await;
+    }
+
+    // 3. Volumes: the data volume, and any root volume EC2 kept.
+    for v in ctx.cache.volumes_of(&uid) {
+        if matches!(v.state.as_str(), "deleting" | "deleted") {
+            continue;
+        }
+        if let Some(i) = &v.attached_to {
+            ctx.volumes.detach(&v.id, i).await?;
+            ctx.cache.request_refresh();
+            return Err(wait(format!("volume {} to detach from {i}", v.id)));
+        }
+        match ctx.volumes.delete(&v.id).await {
+            Ok(()) => ctx.cache.remove_volume(&uid, &v.id),
+            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
+            Err(e) => return Err(e.into()),
+        }
+        ctx.failpoints.hit("workspace.delete.after-volume").await;
+    }
+
+    // 4. DNS.
+    if let (Some(d), Some(host)) = (ctx.dns.as_deref(), ws.status.as_ref().and_then(|s| s.hostname.clone())) {
+        let foreign = dns::remove(d, &ctx.identity.dns_mark(&owner), &host).await?;
+        if foreign {
+            publish(ctx, &ws.object_ref(&()), true, "RecordNotOwned", format!("{host} has a record that is not this Workspace's; left untouched")).await;
+        }
+        ctx.failpoints.hit("workspace.delete.after-dns").await;
+    }
+
+    // 5. The Lease, the ledger; then the finalizer goes (the caller removes it on Ok).
+    display::remove(ctx, ws).await?;
+    ctx.admission.release(&ws.spec.tenant, &uid);
+    tracing::info!(workspace = %owner.qualified(), uid = %uid, "workspace deleted: instance, security group, volumes and records confirmed gone");
+    publish(ctx, &ws.object_ref(&()), false, "Deleted", "instance, security group, volumes and DNS records confirmed gone".into()).await;
+    Ok(Action::await_change())
+}
+
+/// Past the deadline, says in a condition (and one Event) what blocks the delete.
+async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
+    let Some(since) = ws.metadata.deletion_timestamp.as_ref().map(|t| t.0) else { return };
+    let elapsed = Timestamp::now().duration_since(since).as_secs();
+    if u64::try_from(elapsed).unwrap_or(0) < ctx.settings.deprovision_deadline.as_secs() {
+        return;
+    }
+    let what = match e {
+        Error::Waiting { what, .. } => what.clone(),
+        other => other.to_string(),
+    };
+    let message = format!("delete blocked: {what}; waiting since {elapsed}s, still retrying");
+    let old = ws.status.as_ref().and_then(|s| conditions::get(&s.conditions, "Ready").cloned());
+    let reason = "DeletionBlocked";
+    if old.as_ref().is_some_and(|c| c.reason == reason && c.message.split(';').next() == message.split(';').next()) {
+        return;
+    }
+    let cond = Condition {
+        type_: "Ready".into(),
+        status: ConditionStatus::False,
+        reason: reason.into(),
+        message: message.clone(),
+        last_transition_time: old.map_or_else(|| Timestamp::now().to_string(), |c| c.last_transition_time),
+        observed_generation: ws.metadata.generation,
+    };
+    let mut conds = ws.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    conditions::set(&mut conds, cond);
+    if let Err(err) = patch_status(ctx, ws, json!({ "conditions": conds })).await {
+        tracing::warn!(error = %err, "failed to write the DeletionBlocked condition");
+    }
+    publish(ctx, &ws.object_ref(&()), true, reason, message).await;
+    tracing::warn!(workspace = %ws.name_any(), blocker = %what, "delete past its deadline");
+}

@@ -1,0 +1,78 @@
+//! The workspace's A record and the TXT ownership record beside it. A record whose TXT is not
+//! ours is never changed or deleted.
+
+use crate::cloud::tags::Owner;
+use crate::cloud::{Dns, OwnedRecord, RecordSet};
+use crate::context::Context;
+use crate::reconcile::Error;
+
+use super::status::DnsState;
+
+/// `<name>.<tenant>.<domain>`, or `<name>.<namespace>.<tenant>.<domain>` when the Workspace lives
+/// in a namespace other than the tenant's own (two namespaces may hold the same name).
+pub fn hostname(name: &str, namespace: &str, tenant: &str, domain: &str) -> String {
+    if namespace == tenant { format!("{name}.{tenant}.{domain}") } else { format!("{name}.{namespace}.{tenant}.{domain}") }
+}
+
+/// Whether `current` may be written over or deleted by `mark`'s owner: empty, or marked as ours.
+pub fn may_touch(current: &RecordSet, mark: &str) -> bool {
+    (current.values.is_empty() && current.txt.is_empty()) || current.txt.iter().any(|t| t == mark)
+}
+
+/// Writes the A record for `ip` unless status says it is already there.
+pub async fn ensure(ctx: &Context, owner: &Owner, host: &str, ip: &str, already: bool) -> Result<DnsState, Error> {
+    let Some(dns) = ctx.dns.as_deref() else { return Ok(DnsState::Disabled) };
+    if already {
+        return Ok(DnsState::Ready);
+    }
+    let mark = ctx.identity.dns_mark(owner);
+    let current = dns.get(host, "A").await?;
+    if !may_touch(&current, &mark) {
+        return Ok(DnsState::NotOwned(format!(
+            "{host} already has a record whose ownership record is not this Workspace's; it is left untouched"
+        )));
+    }
+    if current.values == [ip.to_owned()] && current.txt == [mark.clone()] {
+        return Ok(DnsState::Ready);
+    }
+    dns.upsert(&OwnedRecord { name: host.to_owned(), record_type: "A", value: ip.to_owned(), owner_mark: mark }).await?;
+    ctx.failpoints.hit("workspace.dns.after-upsert").await;
+    Ok(DnsState::Ready)
+}
+
+/// Deletes the record and its TXT if they are ours. Returns whether a record of someone else's
+/// was left in place.
+pub async fn remove(dns: &dyn Dns, mark: &str, host: &str) -> Result<bool, Error> {
+    let current = dns.get(host, "A").await?;
+    if current.values.is_empty() && current.txt.is_empty() {
+        return Ok(false);
+    }
+    if !may_touch(&current, mark) {
+        return Ok(true);
+    }
+    dns.delete(host, "A", &current).await?;
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(hostname("agent", "acme", "acme", "ws.internal"), "agent.acme.ws.internal");
+        assert_eq!(hostname("agent", "research", "globex", "ws.internal"), "agent.research.globex.ws.internal");
+    }
+
+    #[test]
+    fn only_our_records_are_touched() {
+        let mine = "heritage=molecule-operator,owner-uid=u1";
+        assert!(may_touch(&RecordSet::default(), mine));
+        let ours = RecordSet { values: vec!["10.0.0.1".into()], txt: vec![mine.into()], ..RecordSet::default() };
+        assert!(may_touch(&ours, mine));
+        let theirs = RecordSet { values: vec!["10.0.0.1".into()], ..RecordSet::default() };
+        assert!(!may_touch(&theirs, mine));
+        let other = RecordSet { values: vec!["10.0.0.1".into()], txt: vec!["heritage=x".into()], ..RecordSet::default() };
+        assert!(!may_touch(&other, mine));
+    }
+}

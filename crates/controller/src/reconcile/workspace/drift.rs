@@ -1,0 +1,95 @@
+//! Drift: what changed between the machine that runs and the machine the spec asks for, and what
+//! applying it costs. Pure.
+
+use molecule_crds::v1alpha1::ResolvedCompute;
+use sha2::{Digest, Sha256};
+
+/// Hash of a resolved machine: the instance records it in a tag; a different hash is drift.
+/// Hashing the resolution, not the raw spec, means spelling out a default is not drift.
+pub fn spec_hash(r: &ResolvedCompute) -> String {
+    let bytes = serde_json::to_vec(r).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// The EC2 ClientToken of a launch attempt: deterministic per (uid, attempt), at most 64 chars.
+pub fn launch_token(uid: &str, attempt: u32) -> String {
+    let h = Sha256::digest(format!("{uid}:{attempt}").as_bytes());
+    format!("ws-{}", hex::encode(&h[..24]))
+}
+
+/// Each changed field as `field: old → new`.
+pub fn changes(old: &ResolvedCompute, new: &ResolvedCompute) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return vec![];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "unset".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {} → {}", show(a.get(k)), show(b.get(k))))
+        .collect()
+}
+
+/// The Drifted condition's message.
+pub fn message(changes: &[String], has_data_volume: bool, manual: bool) -> String {
+    let list = if changes.is_empty() { "spec.compute changed".to_owned() } else { changes.join(", ") };
+    let data = if has_data_volume { "the data volume survives" } else { "there is no data volume" };
+    let how = if manual {
+        "set the annotation moleculesai.app/recreate-at to the current time to apply it"
+    } else {
+        "applying it now (updatePolicy Recreate)"
+    };
+    format!("{list}; applying it replaces the instance: the root volume is lost, {data}; {how}")
+}
+
+#[cfg(test)]
+mod tests {
+    use molecule_crds::v1alpha1::{Arch, DisplayMode, Market, OsFamily};
+
+    use super::*;
+
+    fn r(t: &str) -> ResolvedCompute {
+        ResolvedCompute {
+            instance_type: t.into(),
+            vcpus: 2,
+            memory_mib: 8192,
+            arch: Arch::X86_64,
+            os_family: OsFamily::Ubuntu,
+            os_version: "24.04".into(),
+            ami_id: "ami-1".into(),
+            root_gb: 50,
+            iops: 3000,
+            throughput_mi_bps: 125,
+            data_gb: Some(10),
+            gpu: None,
+            market: Market::OnDemand,
+            display_mode: DisplayMode::None,
+        }
+    }
+
+    #[test]
+    fn changes_list_each_field_old_to_new() {
+        let mut b = r("t3.xlarge");
+        b.vcpus = 4;
+        assert_eq!(changes(&r("t3.large"), &b), vec!["instanceType: t3.large → t3.xlarge", "vcpus: 2 → 4"]);
+        assert_ne!(spec_hash(&r("t3.large")), spec_hash(&b));
+        assert_eq!(spec_hash(&r("t3.large")), spec_hash(&r("t3.large")));
+        let m = message(&changes(&r("t3.large"), &b), true, true);
+        assert!(m.contains("root volume is lost") && m.contains("data volume survives") && m.contains("recreate-at"));
+    }
+
+    #[test]
+    fn tokens_are_per_attempt_and_fit_ec2() {
+        assert_ne!(launch_token("u", 1), launch_token("u", 2));
+        assert_eq!(launch_token("u", 1), launch_token("u", 1));
+        assert!(launch_token("u", 1).len() <= 64);
+    }
+}

@@ -1,0 +1,345 @@
+//! The Workspace reconciler: admission, security group, data volume, the launch protocol,
+//! DNS, the display Lease and status; and the delete protocol behind the finalizer.
+
+pub mod admit;
+mod delete;
+pub mod display;
+pub mod dns;
+pub mod drift;
+pub mod network;
+pub mod plan;
+pub mod status;
+pub mod steps;
+mod volume;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use molecule_crds::conditions;
+use molecule_crds::v1alpha1::{
+    DisplayStatus, PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus,
+};
+
+use self::plan::Inputs;
+use self::status::{DnsState, View};
+use crate::cloud::tags::Owner;
+use crate::context::Context;
+use crate::metrics::{KindReason, ReconcileLabels};
+use crate::reconcile::{Error, kube_err, publish};
+
+/// The finalizer that holds a Workspace until its cloud resources are confirmed gone.
+pub const FINALIZER: &str = "moleculesai.app/workspace-cleanup";
+/// Annotation that applies a pending drift under `updatePolicy: Manual`.
+pub const RECREATE_AT: &str = "moleculesai.app/recreate-at";
+/// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
+const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+
+/// The reconciler's shared state: the Context and the Workspace watch cache.
+pub struct Reconciler {
+    /// Shared context.
+    pub ctx: Arc<Context>,
+    /// Every Workspace, from the controller's own watch.
+    pub workspaces: Store<Workspace>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+/// Owner tags of a Workspace.
+pub fn owner_of(ws: &Workspace) -> Owner {
+    Owner {
+        kind: "Workspace",
+        uid: ws.uid().unwrap_or_default(),
+        namespace: ws.namespace(),
+        name: ws.name_any(),
+        tenant: ws.spec.tenant.clone(),
+    }
+}
+
+/// Runs the Workspace controller until shutdown.
+pub async fn run(ctx: Arc<Context>, tenants: Api<Tenant>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(Api::<Workspace>::all(client.clone()), watcher::Config::default());
+    let workspaces = controller.store();
+    let by_tenant = workspaces.clone();
+    let changes = ctx.cache.subscribe();
+    let cloud_changes = tokio_stream_from(changes).filter_map(|o| async move {
+        (o.kind == "Workspace").then(|| ObjectRef::new(&o.name).within(o.namespace.as_deref().unwrap_or_default()))
+    });
+    let leases = watcher::Config::default().labels(&format!("{}=true", display::LEASE_LABEL));
+    let concurrency = ctx.settings.concurrency;
+    let reconciler = Arc::new(Reconciler { ctx, workspaces });
+    controller
+        .owns(Api::<Lease>::all(client), leases)
+        .watches(tenants, watcher::Config::default(), move |t: Tenant| {
+            let name = t.name_any();
+            by_tenant
+                .state()
+                .into_iter()
+                .filter(|w| w.spec.tenant == name)
+                .map(|w| ObjectRef::from_obj(w.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_on(cloud_changes)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, reconciler)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// A broadcast receiver as a stream; a lagging receiver skips (periodic requeues catch up).
+fn tokio_stream_from<T: Clone + Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => return Some((v, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let ctx = r.ctx.clone();
+    let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
+    let res = finalizer(&api, FINALIZER, ws, |ev| async {
+        match ev {
+            Finalizer::Apply(ws) => converge(&ws, &r).await,
+            Finalizer::Cleanup(ws) => delete::cleanup(&ws, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let outcome = match &res {
+        Ok(_) => {
+            ctx.backoff.succeeded(&key);
+            "ok"
+        }
+        Err(e) => e.category(),
+    };
+    let labels = ReconcileLabels { kind: "Workspace", outcome };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    ctx.metrics.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    res
+}
+
+fn error_policy(ws: Arc<Workspace>, e: &Error, r: Arc<Reconciler>) -> Action {
+    if let Some(retry) = e.waiting() {
+        tracing::debug!(workspace = %ws.name_any(), wait = %e, "waiting on the cloud");
+        return Action::requeue(retry);
+    }
+    let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
+    let delay = r.ctx.backoff.failed(&key);
+    tracing::warn!(workspace = %key, category = e.category(), error = %e, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The apply path: observe, plan, apply, status.
+async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
+    let ctx = &r.ctx;
+    let old = ws.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    st.observed_generation = ws.metadata.generation;
+    let now = Timestamp::now().to_string();
+    let owner = owner_of(ws);
+    let want_running = ws.spec.state == PowerState::Running;
+
+    // Observe + admit (no cloud call before this passes).
+    let others: Vec<Arc<Workspace>> = r
+        .workspaces
+        .state()
+        .into_iter()
+        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid() && w.metadata.deletion_timestamp.is_none())
+        .collect();
+    let admitted = admit::bind_and_resolve(ctx, ws).and_then(|(tenant, resolved)| {
+        let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
+        ctx.admission.decide(&tenant, ws, &resolved, &refs).map(|()| (tenant, resolved))
+    });
+    let (tenant, resolved) = match admitted {
+        Ok(x) => x,
+        Err(rej) => {
+            ctx.metrics.not_admitted.get_or_create(&KindReason { kind: "Workspace", reason: rej.reason.as_str() }).inc();
+            let v = View {
+                rejection: Some((rej.reason.as_str(), &rej.message)),
+                want_running,
+                current: None,
+                replacing: false,
+                network_ready: false,
+                dns: DnsState::Pending,
+                display_mode: molecule_crds::v1alpha1::DisplayMode::None,
+                drift: None,
+                error: None,
+            };
+            status::set_conditions(&mut st, &v, ws.metadata.generation, &now);
+            if st.launch.is_none() {
+                st.phase = Some(status::phase(&v));
+            }
+            finish(ctx, ws, &old, st).await?;
+            return Ok(Action::requeue(STEADY_REQUEUE));
+        }
+    };
+
+    let spec_hash = drift::spec_hash(&resolved.compute);
+    let host = dns::hostname(&ws.name_any(), &ws.namespace().unwrap_or_default(), &ws.spec.tenant, &ctx.settings.workspace_domain);
+    let tenant_status = tenant.status.clone().unwrap_or_default();
+
+    // Network and data volume come before the instance that needs them.
+    let sg = network::ensure(ctx, ws, &owner, tenant_status.security_group_id.as_deref(), st.security_group_id.as_deref()).await?;
+    st.security_group_id = Some(sg.id.clone());
+    let data_volume = match resolved.compute.data_gb {
+        Some(gb) => Some(volume::ensure(ctx, &owner, gb, st.data_volume_id.as_deref()).await?),
+        None => None,
+    };
+    st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
+
+    // Plan (pure) and apply.
+    let instances = ctx.cache.instances_of(&owner.uid);
+    let launched_at = st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
+    let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
+    let replace_allowed = ws.spec.update_policy == UpdatePolicy::Recreate
+        || matches!((recreate_at, launched_at), (Some(at), Some(l)) if at > l);
+    let p = plan::plan(&Inputs {
+        instances: &instances,
+        status_instance: st.instance_id.as_deref(),
+        recorded: st.launch.as_ref().map(|l| (l.attempt, l.spec_hash.as_str())),
+        spec_hash: &spec_hash,
+        want_running,
+        replace_allowed,
+        data_volume: data_volume.as_ref(),
+    });
+    let target = steps::Target {
+        ws,
+        owner: &owner,
+        resolved: &resolved,
+        spec_hash: &spec_hash,
+        sg_id: &sg.id,
+        data_volume: data_volume.as_ref(),
+        bundle_arn: tenant_status.secret_arn.as_deref(),
+        hostname: &host,
+    };
+    let replacing_now = p.steps.iter().any(|s| matches!(s, plan::Step::Record { reason: plan::LaunchReason::Replace, .. }));
+    let mut step_error = None;
+    let current = match steps::run(ctx, &target, &mut st, p.steps.clone(), p.current.clone()).await {
+        Ok(c) => c,
+        Err(e) if e.waiting().is_some() => p.current.clone(),
+        Err(e) => {
+            step_error = Some(e);
+            p.current.clone()
+        }
+    };
+    if let Some(c) = &current {
+        st.instance_id = Some(c.id.clone());
+        st.private_ip.clone_from(&c.private_ip);
+    }
+
+    // DNS once the instance has an address.
+    let dns_state = match current.as_ref().and_then(|c| c.private_ip.clone()) {
+        Some(ip) if step_error.is_none() => {
+            let already = st.private_ip.as_deref() == Some(ip.as_str())
+                && old.private_ip.as_deref() == Some(ip.as_str())
+                && old.hostname.as_deref() == Some(host.as_str())
+                && conditions::is_true(&old.conditions, "DnsReady");
+            match dns::ensure(ctx, &owner, &host, &ip, already).await {
+                Ok(s) => s,
+                Err(e) => DnsState::Failed(e.to_string()),
+            }
+        }
+        _ if ctx.dns.is_none() => DnsState::Disabled,
+        _ => DnsState::Pending,
+    };
+    st.hostname = Some(host.clone());
+
+    // Desktop and its Lease.
+    let mode = resolved.compute.display_mode;
+    let mut requeue = if want_running && current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready")) {
+        STEADY_REQUEUE
+    } else {
+        ctx.settings.refresh_interval * 2
+    };
+    let drifted = p.drifted && !replacing_now;
+    let drift_msg = drifted.then(|| {
+        let changes = st.resolved.as_ref().map(|o| drift::changes(o, &resolved.compute)).unwrap_or_default();
+        drift::message(&changes, data_volume.is_some(), ws.spec.update_policy == UpdatePolicy::Manual)
+    });
+    let view = View {
+        rejection: None,
+        want_running,
+        current: current.as_ref(),
+        replacing: !p.predecessors.is_empty() || replacing_now,
+        network_ready: true,
+        dns: dns_state,
+        display_mode: mode,
+        drift: drift_msg,
+        error: step_error.as_ref().map(ToString::to_string),
+    };
+    st.display = if mode.is_enabled() {
+        let holder = display::ensure(ctx, ws).await?;
+        if let Some(s) = holder.lapses_in {
+            requeue = requeue.min(Duration::from_secs(s));
+        }
+        let d = ws.spec.compute.display.clone().unwrap_or_default();
+        Some(DisplayStatus {
+            mode,
+            status: status::display_status(&view),
+            width: d.width,
+            height: d.height,
+            protocol: d.protocol,
+            controller: holder.controller,
+            controlled_by: holder.controlled_by,
+            expires_at: holder.expires_at,
+        })
+    } else {
+        None
+    };
+    // The machine that runs is what status shows; a pending drift shows in Drifted.
+    if !drifted || st.resolved.is_none() {
+        st.resolved = Some(resolved.compute.clone());
+        st.estimated_hourly_usd = Some(resolved.hourly.to_decimal_4());
+    }
+    status::set_conditions(&mut st, &view, ws.metadata.generation, &now);
+    st.phase = Some(status::phase(&view));
+    finish(ctx, ws, &old, st).await?;
+    match step_error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(requeue)),
+    }
+}
+
+/// Publishes the Events of the transitions and writes the whole status with server-side apply.
+async fn finish(ctx: &Context, ws: &Workspace, old: &WorkspaceStatus, st: WorkspaceStatus) -> Result<(), Error> {
+    let regarding = ws.object_ref(&());
+    for (warning, reason, note) in status::transitions(old, &st) {
+        publish(ctx, &regarding, warning, &reason, note).await;
+    }
+    if old == &st {
+        return Ok(());
+    }
+    let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "moleculesai.app/v1alpha1",
+        "kind": "Workspace",
+        "status": st,
+    });
+    api.patch_status(&ws.name_any(), &PatchParams::apply(steps::MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(kube_err("write the Workspace status"))?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The Workspace's security group: created with its tags, rules converged to exactly the desired
+//! set. Ingress only from the EC2 Instance Connect endpoint (SSH) and the Tenant's group (agent
+//! port); never 0.0.0.0/0 inbound, never a display port.
+
+use molecule_crds::v1alpha1::Workspace;
+
+use crate::bootstrap::AGENT_PORT;
+use crate::cloud::tags::Owner;
+use crate::cloud::{Peer, Rule, SecurityGroup};
+use crate::context::Context;
+use crate::reconcile::Error;
+
+/// The rules a Workspace's group must hold: (ingress, egress). Pure.
+pub fn desired(eic_sg: Option<&str>, tenant_sg: Option<&str>, egress_open: bool, vpc_cidr: &str) -> (Vec<Rule>, Vec<Rule>) {
+    let tcp = |port: u16, g: &str| Rule {
+        protocol: "tcp".into(),
+        from_port: i32::from(port),
+        to_port: i32::from(port),
+        peer: Peer::Group(g.into()),
+    };
+    let mut ingress: Vec<Rule> = [eic_sg.map(|g| tcp(22, g)), tenant_sg.map(|g| tcp(AGENT_PORT, g))].into_iter().flatten().collect();
+    ingress.sort();
+    let dest = if egress_open { "0.0.0.0/0" } else { vpc_cidr };
+    let egress = vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr(dest.into()) }];
+    (ingress, egress)
+}
+
+/// Rules to add and to remove to go from `have` to `want`. Pure.
+pub fn diff(have: &[Rule], want: &[Rule]) -> (Vec<Rule>, Vec<Rule>) {
+    let add = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+    let remove = have.iter().filter(|r| !want.contains(r)).cloned().collect();
+    (add, remove)
+}
+
+/// Finds or creates the group and converges its rules. Returns the group.
+pub async fn ensure(ctx: &Context, ws: &Workspace, owner: &Owner, tenant_sg: Option<&str>, status_sg: Option<&str>) -> Result<SecurityGroup, Error> {
+    let mut groups = ctx.cache.groups_of(&owner.uid);
+    groups.sort_by_key(|g| Some(g.id.as_str()) != status_sg);
+    let mut group = match groups.into_iter().next() {
+        Some(g) => g,
+        None => {
+            let name = format!("molecule-ws-{}", owner.uid);
+            let description = format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant);
+            let tags = ctx.identity.tags(owner);
+            let id = ctx.network.create(&name, &description, &tags).await?;
+            let g = SecurityGroup {
+                id,
+                name,
+                tags,
+                ingress: vec![],
+                // What EC2 puts in a new group.
+                egress: vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr("0.0.0.0/0".into()) }],
+            };
+            ctx.cache.put_group(&owner.uid, g.clone());
+            ctx.failpoints.hit("workspace.sg.after-create").await;
+            g
+        }
+    };
+    let egress_open = ws.spec.compute.network.as_ref().is_none_or(|n| n.egress_open);
+    let (want_in, want_out) = desired(ctx.settings.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.settings.vpc_cidr);
+    let (add_in, del_in) = diff(&group.ingress, &want_in);
+    let (add_out, del_out) = diff(&group.egress, &want_out);
+    if add_in.is_empty() && del_in.is_empty() && add_out.is_empty() && del_out.is_empty() {
+        return Ok(group);
+    }
+    ctx.network.authorize_ingress(&group.id, &add_in).await?;
+    ctx.network.revoke_ingress(&group.id, &del_in).await?;
+    // Add before revoking so a change of egress never leaves the instance with none.
+    ctx.network.authorize_egress(&group.id, &add_out).await?;
+    ctx.network.revoke_egress(&group.id, &del_out).await?;
+    group.ingress = want_in;
+    group.egress = want_out;
+    ctx.cache.put_group(&owner.uid, group.clone());
+    Ok(group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_never_opens_the_world_or_a_display_port() {
+        let (ingress, egress) = desired(Some("sg-eic"), Some("sg-tenant"), true, "10.0.0.0/16");
+        assert_eq!(ingress.len(), 2);
+        assert!(ingress.iter().all(|r| matches!(r.peer, Peer::Group(_))));
+        assert!(ingress.iter().all(|r| ![5900, 5901, 6080, 8443].contains(&r.from_port)));
+        assert_eq!(egress[0].peer, Peer::Cidr("0.0.0.0/0".into()));
+        let (ingress, egress) = desired(None, None, false, "10.0.0.0/16");
+        assert!(ingress.is_empty());
+        assert_eq!(egress[0].peer, Peer::Cidr("10.0.0.0/16".into()));
+    }
+
+    #[test]
+    fn diff_adds_and_removes_exactly() {
+        let (_, open) = desired(None, None, true, "10.0.0.0/16");
+        let (_, closed) = desired(None, None, false, "10.0.0.0/16");
+        assert_eq!(diff(&open, &closed), (closed.clone(), open.clone()));
+        assert_eq!(diff(&open, &open), (vec![], vec![]));
+    }
+}

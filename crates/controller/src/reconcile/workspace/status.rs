@@ -1,0 +1,221 @@
+//! Phase, conditions and the desktop status of a Workspace, from what the reconcile saw. Pure.
+
+use molecule_crds::conditions;
+use molecule_crds::v1alpha1::{Condition, ConditionStatus, DisplayMode, DisplayStatusSpec, WorkspacePhase, WorkspaceStatus};
+
+use crate::cloud::tags::{BOOT, DISPLAY};
+use crate::cloud::{Instance, InstanceState};
+
+/// The DNS record's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsState {
+    /// Written and owned.
+    Ready,
+    /// No zone configured.
+    Disabled,
+    /// Not written yet (no IP yet, or not reached yet).
+    Pending,
+    /// A record exists that is not ours; we never touch it.
+    NotOwned(String),
+    /// The write failed.
+    Failed(String),
+}
+
+/// Everything the status is computed from.
+#[derive(Clone, Debug)]
+pub struct View<'a> {
+    /// None when admitted, else (reason, message).
+    pub rejection: Option<(&'a str, &'a str)>,
+    /// spec.state is Running.
+    pub want_running: bool,
+    /// The instance of the current attempt.
+    pub current: Option<&'a Instance>,
+    /// Older instances still alive.
+    pub replacing: bool,
+    /// The security group exists with its rules.
+    pub network_ready: bool,
+    /// The DNS record.
+    pub dns: DnsState,
+    /// Desktop mode.
+    pub display_mode: DisplayMode,
+    /// Drifted message, when drifted.
+    pub drift: Option<String>,
+    /// The last step's failure, for the Ready message.
+    pub error: Option<String>,
+}
+
+fn boot(i: &Instance) -> Option<&str> {
+    i.tag(BOOT)
+}
+
+/// The lifecycle phase.
+pub fn phase(v: &View<'_>) -> WorkspacePhase {
+    if v.rejection.is_some() {
+        return WorkspacePhase::Pending;
+    }
+    if v.replacing {
+        return WorkspacePhase::Replacing;
+    }
+    let Some(c) = v.current else {
+        return if v.want_running { WorkspacePhase::Provisioning } else { WorkspacePhase::Stopped };
+    };
+    match (c.state, v.want_running) {
+        (InstanceState::Running, true) => match boot(c) {
+            Some("ready") => WorkspacePhase::Running,
+            Some("failed") => WorkspacePhase::Failed,
+            _ => WorkspacePhase::Provisioning,
+        },
+        (InstanceState::Running | InstanceState::Stopping, false) => WorkspacePhase::Stopping,
+        (InstanceState::Stopped, false) => WorkspacePhase::Stopped,
+        (InstanceState::Stopping, true) => WorkspacePhase::Stopping,
+        _ => WorkspacePhase::Provisioning,
+    }
+}
+
+/// The desktop status word.
+pub fn display_status(v: &View<'_>) -> DisplayStatusSpec {
+    match v.current {
+        None if v.want_running => DisplayStatusSpec::Provisioning,
+        None => DisplayStatusSpec::Unavailable,
+        Some(c) => match c.state {
+            InstanceState::Pending => DisplayStatusSpec::Provisioning,
+            InstanceState::Running if !v.want_running => DisplayStatusSpec::Unavailable,
+            InstanceState::Running => match (boot(c), c.tag(DISPLAY)) {
+                (_, Some("ready")) => DisplayStatusSpec::Ready,
+                (_, Some("offline")) => DisplayStatusSpec::Offline,
+                (Some("ready"), _) => DisplayStatusSpec::Starting,
+                _ => DisplayStatusSpec::Provisioning,
+            },
+            _ => DisplayStatusSpec::Unavailable,
+        },
+    }
+}
+
+fn cond(t: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) -> Condition {
+    Condition {
+        type_: t.into(),
+        status: ConditionStatus::from_bool(ok),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now.into(),
+        observed_generation: generation,
+    }
+}
+
+/// Writes every condition into `st` (transition times move only on status changes).
+pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option<i64>, now: &str) {
+    let mut put = |c: Condition| {
+        conditions::set(&mut st.conditions, c);
+    };
+    if let Some((reason, message)) = v.rejection {
+        put(cond("Admitted", false, reason, message, generation, now));
+        put(cond("Ready", false, "NotAdmitted", message, generation, now));
+        return;
+    }
+    put(cond("Admitted", true, "Admitted", "resolution, quotas and tenant binding passed", generation, now));
+    put(if v.network_ready {
+        cond("NetworkReady", true, "SecurityGroupReady", "security group rules converged", generation, now)
+    } else {
+        cond("NetworkReady", false, "SecurityGroupPending", "security group not converged yet", generation, now)
+    });
+    let (inst_ok, inst_reason, inst_msg) = instance_condition(v);
+    put(cond("InstanceReady", inst_ok, inst_reason, inst_msg.clone(), generation, now));
+    let (dns_ok, dns_reason, dns_msg) = match &v.dns {
+        DnsState::Ready => (true, "RecordWritten", "A record and its ownership TXT record are written".to_owned()),
+        DnsState::Disabled => (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned()),
+        DnsState::Pending => (false, "RecordPending", "waiting for the instance's private IP".to_owned()),
+        DnsState::NotOwned(m) => (false, "RecordNotOwned", m.clone()),
+        DnsState::Failed(m) => (false, "RecordFailed", m.clone()),
+    };
+    put(cond("DnsReady", dns_ok, dns_reason, dns_msg.clone(), generation, now));
+    let (disp_ok, disp_reason, disp_msg) = if v.display_mode.is_enabled() {
+        match display_status(v) {
+            DisplayStatusSpec::Ready => (true, "DisplayReady", "the desktop answers on the instance"),
+            DisplayStatusSpec::Offline => (false, "DisplayOffline", "the desktop stack reported it is down"),
+            DisplayStatusSpec::Starting => (false, "DisplayStarting", "the desktop stack is starting"),
+            DisplayStatusSpec::Provisioning => (false, "Provisioning", "the instance is being launched"),
+            DisplayStatusSpec::Unavailable => (false, "Stopped", "the instance is not running"),
+        }
+    } else {
+        (true, "NoDisplay", "display mode none")
+    };
+    put(cond("DisplayReady", disp_ok, disp_reason, disp_msg, generation, now));
+    put(match &v.drift {
+        Some(m) => cond("Drifted", true, "SpecChanged", m.clone(), generation, now),
+        None => cond("Drifted", false, "InSync", "the instance matches spec.compute", generation, now),
+    });
+    let ready = !v.replacing && v.network_ready && inst_ok && dns_ok && disp_ok;
+    put(if ready {
+        cond("Ready", true, "Ready", "the workspace is running and reachable", generation, now)
+    } else if !v.want_running {
+        cond("Ready", false, "Stopped", "spec.state is Stopped", generation, now)
+    } else if let Some(e) = &v.error {
+        cond("Ready", false, "ReconcileError", e.clone(), generation, now)
+    } else {
+        let (reason, msg) = if v.replacing {
+            ("Replacing", "a new instance is replacing the old one".to_owned())
+        } else if !inst_ok {
+            (inst_reason, inst_msg)
+        } else if !dns_ok {
+            (dns_reason, dns_msg)
+        } else if !disp_ok {
+            (disp_reason, disp_msg.to_owned())
+        } else {
+            ("NetworkPending", "security group not converged yet".to_owned())
+        };
+        cond("Ready", false, reason, msg, generation, now)
+    });
+}
+
+fn instance_condition(v: &View<'_>) -> (bool, &'static str, String) {
+    let Some(c) = v.current else {
+        return if v.want_running {
+            (false, "Launching", "no instance yet".into())
+        } else {
+            (false, "Stopped", "no instance while stopped".into())
+        };
+    };
+    match c.state {
+        InstanceState::Running => match boot(c) {
+            Some("ready") => (true, "BootReady", format!("instance {} runs and its bootstrap reported ready", c.id)),
+            Some("failed") => (false, "BootFailed", format!("the bootstrap of instance {} failed; see /var/log/molecule-bootstrap.log", c.id)),
+            _ => (false, "Booting", format!("instance {} runs; waiting for its bootstrap", c.id)),
+        },
+        InstanceState::Pending => (false, "Launching", format!("instance {} is pending", c.id)),
+        s => (false, "Stopped", format!("instance {} is {s}", c.id)),
+    }
+}
+
+/// Events for the transitions between two statuses: (warning, reason, note).
+pub fn transitions(old: &WorkspaceStatus, new: &WorkspaceStatus) -> Vec<(bool, String, String)> {
+    let mut out = Vec::new();
+    if old.phase != new.phase
+        && let Some(p) = new.phase
+    {
+        let from = old.phase.map_or("none".to_owned(), |o| format!("{o:?}"));
+        out.push((p == WorkspacePhase::Failed, format!("{p:?}"), format!("phase {from} → {p:?}")));
+    }
+    for t in ["Admitted", "Drifted", "Ready", "DnsReady"] {
+        let (a, b) = (conditions::get(&old.conditions, t), conditions::get(&new.conditions, t));
+        let Some(b) = b else { continue };
+        let changed = a.is_none_or(|a| a.status != b.status || a.reason != b.reason);
+        let bad = match t {
+            "Drifted" => b.status == ConditionStatus::True,
+            _ => b.status == ConditionStatus::False,
+        };
+        // Only the news worth a line in `kubectl describe`: refusals, drift, DNS trouble, ready.
+        let noteworthy = match t {
+            "Admitted" => bad,
+            "Ready" => !bad,
+            "DnsReady" => bad && b.reason != "RecordPending",
+            _ => bad,
+        };
+        if changed && noteworthy {
+            out.push((bad, b.reason.clone(), b.message.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn running(boot: Option<&str>, display: Option<&str>) -> Instance {
+    let mut tags = BTreeMap::new();
+    if let Some(b) = boot {
+        tags.insert(BOOT.to_owned(), b.to_owned());
+    }
+    if let Some(d) = display {
+        tags.insert(DISPLAY.to_owned(), d.to_owned());
+    }
+    Instance {
+        id: "i-1".into(),
+        state: InstanceState::Running,
+        instance_type: "t3.large".into(),
+        image_id: "ami-1".into(),
+        private_ip: Some("10.0.0.5".into()),
+        launch_time: None,
+        tags,
+        attached_volumes: vec![],
+        security_groups: vec![],
+        spot: false,
+    }
+}
+
+fn view(current: Option<&Instance>) -> View<'_> {
+    View {
+        rejection: None,
+        want_running: true,
+        current,
+        replacing: false,
+        network_ready: true,
+        dns: DnsState::Ready,
+        display_mode: DisplayMode::None,
+        drift: None,
+        error: None,
+    }
+}
+
+fn ready(st: &WorkspaceStatus) -> bool {
+    conditions::is_true(&st.conditions, "Ready")
+}
+
+#[test]
+fn ready_only_after_the_bootstrap_says_so() {
+    let booting = running(None, None);
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &view(Some(&booting)), Some(1), "t");
+    assert_eq!(phase(&view(Some(&booting))), WorkspacePhase::Provisioning);
+    assert!(!ready(&st));
+    assert_eq!(conditions::get(&st.conditions, "Ready").map(|c| c.reason.as_str()), Some("Booting"));
+    let up = running(Some("ready"), None);
+    set_conditions(&mut st, &view(Some(&up)), Some(1), "t");
+    assert!(ready(&st));
+    assert_eq!(phase(&view(Some(&up))), WorkspacePhase::Running);
+    let failed = running(Some("failed"), None);
+    assert_eq!(phase(&view(Some(&failed))), WorkspacePhase::Failed);
+}
+
+#[test]
+fn display_needs_its_own_tag() {
+    let up = running(Some("ready"), None);
+    let mut v = view(Some(&up));
+    v.display_mode = DisplayMode::DesktopControl;
+    assert_eq!(display_status(&v), DisplayStatusSpec::Starting);
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(!ready(&st));
+    let shown = running(Some("ready"), Some("ready"));
+    v.current = Some(&shown);
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(ready(&st));
+    let down = running(Some("ready"), Some("offline"));
+    v.current = Some(&down);
+    assert_eq!(display_status(&v), DisplayStatusSpec::Offline);
+}
+
+#[test]
+fn a_rejection_names_its_reason_and_emits_one_warning() {
+    let mut v = view(None);
+    v.rejection = Some(("QuotaExceeded", "spec.compute.gpu: quota maxGpus is 0"));
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &v, Some(1), "t");
+    st.phase = Some(phase(&v));
+    let a = conditions::get(&st.conditions, "Admitted").unwrap();
+    assert_eq!((a.status, a.reason.as_str()), (ConditionStatus::False, "QuotaExceeded"));
+    let ev = transitions(&WorkspaceStatus::default(), &st);
+    assert!(ev.iter().any(|(w, r, n)| *w && r == "QuotaExceeded" && n.contains("spec.compute.gpu")), "{ev:?}");
+    assert!(transitions(&st, &st).is_empty(), "no news, no event");
+}
+
+#[test]
+fn drift_keeps_ready_and_says_so() {
+    let up = running(Some("ready"), None);
+    let mut v = view(Some(&up));
+    v.drift = Some("instanceType: t3.large → t3.xlarge".into());
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &v, Some(2), "t");
+    assert!(ready(&st));
+    assert!(conditions::is_true(&st.conditions, "Drifted"));
+}

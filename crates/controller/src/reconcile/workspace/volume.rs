@@ -1,0 +1,33 @@
+//! The persistent data volume: created once with its tags in the subnet's zone, found by the
+//! owner uid and its purpose tag, kept across stop, start, replacement and spot relaunch.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::cloud::tags::{Owner, VOLUME_PURPOSE};
+use crate::cloud::{Volume, VolumeRequest};
+use crate::context::Context;
+use crate::reconcile::Error;
+
+/// Finds or creates the data volume.
+pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Option<&str>) -> Result<Volume, Error> {
+    let mut mine: Vec<Volume> = ctx
+        .cache
+        .volumes_of(&owner.uid)
+        .into_iter()
+        .filter(|v| v.tags.get(VOLUME_PURPOSE).map(String::as_str) == Some("data"))
+        .filter(|v| !matches!(v.state.as_str(), "deleting" | "deleted" | "error"))
+        .collect();
+    mine.sort_by_key(|v| Some(v.id.as_str()) != status_id);
+    if let Some(v) = mine.into_iter().next() {
+        return Ok(v);
+    }
+    let mut tags: BTreeMap<String, String> = ctx.identity.tags(owner);
+    tags.insert(VOLUME_PURPOSE.into(), "data".into());
+    let token = format!("data-{}", hex::encode(&Sha256::digest(owner.uid.as_bytes())[..16]));
+    let v = ctx.volumes.create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags }).await?;
+    ctx.cache.put_volume(&owner.uid, v.clone());
+    ctx.failpoints.hit("workspace.volume.after-create").await;
+    Ok(v)
+}
