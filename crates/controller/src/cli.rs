@@ -134,6 +134,10 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
     pub metrics_addr: SocketAddr,
+    /// Label selector of the Workspaces this operator reconciles (default: all). Shards a fleet
+    /// across operators; each shard needs its own MOLECULE_OPERATOR_ID.
+    #[arg(long, env = "WORKSPACE_SELECTOR")]
+    pub workspace_selector: Option<String>,
     /// Seconds between full refreshes of the fleet cache (one paginated describe each of
     /// instances, security groups and volumes). Boot and display progress is seen this often.
     #[arg(long, env = "CLOUD_REFRESH_SECONDS", default_value_t = 15)]

@@ -44,6 +44,8 @@ pub struct Settings {
     pub refresh_interval: Duration,
     /// Workspaces reconciled at once.
     pub concurrency: u16,
+    /// Label selector of the Workspaces reconciled.
+    pub workspace_selector: Option<String>,
 }
 
 /// See the module docs.

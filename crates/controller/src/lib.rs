@@ -161,6 +161,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
         refresh_interval: std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1)),
         concurrency: args.concurrency,
+        workspace_selector: args.workspace_selector.clone(),
     };
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {

@@ -2,7 +2,7 @@
 //! on demand answers named operations with AWS errors, resets connections or adds latency.
 //!
 //! Control endpoints (JSON), under `/__faults`:
-//! - `GET /healthz`; `GET /counts`; `POST /counts/reset`
+//! - `GET /healthz`; `GET /counts`; `POST /counts/reset`; `GET /requests` (recent mutating calls)
 //! - `GET /rules`; `POST /rules` (one [`Rule`] or a list, appended); `DELETE /rules`
 //!
 //! moto has no fault injection of its own, so this is how throttling, 5xx, DependencyViolation
@@ -84,11 +84,24 @@ pub struct Counts {
     pub faulted: BTreeMap<String, u64>,
 }
 
+/// Most recent mutating requests kept for `GET /requests` (a bounded ring).
+const KEPT_REQUESTS: usize = 2000;
+
+/// One captured request: operation and its body (form-encoded or JSON), as sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct Captured {
+    /// `service.Operation`.
+    pub call: String,
+    /// The body, truncated to 64 KiB.
+    pub body: String,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     rules: Vec<Rule>,
     counts: Counts,
     rng: u64,
+    requests: std::collections::VecDeque<Captured>,
 }
 
 /// Shared proxy state.
@@ -260,6 +273,20 @@ impl Proxy {
         decision
     }
 
+    /// Keeps a mutating request (not Describe/List/Get) so tests can check what was sent where
+    /// moto drops a field (it ignores a root volume's IOPS and throughput, for one).
+    pub fn capture(&self, call: &Call, body: &[u8]) {
+        if ["Describe", "List", "Get"].iter().any(|p| call.operation.starts_with(p)) {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.requests.len() >= KEPT_REQUESTS {
+            inner.requests.pop_front();
+        }
+        let body = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned();
+        inner.requests.push_back(Captured { call: format!("{}.{}", call.service, call.operation), body });
+    }
+
     /// Appends rules.
     pub fn add_rules(&self, rules: Vec<Rule>) {
         self.lock().rules.extend(rules);
@@ -284,6 +311,7 @@ fn control(proxy: &Proxy, method: &str, path: &str, body: &[u8]) -> Resp {
             proxy.lock().counts = Counts::default();
             json_response(StatusCode::OK, &"reset")
         }
+        ("GET", "/__faults/requests") => json_response(StatusCode::OK, &proxy.lock().requests),
         ("GET", "/__faults/rules") => json_response(StatusCode::OK, &proxy.lock().rules),
         ("DELETE", "/__faults/rules") => {
             proxy.lock().rules.clear();
@@ -323,6 +351,7 @@ async fn handle(
         return Ok(control(&proxy, parts.method.as_str(), parts.uri.path(), &body));
     }
     let call = classify(parts.method.as_str(), &path, &parts.headers, &body);
+    proxy.capture(&call, &body);
     match proxy.decide(&call) {
         Decision::Reset => return Err(ResetConnection),
         Decision::Fail(status, code, message) => return Ok(error_response(&call, status, &code, &message)),

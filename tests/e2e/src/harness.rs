@@ -123,6 +123,11 @@ impl TestEnv {
         aws_sdk_ec2::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
     }
 
+    /// Route 53 straight at moto.
+    pub async fn route53_direct(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
+    }
+
     /// EC2 through the fault proxy, as the operator calls it, with `max_attempts` SDK attempts.
     pub async fn ec2_via_proxy(&self, max_attempts: u32) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.aws_config(self.var("AWS_ENDPOINT_URL"), max_attempts).await)
@@ -287,6 +292,16 @@ pub async fn http_json(
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     Ok((status, v))
+}
+
+/// A GET or similar whose answer is text (Prometheus metrics).
+pub async fn http_text(method: &str, url: &str) -> Result<(u16, String), HarnessError> {
+    let (status, v) = http_json(method, url, None, None).await?;
+    Ok((status, match v {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }))
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout`.

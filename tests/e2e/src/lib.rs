@@ -1,7 +1,10 @@
-//! The local test world of molecule-operator: the Cloudflare fake, the fault proxy, and the
+//! The local test world of molecule-operator: the Cloudflare fake, the fault proxy, the bootstrap
+//! simulator, and the
 //! harness the end-to-end scenarios use (see tests/e2e/README.md).
 
+pub mod bootsim;
 pub mod cloudflare;
 pub mod faults;
 pub mod harness;
 pub mod ids;
+pub mod scenario;

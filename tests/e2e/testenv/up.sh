@@ -123,6 +123,9 @@ CF_ACCOUNT=$(openssl rand -hex 16); CF_ZONE=$(openssl rand -hex 16)
 start fault-proxy "$FAKES_BIN/fault-proxy" --listen "127.0.0.1:$PROXY_PORT" --upstream "http://127.0.0.1:$MOTO_PORT"
 start cloudflare-fake "$FAKES_BIN/cloudflare-fake" --listen "127.0.0.1:$CF_PORT" \
   --token "$CF_TOKEN" --account "$CF_ACCOUNT" --zone "$CF_ZONE" --zone-name moleculesai.test
+# moto never runs user-data: bootsim tags booted instances as their bootstrap would.
+start bootsim env AWS_ACCESS_KEY_ID=testenv AWS_SECRET_ACCESS_KEY=testenv AWS_REGION=$MAIN_REGION \
+  "$FAKES_BIN/bootsim" --endpoint "http://127.0.0.1:$MOTO_PORT"
 wait_for fault-proxy 20 curl -sf "http://127.0.0.1:$PROXY_PORT/__faults/healthz" || die "fault-proxy did not start"
 wait_for cloudflare-fake 20 curl -sf "http://127.0.0.1:$CF_PORT/healthz" || die "cloudflare-fake did not start"
 

@@ -69,10 +69,8 @@ pub struct WorkspaceSpec {
     /// Non-secret environment variables for the runtime. They are written into the instance's
     /// user-data: never put a secret here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 64))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 4096, "pattern": "^[^\r\n]*$"}))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$') && k.size() <= 128)").message("spec.env keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)"))]
-    #[x_kube(validation = Rule::new("self.all(k, self[k].size() <= 4096)").message("spec.env values must be at most 4096 characters"))]
-    #[x_kube(validation = Rule::new("self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))").message("spec.env values must be a single line (no newline)"))]
     pub env: BTreeMap<String, String>,
 
     /// Machine sizing: instance type, OS image, volumes, GPU, market, network and desktop. Every

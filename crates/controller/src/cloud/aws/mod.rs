@@ -44,7 +44,7 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let (service, operation) =
-            cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| (m.service().to_ascii_lowercase(), m.name().to_owned()));
+            cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| (m.service().to_ascii_lowercase().replace(' ', ""), m.name().to_owned()));
         let outcome = match context.response().map(|r| r.status().as_u16()) {
             None => "transport_error",
             Some(200..=299) => "ok",

@@ -71,7 +71,11 @@ pub fn owner_of(ws: &Workspace) -> Owner {
 /// Runs the Workspace controller until shutdown.
 pub async fn run(ctx: Arc<Context>, tenants: Api<Tenant>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let controller = Controller::new(Api::<Workspace>::all(client.clone()), watcher::Config::default());
+    let mut wc = watcher::Config::default();
+    if let Some(sel) = &ctx.settings.workspace_selector {
+        wc = wc.labels(sel);
+    }
+    let controller = Controller::new(Api::<Workspace>::all(client.clone()), wc);
     let workspaces = controller.store();
     let by_tenant = workspaces.clone();
     let changes = ctx.cache.subscribe();

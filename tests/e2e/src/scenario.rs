@@ -1,0 +1,307 @@
+//! One isolated scenario: its own namespace, Tenant, operator id and operator process, so that
+//! scenarios run in parallel without seeing each other's objects or cloud resources.
+//!
+//! The operator is started with `MOLECULE_OPERATOR_ID=e2e-<id>` (its tags, hence its fleet cache,
+//! are its own) and `WORKSPACE_SELECTOR=molecule-e2e=<id>` (it reconciles only this scenario's
+//! Workspaces).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use molecule_crds::v1alpha1::Workspace;
+use serde_json::{Value, json};
+
+use crate::harness::{HarnessError, OperatorProcess, TestEnv, repo_root, unique, wait_for};
+
+/// Label that ties a Workspace to its scenario.
+pub const LABEL: &str = "molecule-e2e";
+
+/// See the module docs.
+pub struct Scenario {
+    /// The test world.
+    pub env: TestEnv,
+    /// Unique id.
+    pub id: String,
+    /// Namespace of the scenario's Workspaces.
+    pub ns: String,
+    /// The scenario's Tenant.
+    pub tenant: String,
+    /// Operator id (the managed-by tag).
+    pub operator_id: String,
+    /// Address of the running operator's /metrics.
+    pub metrics_addr: String,
+    /// The running operator.
+    pub operator: Option<OperatorProcess>,
+    /// Kubernetes client (admin).
+    pub kube: kube::Client,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario").field("id", &self.id).field("operator_id", &self.operator_id).finish_non_exhaustive()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
+}
+
+impl Scenario {
+    /// A namespace and a Tenant of `tier` listing it, with extra Tenant spec fields.
+    pub async fn new(prefix: &str, tier: u8, tenant_extra: Value) -> Result<Self, HarnessError> {
+        let env = TestEnv::load()?;
+        let id = unique(prefix);
+        let kube = env.kube().await?;
+        let mut spec = json!({ "tier": tier, "namespaces": [id.clone()] });
+        if let (Some(s), Some(extra)) = (spec.as_object_mut(), tenant_extra.as_object()) {
+            s.extend(extra.clone());
+        }
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "List", "items": [
+                { "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": id } },
+                { "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "metadata": { "name": id }, "spec": spec },
+            ]
+        });
+        let out = env.kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
+        if !out.status.success() {
+            return Err(HarnessError::Kube(String::from_utf8_lossy(&out.stderr).into_owned()));
+        }
+        Ok(Self {
+            operator_id: format!("e2e-{id}"),
+            ns: id.clone(),
+            tenant: id.clone(),
+            id,
+            env,
+            metrics_addr: String::new(),
+            operator: None,
+            kube,
+        })
+    }
+
+    /// Starts (or restarts) the operator with the scenario's identity and `extra` settings.
+    pub fn start_operator(&mut self, extra: &[(&str, &str)]) -> Result<(), HarnessError> {
+        self.metrics_addr = format!("127.0.0.1:{}", free_port());
+        let selector = format!("{LABEL}={}", self.id);
+        let mut vars: Vec<(&str, &str)> = vec![
+            ("MOLECULE_OPERATOR_ID", &self.operator_id),
+            ("WORKSPACE_SELECTOR", &selector),
+            ("METRICS_ADDR", &self.metrics_addr),
+            ("CLOUD_REFRESH_SECONDS", "1"),
+            ("DEPROVISION_DEADLINE_SECONDS", "60"),
+            ("RUST_LOG", "info,molecule_operator=debug"),
+        ];
+        vars.extend_from_slice(extra);
+        self.operator = Some(self.env.start_operator(&vars)?);
+        Ok(())
+    }
+
+    /// kill -9 of the operator.
+    pub fn kill_operator(&mut self) {
+        if let Some(mut op) = self.operator.take() {
+            op.kill9();
+        }
+    }
+
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        self.operator.as_ref().map(OperatorProcess::log).unwrap_or_default()
+    }
+
+    /// Waits until the operator's log contains `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) -> Result<(), HarnessError> {
+        wait_for(&format!("operator log line {needle:?}"), timeout, || async {
+            self.log().contains(needle).then_some(())
+        })
+        .await
+    }
+
+    /// Reads a sample from config/samples and rebinds it to this scenario: namespace, tenant,
+    /// name and the scenario label.
+    pub fn sample(&self, file: &str, name: &str) -> Value {
+        let text = std::fs::read_to_string(repo_root().join("config/samples").join(file)).unwrap_or_default();
+        let mut v: Value = serde_yaml_ng::from_str(&text).unwrap_or(Value::Null);
+        v["metadata"]["name"] = json!(name);
+        v["metadata"]["namespace"] = json!(self.ns);
+        v["metadata"]["labels"][LABEL] = json!(self.id);
+        v["spec"]["tenant"] = json!(self.tenant);
+        v
+    }
+
+    /// A Workspace manifest of this scenario with `spec`.
+    pub fn workspace(&self, name: &str, spec: Value) -> Value {
+        let mut spec = spec;
+        spec["tenant"] = json!(self.tenant);
+        json!({
+            "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
+            "metadata": { "name": name, "namespace": self.ns, "labels": { LABEL: self.id } },
+            "spec": spec,
+        })
+    }
+
+    /// kubectl apply of a manifest.
+    pub fn apply(&self, manifest: &Value) -> Result<(), HarnessError> {
+        let out = self.env.kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Kube(String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    }
+
+    /// The Workspaces API of the scenario's namespace.
+    pub fn api(&self) -> Api<Workspace> {
+        Api::namespaced(self.kube.clone(), &self.ns)
+    }
+
+    /// The Workspace, if it exists.
+    pub async fn get(&self, name: &str) -> Option<Workspace> {
+        self.api().get_opt(name).await.ok().flatten()
+    }
+
+    /// Merge-patches a Workspace's spec or metadata.
+    pub async fn patch(&self, name: &str, patch: Value) -> Result<(), HarnessError> {
+        self.api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| HarnessError::Kube(e.to_string()))
+    }
+
+    /// Waits until `check` holds for the Workspace; returns it.
+    pub async fn wait_ws(&self, name: &str, what: &str, timeout: Duration, check: impl Fn(&Workspace) -> bool) -> Result<Workspace, HarnessError> {
+        wait_for(&format!("{name}: {what}"), timeout, || async { self.get(name).await.filter(|w| check(w)) }).await
+    }
+
+    /// Waits for the Ready condition.
+    pub async fn wait_ready(&self, name: &str, timeout: Duration) -> Result<Workspace, HarnessError> {
+        self.wait_ws(name, "Ready", timeout, |w| condition(w, "Ready").is_some_and(|c| c.0 == "True")).await
+    }
+
+    /// Waits until the Workspace is gone.
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) -> Result<(), HarnessError> {
+        wait_for(&format!("{name} to be gone"), timeout, || async { self.get(name).await.is_none().then_some(()) }).await
+    }
+
+    /// Deletes a Workspace (does not wait).
+    pub async fn delete(&self, name: &str) -> Result<(), HarnessError> {
+        self.api().delete(name, &Default::default()).await.map(|_| ()).map_err(|e| HarnessError::Kube(e.to_string()))
+    }
+
+    /// Every instance with the owner uid, straight from moto: (id, state, tags).
+    pub async fn instances(&self, uid: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let ec2 = self.env.ec2_direct().await;
+        let out = ec2
+            .describe_instances()
+            .filters(Filter::builder().name("tag:moleculesai.app/owner-uid").values(uid).build())
+            .send()
+            .await;
+        out.map(|o| o.reservations().iter().flat_map(|r| r.instances().to_vec()).collect()).unwrap_or_default()
+    }
+
+    /// Instances with the owner uid that are not terminated.
+    pub async fn alive(&self, uid: &str) -> Vec<String> {
+        self.instances(uid)
+            .await
+            .iter()
+            .filter(|i| i.state().and_then(|s| s.name()).is_none_or(|n| n.as_str() != "terminated"))
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect()
+    }
+
+    /// Everything of `uid` still in moto: live instances, groups, volumes and DNS names.
+    pub async fn leftovers(&self, uid: &str, hostname: Option<&str>) -> Vec<String> {
+        let ec2 = self.env.ec2_direct().await;
+        let f = Filter::builder().name("tag:moleculesai.app/owner-uid").values(uid).build();
+        let mut out: Vec<String> = self.alive(uid).await.into_iter().map(|i| format!("instance {i}")).collect();
+        if let Ok(g) = ec2.describe_security_groups().filters(f.clone()).send().await {
+            out.extend(g.security_groups().iter().map(|g| format!("security group {}", g.group_id().unwrap_or_default())));
+        }
+        if let Ok(v) = ec2.describe_volumes().filters(f).send().await {
+            out.extend(
+                v.volumes()
+                    .iter()
+                    .filter(|v| v.state().is_none_or(|s| s.as_str() != "deleted"))
+                    .map(|v| format!("volume {}", v.volume_id().unwrap_or_default())),
+            );
+        }
+        if let Some(h) = hostname {
+            out.extend(self.records(h).await.into_iter().map(|(t, _)| format!("{t} record {h}")));
+        }
+        out
+    }
+
+    /// DNS records at `name` in the workspace zone: (type, values).
+    pub async fn records(&self, name: &str) -> Vec<(String, Vec<String>)> {
+        let r53 = self.env.route53_direct().await;
+        let fq = format!("{}.", name.trim_end_matches('.'));
+        let out = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(self.env.var("WORKSPACE_HOSTED_ZONE_ID"))
+            .start_record_name(name)
+            .send()
+            .await;
+        out.map(|o| {
+            o.resource_record_sets()
+                .iter()
+                .filter(|r| r.name() == fq)
+                .map(|r| (r.r#type().as_str().to_owned(), r.resource_records().iter().map(|v| v.value().to_owned()).collect()))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// The operator's /metrics, as `name{labels} value` lines summed by a label filter.
+    pub async fn metric_sum(&self, name: &str, must_contain: &[&str]) -> f64 {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        let Ok((_, body)) = crate::harness::http_text("GET", &url).await else { return 0.0 };
+        body.lines()
+            .filter(|l| l.starts_with(name) && must_contain.iter().all(|m| l.contains(m)))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    /// The body of the last captured `call` (e.g. `ec2.RunInstances`) containing `needle`.
+    pub async fn sent(&self, call: &str, needle: &str) -> String {
+        let url = format!("{}/requests", self.env.var("TESTENV_FAULTS_URL"));
+        let Ok((_, v)) = crate::harness::http_json("GET", &url, None, None).await else { return String::new() };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .filter(|r| r["call"] == call)
+            .filter_map(|r| r["body"].as_str())
+            .find(|b| b.contains(needle))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Events about the Workspace `name`: (type, reason, note).
+    pub async fn events(&self, name: &str) -> Vec<(String, String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.kube.clone(), &self.ns);
+        let list = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+        list.into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// A condition's (status, reason, message).
+pub fn condition(w: &Workspace, t: &str) -> Option<(String, String, String)> {
+    let c = w.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)?;
+    let status = serde_json::to_value(c.status).ok()?.as_str()?.to_owned();
+    Some((status, c.reason.clone(), c.message.clone()))
+}
+
+/// The uid of a Workspace.
+pub fn uid(w: &Workspace) -> String {
+    w.metadata.uid.clone().unwrap_or_default()
+}
+
+/// Tags of an SDK instance as a map.
+pub fn tags(i: &aws_sdk_ec2::types::Instance) -> BTreeMap<String, String> {
+    i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect()
+}
