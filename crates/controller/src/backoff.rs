@@ -9,7 +9,7 @@ use std::time::Duration;
 /// First retry delay.
 const BASE: Duration = Duration::from_secs(1);
 /// Longest delay: a stuck object is still retried every five minutes.
-const CAP: Duration = Duration::from_secs(300);
+const CAP: Duration = Duration::from_mins(5);
 
 /// Failure counts by object key.
 #[derive(Debug, Default)]

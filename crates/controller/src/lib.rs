@@ -110,29 +110,8 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let server = axum::serve(listener, http::router(metrics.clone(), ready.clone()));
     let shutdown = shutdown_signal().shared();
 
-    let rates = cloud::aws::limiter::Rates {
-        describe: args.aws_describe_rate,
-        mutate: args.aws_mutate_rate,
-        launch: args.aws_launch_rate,
-        terminate: args.aws_terminate_rate,
-    };
-    let aws = cloud::aws::Aws::new(&args.aws_region, rates, &metrics).await;
-    let (vpc_cidr, zone) = aws.network_facts(&args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
-    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
-    let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));
-    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
-    let dns: Option<Arc<dyn cloud::Dns>> = args
-        .workspace_zone_id
-        .clone()
-        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
-    let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
-    let cache = Arc::new(cloud::cache::FleetCache::new(
-        identity.filter(),
-        instances.clone(),
-        network.clone(),
-        volumes.clone(),
-        metrics.clone(),
-    ));
+    let cloud = build_cloud(&args, &metrics).await?;
+    let cache = cloud.cache.clone();
     // Nothing is decided before the first full listing: a launch protocol that trusted an empty
     // cache after a restart would launch twice.
     let mut delay = std::time::Duration::from_secs(1);
@@ -144,17 +123,20 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
 
     let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
     let tenants_api: Api<Tenant> = Api::all(client.clone());
-    let tenant_watch = kube::runtime::reflector(tenant_writer, kube::runtime::watcher(tenants_api.clone(), kube::runtime::watcher::Config::default()))
-        .default_backoff()
-        .for_each(|_| futures::future::ready(()));
+    let tenant_watch = kube::runtime::reflector(
+        tenant_writer,
+        kube::runtime::watcher(tenants_api.clone(), kube::runtime::watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| futures::future::ready(()));
     tokio::spawn(tenant_watch);
     let _ = tenants.wait_until_ready().await;
 
     let settings = context::Settings {
         region: args.aws_region.clone(),
         subnet_id: args.subnet_id.clone(),
-        zone,
-        vpc_cidr,
+        zone: cloud.zone,
+        vpc_cidr: cloud.vpc_cidr,
         eic_sg: args.eic_endpoint_sg_id.clone(),
         workspace_profile: args.workspace_instance_profile.clone(),
         workspace_domain: args.workspace_domain.clone(),
@@ -168,13 +150,13 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         client: client.clone(),
         recorder,
         settings: settings.clone(),
-        identity,
+        identity: cloud.identity,
         catalog,
         images,
-        instances,
-        network,
-        volumes,
-        dns,
+        instances: cloud.instances,
+        network: cloud.network,
+        volumes: cloud.volumes,
+        dns: cloud.dns,
         cache: cache.clone(),
         metrics,
         failpoints,
@@ -200,6 +182,47 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     }
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// The cloud layer of the main account.
+struct Cloud {
+    instances: Arc<dyn cloud::Instances>,
+    network: Arc<dyn cloud::Network>,
+    volumes: Arc<dyn cloud::Volumes>,
+    dns: Option<Arc<dyn cloud::Dns>>,
+    cache: Arc<cloud::cache::FleetCache>,
+    identity: cloud::tags::Identity,
+    vpc_cidr: String,
+    zone: String,
+}
+
+async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Cloud, Error> {
+    let rates = cloud::aws::limiter::Rates {
+        describe: args.aws_describe_rate,
+        mutate: args.aws_mutate_rate,
+        launch: args.aws_launch_rate,
+        terminate: args.aws_terminate_rate,
+    };
+    let aws = cloud::aws::Aws::new(&args.aws_region, rates, metrics).await;
+    let (vpc_cidr, zone) =
+        aws.network_facts(&args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
+    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
+    let network: Arc<dyn cloud::Network> =
+        Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));
+    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
+    let dns: Option<Arc<dyn cloud::Dns>> = args
+        .workspace_zone_id
+        .clone()
+        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
+    let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
+    let cache = Arc::new(cloud::cache::FleetCache::new(
+        identity.filter(),
+        instances.clone(),
+        network.clone(),
+        volumes.clone(),
+        metrics.clone(),
+    ));
+    Ok(Cloud { instances, network, volumes, dns, cache, identity, vpc_cidr, zone })
 }
 
 async fn shutdown_signal() {

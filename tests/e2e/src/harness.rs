@@ -297,11 +297,14 @@ pub async fn http_json(
 /// A GET or similar whose answer is text (Prometheus metrics).
 pub async fn http_text(method: &str, url: &str) -> Result<(u16, String), HarnessError> {
     let (status, v) = http_json(method, url, None, None).await?;
-    Ok((status, match v {
-        Value::String(s) => s,
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }))
+    Ok((
+        status,
+        match v {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        },
+    ))
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout`.

@@ -171,7 +171,13 @@ impl Scenario {
     }
 
     /// Waits until `check` holds for the Workspace; returns it.
-    pub async fn wait_ws(&self, name: &str, what: &str, timeout: Duration, check: impl Fn(&Workspace) -> bool) -> Result<Workspace, HarnessError> {
+    pub async fn wait_ws(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Workspace) -> bool,
+    ) -> Result<Workspace, HarnessError> {
         wait_for(&format!("{name}: {what}"), timeout, || async { self.get(name).await.filter(|w| check(w)) }).await
     }
 
@@ -182,12 +188,17 @@ impl Scenario {
 
     /// Waits until the Workspace is gone.
     pub async fn wait_gone(&self, name: &str, timeout: Duration) -> Result<(), HarnessError> {
-        wait_for(&format!("{name} to be gone"), timeout, || async { self.get(name).await.is_none().then_some(()) }).await
+        wait_for(&format!("{name} to be gone"), timeout, || async { self.get(name).await.is_none().then_some(()) })
+            .await
     }
 
     /// Deletes a Workspace (does not wait).
     pub async fn delete(&self, name: &str) -> Result<(), HarnessError> {
-        self.api().delete(name, &Default::default()).await.map(|_| ()).map_err(|e| HarnessError::Kube(e.to_string()))
+        self.api()
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| HarnessError::Kube(e.to_string()))
     }
 
     /// Every instance with the owner uid, straight from moto: (id, state, tags).
@@ -217,7 +228,9 @@ impl Scenario {
         let f = Filter::builder().name("tag:moleculesai.app/owner-uid").values(uid).build();
         let mut out: Vec<String> = self.alive(uid).await.into_iter().map(|i| format!("instance {i}")).collect();
         if let Ok(g) = ec2.describe_security_groups().filters(f.clone()).send().await {
-            out.extend(g.security_groups().iter().map(|g| format!("security group {}", g.group_id().unwrap_or_default())));
+            out.extend(
+                g.security_groups().iter().map(|g| format!("security group {}", g.group_id().unwrap_or_default())),
+            );
         }
         if let Ok(v) = ec2.describe_volumes().filters(f).send().await {
             out.extend(
@@ -247,7 +260,12 @@ impl Scenario {
             o.resource_record_sets()
                 .iter()
                 .filter(|r| r.name() == fq)
-                .map(|r| (r.r#type().as_str().to_owned(), r.resource_records().iter().map(|v| v.value().to_owned()).collect()))
+                .map(|r| {
+                    (
+                        r.r#type().as_str().to_owned(),
+                        r.resource_records().iter().map(|v| v.value().to_owned()).collect(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -281,7 +299,7 @@ impl Scenario {
     /// Events about the Workspace `name`: (type, reason, note).
     pub async fn events(&self, name: &str) -> Vec<(String, String, String)> {
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.kube.clone(), &self.ns);
-        let list = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+        let list = api.list(&kube::api::ListParams::default()).await.map(|l| l.items).unwrap_or_default();
         list.into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
             .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))

@@ -46,7 +46,9 @@ async fn recreate_replaces_the_instance_and_keeps_the_data_volume() {
     s.patch("rc", json!({"spec": {"compute": {"instanceType": "t3.large"}}})).await.unwrap();
     let w = s
         .wait_ws("rc", "replaced and Ready", T, |w| {
-            instance_id(w) != old && condition(w, "Ready").is_some_and(|c| c.0 == "True") && phase(w) == Some(WorkspacePhase::Running)
+            instance_id(w) != old
+                && condition(w, "Ready").is_some_and(|c| c.0 == "True")
+                && phase(w) == Some(WorkspacePhase::Running)
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
@@ -74,7 +76,11 @@ async fn recreate_replaces_the_instance_and_keeps_the_data_volume() {
 async fn manual_reports_drift_until_the_annotation() {
     let mut s = Scenario::new("manual", 4, json!({})).await.unwrap();
     s.start_operator(&[]).unwrap();
-    s.apply(&s.workspace("m", json!({"runtime": "codex", "compute": {"instanceType": "t3.medium", "volume": {"dataGb": 5}}}))).unwrap();
+    s.apply(&s.workspace(
+        "m",
+        json!({"runtime": "codex", "compute": {"instanceType": "t3.medium", "volume": {"dataGb": 5}}}),
+    ))
+    .unwrap();
     let w = s.wait_ready("m", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let first = instance_id(&w);
     s.patch("m", json!({"spec": {"compute": {"instanceType": "t3.xlarge"}}})).await.unwrap();
@@ -100,7 +106,9 @@ async fn manual_reports_drift_until_the_annotation() {
     s.patch("m", json!({"metadata": {"annotations": {"moleculesai.app/recreate-at": at}}})).await.unwrap();
     let w = s
         .wait_ws("m", "replaced after recreate-at", T, |w| {
-            instance_id(w) != first && condition(w, "Ready").is_some_and(|c| c.0 == "True") && condition(w, "Drifted").is_some_and(|c| c.0 == "False")
+            instance_id(w) != first
+                && condition(w, "Ready").is_some_and(|c| c.0 == "True")
+                && condition(w, "Drifted").is_some_and(|c| c.0 == "False")
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));

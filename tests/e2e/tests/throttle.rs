@@ -22,7 +22,7 @@ async fn twenty_workspaces_reach_ready_with_30_percent_of_ec2_throttled() {
     }
     let mut ready = Vec::new();
     for n in &names {
-        let w = s.wait_ready(n, Duration::from_secs(240)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+        let w = s.wait_ready(n, Duration::from_mins(4)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
         ready.push(w);
     }
     let throttled = s.metric_sum("molecule_aws_calls_total", &["service=\"ec2\"", "outcome=\"throttled\""]).await;
@@ -36,7 +36,7 @@ async fn twenty_workspaces_reach_ready_with_30_percent_of_ec2_throttled() {
     }
     for w in &ready {
         let name = w.metadata.name.clone().unwrap();
-        s.wait_gone(&name, Duration::from_secs(120)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+        s.wait_gone(&name, Duration::from_mins(2)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
         let left = s.leftovers(&uid(w), w.status.as_ref().unwrap().hostname.as_deref()).await;
         assert!(left.is_empty(), "{name}: left behind {left:?}");
     }

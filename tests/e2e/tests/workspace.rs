@@ -1,6 +1,6 @@
 //! Workspace scenarios against the real API server, moto and the operator process: the samples
 //! reach Ready with what API.md implies, display stacks stay on localhost, delete leaves nothing.
-#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, clippy::many_single_char_names)]
 
 use std::time::Duration;
 
@@ -55,7 +55,8 @@ async fn check_machine(s: &Scenario, w: &Workspace) {
     assert_eq!(st.estimated_hourly_usd.as_deref(), Some(want.hourly.to_decimal_4().as_str()));
     let id = st.instance_id.clone().expect("instanceId");
     let all = s.instances(&uid(w)).await;
-    let alive: Vec<_> = all.iter().filter(|i| i.state().and_then(|x| x.name()).unwrap().as_str() != "terminated").collect();
+    let alive: Vec<_> =
+        all.iter().filter(|i| i.state().and_then(|x| x.name()).unwrap().as_str() != "terminated").collect();
     assert_eq!(alive.len(), 1, "{name}: exactly one instance");
     let i = alive[0];
     assert_eq!(i.instance_id(), Some(id.as_str()));
@@ -104,19 +105,39 @@ async fn check_machine(s: &Scenario, w: &Workspace) {
     // moto drops a root volume's IOPS and throughput, so check what the operator sent.
     let sent = s.sent("ec2.RunInstances", &format!("ClientToken={}", st.launch.as_ref().unwrap().token)).await;
     assert!(sent.contains(&format!("BlockDeviceMapping.1.Ebs.Iops={}", want.compute.iops)), "{name}: iops in {sent}");
-    assert!(sent.contains(&format!("BlockDeviceMapping.1.Ebs.Throughput={}", want.compute.throughput_mi_bps)), "{name}: throughput");
-    assert!(sent.contains("BlockDeviceMapping.1.Ebs.Encrypted=true") && sent.contains("MetadataOptions.HttpTokens=required"));
+    assert!(
+        sent.contains(&format!("BlockDeviceMapping.1.Ebs.Throughput={}", want.compute.throughput_mi_bps)),
+        "{name}: throughput"
+    );
+    assert!(
+        sent.contains("BlockDeviceMapping.1.Ebs.Encrypted=true")
+            && sent.contains("MetadataOptions.HttpTokens=required")
+    );
     let root_tags: std::collections::BTreeMap<_, _> =
         root.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
     assert_eq!(root_tags.get("moleculesai.app/owner-uid"), Some(&uid(w)), "{name}: root volume tagged at creation");
     if let Some(gb) = want.compute.data_gb {
         let data_id = st.data_volume_id.clone().expect("dataVolumeId");
-        let data = vols.volumes().iter().find(|v| v.volume_id() == Some(data_id.as_str())).expect("data volume attached");
+        let data =
+            vols.volumes().iter().find(|v| v.volume_id() == Some(data_id.as_str())).expect("data volume attached");
         assert_eq!(data.size(), Some(i32::try_from(gb).unwrap()));
         assert_eq!(data.encrypted(), Some(true));
         assert!(data.tags().iter().any(|t| t.key() == Some("moleculesai.app/volume") && t.value() == Some("data")));
     }
 
+    check_network_and_boot(s, w, &want.compute, &id).await;
+}
+
+/// The group, the user-data and the DNS records of a Ready Workspace.
+async fn check_network_and_boot(
+    s: &Scenario,
+    w: &Workspace,
+    want: &molecule_crds::v1alpha1::ResolvedCompute,
+    id: &str,
+) {
+    let name = w.metadata.name.clone().unwrap();
+    let st = w.status.clone().unwrap();
+    let ec2 = s.env.ec2_direct().await;
     // Security group: ingress only from the EIC endpoint group on 22; never 0.0.0.0/0 inbound.
     let sg_id = st.security_group_id.clone().expect("securityGroupId");
     let sg = ec2.describe_security_groups().group_ids(&sg_id).send().await.unwrap();
@@ -126,12 +147,14 @@ async fn check_machine(s: &Scenario, w: &Workspace) {
         assert_eq!((p.from_port(), p.to_port()), (Some(22), Some(22)), "{name}: only SSH from the EIC group");
         assert_eq!(p.user_id_group_pairs()[0].group_id(), Some(s.env.var("EIC_ENDPOINT_SG_ID")));
     }
-    assert!(g.tags().iter().any(|t| t.key() == Some("moleculesai.app/owner-uid") && t.value() == Some(uid(w).as_str())));
+    assert!(
+        g.tags().iter().any(|t| t.key() == Some("moleculesai.app/owner-uid") && t.value() == Some(uid(w).as_str()))
+    );
 
     // User-data: the display stack exactly when a display is asked for, bound to localhost.
-    let ud = user_data(s, &id).await;
+    let ud = user_data(s, id).await;
     assert!(ud.contains("moleculesai.app/boot ready"));
-    if want.compute.display_mode.is_enabled() {
+    if want.display_mode.is_enabled() {
         assert!(ud.contains("molecule-display-health"), "{name}: display stack");
         assert!(ud.contains("127.0.0.1:6080") || ud.contains("127.0.0.1:8443"), "{name}: localhost only");
         let d = st.display.as_ref().expect("status.display");
@@ -145,7 +168,10 @@ async fn check_machine(s: &Scenario, w: &Workspace) {
     // DNS: the A record and its ownership TXT.
     let host = st.hostname.clone().expect("hostname");
     let recs = s.records(&host).await;
-    assert!(recs.iter().any(|(t, v)| t == "A" && v == &vec![st.private_ip.clone().unwrap()]), "{name}: A record {recs:?}");
+    assert!(
+        recs.iter().any(|(t, v)| t == "A" && v == &vec![st.private_ip.clone().unwrap()]),
+        "{name}: A record {recs:?}"
+    );
     assert!(recs.iter().any(|(t, v)| t == "TXT" && v[0].contains(&uid(w))), "{name}: ownership TXT {recs:?}");
 }
 
@@ -170,7 +196,9 @@ async fn every_sample_reaches_ready_as_api_md_implies_and_delete_leaves_nothing(
         ready.push(w);
     }
     let stopped = s
-        .wait_ws("stopped", "phase Stopped", READY, |w| w.status.as_ref().and_then(|x| x.phase).is_some_and(|p| format!("{p:?}") == "Stopped"))
+        .wait_ws("stopped", "phase Stopped", READY, |w| {
+            w.status.as_ref().and_then(|x| x.phase).is_some_and(|p| format!("{p:?}") == "Stopped")
+        })
         .await
         .expect("stopped sample");
     assert!(s.alive(&uid(&stopped)).await.is_empty(), "a Workspace created Stopped launches nothing");
@@ -200,16 +228,22 @@ async fn the_display_lease_is_kept_and_mirrored() {
     assert!(lease.spec.as_ref().and_then(|x| x.holder_identity.clone()).is_none(), "the operator never holds it");
     let now = jiff::Timestamp::now();
     let patch = json!({ "spec": { "holderIdentity": "user:alice", "leaseDurationSeconds": 30, "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string() } });
-    leases.patch("desk-display", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch)).await.expect("take lease");
+    leases
+        .patch("desk-display", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch))
+        .await
+        .expect("take lease");
     let w = s
         .wait_ws("desk", "display controlled by user alice", READY, |w| {
-            w.status.as_ref().and_then(|x| x.display.as_ref()).is_some_and(|d| d.controller == "user" && d.controlled_by == "alice")
+            w.status
+                .as_ref()
+                .and_then(|x| x.display.as_ref())
+                .is_some_and(|d| d.controller == "user" && d.controlled_by == "alice")
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert!(w.status.unwrap().display.unwrap().expires_at.is_some());
     // Expired: reads as none again, without anyone touching the Lease.
-    s.wait_ws("desk", "expired lease reads as none", Duration::from_secs(60), |w| {
+    s.wait_ws("desk", "expired lease reads as none", Duration::from_mins(1), |w| {
         w.status.as_ref().and_then(|x| x.display.as_ref()).is_some_and(|d| d.controller == "none")
     })
     .await
@@ -224,11 +258,36 @@ async fn rejections_name_the_field_and_create_nothing() {
     let mut s = Scenario::new("reject", 1, json!({})).await.expect("scenario");
     s.start_operator(&[]).expect("operator");
     let cases = [
-        ("gpu", json!({"runtime": "codex", "compute": {"gpu": {"type": "T4", "count": 1}}}), "QuotaExceeded", "spec.compute.gpu"),
-        ("desk", json!({"runtime": "codex", "compute": {"display": {"mode": "desktop-control"}}}), "QuotaExceeded", "spec.compute.display.mode"),
-        ("arch", json!({"runtime": "codex", "compute": {"instanceType": "t3.medium", "os": {"arch": "arm64"}}}), "ArchMismatch", "spec.compute.os.arch"),
-        ("unknown", json!({"runtime": "codex", "compute": {"instanceType": "z9.huge"}}), "UnknownInstanceType", "spec.compute.instanceType"),
-        ("big", json!({"runtime": "codex", "compute": {"volume": {"rootGb": 100}}}), "QuotaExceeded", "spec.compute.volume.rootGb"),
+        (
+            "gpu",
+            json!({"runtime": "codex", "compute": {"gpu": {"type": "T4", "count": 1}}}),
+            "QuotaExceeded",
+            "spec.compute.gpu",
+        ),
+        (
+            "desk",
+            json!({"runtime": "codex", "compute": {"display": {"mode": "desktop-control"}}}),
+            "QuotaExceeded",
+            "spec.compute.display.mode",
+        ),
+        (
+            "arch",
+            json!({"runtime": "codex", "compute": {"instanceType": "t3.medium", "os": {"arch": "arm64"}}}),
+            "ArchMismatch",
+            "spec.compute.os.arch",
+        ),
+        (
+            "unknown",
+            json!({"runtime": "codex", "compute": {"instanceType": "z9.huge"}}),
+            "UnknownInstanceType",
+            "spec.compute.instanceType",
+        ),
+        (
+            "big",
+            json!({"runtime": "codex", "compute": {"volume": {"rootGb": 100}}}),
+            "QuotaExceeded",
+            "spec.compute.volume.rootGb",
+        ),
     ];
     for (name, spec, _, _) in &cases {
         s.apply(&s.workspace(name, spec.clone())).expect("apply");

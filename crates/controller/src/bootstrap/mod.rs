@@ -3,6 +3,7 @@
 //! the instance through the bootstrap bundle's ARN, read at boot with the instance role.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use molecule_crds::v1alpha1::{DisplayMode, DisplayProtocol};
 
@@ -11,7 +12,8 @@ const DATA_VOLUME: &str = include_str!("templates/data-volume.sh");
 const NOVNC: &str = include_str!("templates/display-novnc.sh");
 const DCV: &str = include_str!("templates/display-dcv.sh");
 const DISPLAY_HEALTH: &str = include_str!("templates/display-health.sh");
-const GPU_DRIVER: &str = "command -v nvidia-smi >/dev/null || { apt-get install -y -q ubuntu-drivers-common && ubuntu-drivers install; }";
+const GPU_DRIVER: &str =
+    "command -v nvidia-smi >/dev/null || { apt-get install -y -q ubuntu-drivers-common && ubuntu-drivers install; }";
 
 /// EC2's limit on user-data, before base64.
 pub const MAX_USER_DATA: usize = 16 * 1024;
@@ -96,13 +98,14 @@ pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
     let mut env_file = String::new();
     for (k, v) in b.env {
         check(&format!("spec.env.{k}"), v, &[])?;
-        env_file.push_str(&format!("{k}={v}\n"));
+        let _ = writeln!(env_file, "{k}={v}");
     }
-    env_file.push_str(&format!("MOLECULE_RUNTIME={}\nMOLECULE_HOSTNAME={}\n", b.runtime, b.hostname));
+    let _ = write!(env_file, "MOLECULE_RUNTIME={}\nMOLECULE_HOSTNAME={}\n", b.runtime, b.hostname);
     if let Some(arn) = b.bundle_arn {
-        env_file.push_str(&format!("MOLECULE_BUNDLE_ARN={arn}\nMOLECULE_BUNDLE_FILE=/run/molecule/bundle.json\n"));
+        let _ = write!(env_file, "MOLECULE_BUNDLE_ARN={arn}\nMOLECULE_BUNDLE_FILE=/run/molecule/bundle.json\n");
     }
-    let data = b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', ""))]));
+    let data =
+        b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', ""))]));
     let display = b.display.map_or(String::new(), |d| {
         let template = match d.protocol {
             DisplayProtocol::Novnc => NOVNC,

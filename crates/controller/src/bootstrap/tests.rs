@@ -1,6 +1,6 @@
 use super::*;
 
-fn boot<'a>(env: &'a BTreeMap<String, String>) -> WorkspaceBoot<'a> {
+fn boot(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
     WorkspaceBoot {
         hostname: "agent.acme.ws.internal",
         region: "us-east-1",
@@ -46,8 +46,12 @@ fn dcv_gpu_desktop_binds_localhost_and_installs_the_driver() {
     let env = BTreeMap::new();
     let mut b = boot(&env);
     b.gpu = true;
-    b.display =
-        Some(Display { mode: DisplayMode::GpuDesktopControl, protocol: DisplayProtocol::Dcv, width: 1920, height: 1080 });
+    b.display = Some(Display {
+        mode: DisplayMode::GpuDesktopControl,
+        protocol: DisplayProtocol::Dcv,
+        width: 1920,
+        height: 1080,
+    });
     let ud = workspace(&b).unwrap();
     assert!(ud.contains("web-listen-endpoints=['127.0.0.1:8443']"));
     assert!(ud.contains("ubuntu-drivers install"));

@@ -131,7 +131,11 @@ impl FleetCache {
         self.metrics.cached_instances.set(i64::try_from(instances.len()).unwrap_or(i64::MAX));
 
         let mut owners = HashMap::new();
-        let tag_sets = instances.iter().map(|i| &i.tags).chain(groups.iter().map(|g| &g.tags)).chain(volumes.iter().map(|v| &v.tags));
+        let tag_sets = instances
+            .iter()
+            .map(|i| &i.tags)
+            .chain(groups.iter().map(|g| &g.tags))
+            .chain(volumes.iter().map(|v| &v.tags));
         for tags in tag_sets {
             if let (Some(uid), Some(o)) = (uid_of(tags), owner_of(tags)) {
                 owners.insert(uid.clone(), o);
@@ -151,7 +155,8 @@ impl FleetCache {
             for (uid, at) in &cur.touched {
                 if *at >= started {
                     next.touched.insert(uid.clone(), *at);
-                    for (from, to) in [(&cur.instances, &mut next.instances)] {
+                    {
+                        let (from, to) = (&cur.instances, &mut next.instances);
                         match from.get(uid) {
                             Some(v) => to.insert(uid.clone(), v.clone()),
                             None => to.remove(uid),

@@ -113,7 +113,13 @@ mod tests {
     use super::*;
 
     fn ws() -> Owner {
-        Owner { kind: "Workspace", uid: "u-1".into(), namespace: Some("acme".into()), name: "a".into(), tenant: "acme".into() }
+        Owner {
+            kind: "Workspace",
+            uid: "u-1".into(),
+            namespace: Some("acme".into()),
+            name: "a".into(),
+            tenant: "acme".into(),
+        }
     }
 
     #[test]
@@ -121,7 +127,15 @@ mod tests {
         let id = Identity { operator_id: "molecule-operator".into(), env: "dev".into() };
         let t = id.tags(&ws());
         let keys: Vec<_> = t.keys().map(String::as_str).collect();
-        assert_eq!(keys, [MANAGED_BY, ENV, OWNER, OWNER_KIND, OWNER_UID, TENANT, NAME, ROLE].iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            keys,
+            [MANAGED_BY, ENV, OWNER, OWNER_KIND, OWNER_UID, TENANT, NAME, ROLE]
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
         assert_eq!(t[NAME], "ws-acme-acme-a");
         assert_eq!(t[ROLE], "workspace");
         assert_eq!(t[OWNER], "acme/a");

@@ -113,7 +113,10 @@ impl Dns for Route53Dns {
         }
         if !current.txt.is_empty() {
             let quoted: Vec<String> = current.txt.iter().map(|v| quote(v)).collect();
-            changes.push(change(ChangeAction::Delete, rrset(name, RrType::Txt, current.txt_ttl.unwrap_or(TTL), &quoted)?)?);
+            changes.push(change(
+                ChangeAction::Delete,
+                rrset(name, RrType::Txt, current.txt_ttl.unwrap_or(TTL), &quoted)?,
+            )?);
         }
         if changes.is_empty() {
             return Ok(());

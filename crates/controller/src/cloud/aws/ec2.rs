@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceInterruptionBehavior, InstanceLifecycleType, InstanceMarketOptionsRequest, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions,
-    VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification, InstanceInterruptionBehavior,
+    InstanceLifecycleType, InstanceMarketOptionsRequest, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, VolumeType,
 };
 use aws_smithy_types::date_time::Format;
 
@@ -77,7 +76,9 @@ impl Instances for Ec2Instances {
                 .send()
                 .await
                 .map_err(|e| cloud_error(&e, "describe instances", "by tag"))?;
-            out.extend(page.reservations().iter().flat_map(|r| r.instances()).filter_map(to_instance));
+            out.extend(
+                page.reservations().iter().flat_map(aws_sdk_ec2::types::Reservation::instances).filter_map(to_instance),
+            );
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => return Ok(out),
@@ -96,7 +97,7 @@ impl Instances for Ec2Instances {
             .delete_on_termination(true)
             .build();
         let mut call = self
-                .aws
+            .aws
             .ec2
             .run_instances()
             .client_token(&req.client_token)
@@ -161,13 +162,25 @@ impl Instances for Ec2Instances {
 
     async fn stop(&self, id: &str) -> CloudResult<()> {
         self.aws.limiter.take(Class::Mutate).await;
-        self.aws.ec2.stop_instances().instance_ids(id).send().await.map_err(|e| cloud_error(&e, "stop instance", id))?;
+        self.aws
+            .ec2
+            .stop_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "stop instance", id))?;
         Ok(())
     }
 
     async fn start(&self, id: &str) -> CloudResult<()> {
         self.aws.limiter.take(Class::Mutate).await;
-        self.aws.ec2.start_instances().instance_ids(id).send().await.map_err(|e| cloud_error(&e, "start instance", id))?;
+        self.aws
+            .ec2
+            .start_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "start instance", id))?;
         Ok(())
     }
 
@@ -177,7 +190,7 @@ impl Instances for Ec2Instances {
         }
         self.aws.limiter.take(Class::Describe).await;
         let out = self
-                .aws
+            .aws
             .ec2
             .describe_images()
             .image_ids(image_id)

@@ -124,6 +124,9 @@ mod tests {
             b.take().await;
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(1900) && took <= Duration::from_millis(2100), "4 more at 2/s took {took:?}");
+        assert!(
+            took >= Duration::from_millis(1900) && took <= Duration::from_millis(2100),
+            "4 more at 2/s took {took:?}"
+        );
     }
 }

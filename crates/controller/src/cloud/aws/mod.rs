@@ -43,8 +43,9 @@ impl Intercept for CallCounter {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let (service, operation) =
-            cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| (m.service().to_ascii_lowercase().replace(' ', ""), m.name().to_owned()));
+        let (service, operation) = cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| {
+            (m.service().to_ascii_lowercase().replace(' ', ""), m.name().to_owned())
+        });
         let outcome = match context.response().map(|r| r.status().as_u16()) {
             None => "transport_error",
             Some(200..=299) => "ok",
@@ -89,10 +90,21 @@ impl Aws {
 impl Aws {
     /// The CIDR of `vpc_id` and the availability zone of `subnet_id`, read once at start.
     pub async fn network_facts(&self, vpc_id: &str, subnet_id: &str) -> Result<(String, String), CloudError> {
-        let vpcs = self.ec2.describe_vpcs().vpc_ids(vpc_id).send().await.map_err(|e| cloud_error(&e, "describe VPC", vpc_id))?;
+        let vpcs = self
+            .ec2
+            .describe_vpcs()
+            .vpc_ids(vpc_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "describe VPC", vpc_id))?;
         let cidr = vpcs.vpcs().first().and_then(|v| v.cidr_block()).unwrap_or_default().to_owned();
-        let subnets =
-            self.ec2.describe_subnets().subnet_ids(subnet_id).send().await.map_err(|e| cloud_error(&e, "describe subnet", subnet_id))?;
+        let subnets = self
+            .ec2
+            .describe_subnets()
+            .subnet_ids(subnet_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "describe subnet", subnet_id))?;
         let zone = subnets.subnets().first().and_then(|s| s.availability_zone()).unwrap_or_default().to_owned();
         if cidr.is_empty() || zone.is_empty() {
             return Err(CloudError {
@@ -109,7 +121,11 @@ impl Aws {
 
 /// Maps an SDK error to a [`CloudError`]: the provider's code decides the category, a 5xx or a
 /// lost connection is transient (never success), anything else is a rejection.
-pub(crate) fn cloud_error<E>(e: &SdkError<E, HttpResponse>, action: &'static str, target: impl Into<String>) -> CloudError
+pub(crate) fn cloud_error<E>(
+    e: &SdkError<E, HttpResponse>,
+    action: &'static str,
+    target: impl Into<String>,
+) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error,
 {
@@ -131,8 +147,12 @@ where
 /// The category of a provider error code.
 pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
     match code {
-        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException"
-        | "PriorRequestNotComplete" | "RequestThrottled" => ErrorKind::Throttled,
+        "RequestLimitExceeded"
+        | "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "PriorRequestNotComplete"
+        | "RequestThrottled" => ErrorKind::Throttled,
         "DependencyViolation" | "VolumeInUse" | "InvalidVolume.InUse" => ErrorKind::InUse,
         c if c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "NoSuchHostedZone" => ErrorKind::NotFound,
         "IncorrectState" | "IncorrectInstanceState" | "InvalidVolume.ZoneMismatch" | "InsufficientInstanceCapacity" => {

@@ -27,7 +27,12 @@ pub struct Admission(Mutex<HashMap<String, HashMap<String, TenantUsage>>>);
 
 /// What a Workspace uses once admitted, from its resolved compute.
 pub fn usage_of_compute(c: &ResolvedCompute) -> TenantUsage {
-    TenantUsage { workspaces: 1, vcpus: c.vcpus, gpus: c.gpu.as_ref().map_or(0, |g| u32::from(g.count)), root_gb_total: c.root_gb }
+    TenantUsage {
+        workspaces: 1,
+        vcpus: c.vcpus,
+        gpus: c.gpu.as_ref().map_or(0, |g| u32::from(g.count)),
+        root_gb_total: c.root_gb,
+    }
 }
 
 /// Sum of the usages of `ledger`.
@@ -39,7 +44,13 @@ impl Admission {
     /// Decides whether `ws` is admitted against `tenant`; records the decision.
     ///
     /// `others` are the other Workspaces of the tenant from the watch cache.
-    pub fn decide(&self, tenant: &Tenant, ws: &Workspace, resolved: &Resolved, others: &[&Workspace]) -> Result<(), Rejection> {
+    pub fn decide(
+        &self,
+        tenant: &Tenant,
+        ws: &Workspace,
+        resolved: &Resolved,
+        others: &[&Workspace],
+    ) -> Result<(), Rejection> {
         let uid = ws.uid().unwrap_or_default();
         let Ok(mut all) = self.0.lock() else {
             return Err(Rejection::new(Reason::QuotaExceeded, "spec.tenant", "admission ledger unavailable; retrying"));

@@ -13,7 +13,7 @@ use molecule_crds::v1alpha1::{Condition, ConditionStatus, Workspace, WorkspacePh
 use serde_json::json;
 
 use super::steps::patch_status;
-use super::{dns, display, owner_of};
+use super::{display, dns, owner_of};
 use crate::cloud::tags::OWNER_UID;
 use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::Context;
@@ -40,7 +40,14 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     let uid = owner.uid.clone();
     if ws.status.as_ref().and_then(|s| s.phase) != Some(WorkspacePhase::Terminating) {
         patch_status(ctx, ws, json!({ "phase": "Terminating" })).await?;
-        publish(ctx, &ws.object_ref(&()), false, "Terminating", "deleting the instance, security group, volumes and DNS records".into()).await;
+        publish(
+            ctx,
+            &ws.object_ref(&()),
+            false,
+            "Terminating",
+            "deleting the instance, security group, volumes and DNS records".into(),
+        )
+        .await;
     }
     let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
     if uncertain.is_some_and(|t| !ctx.cache.refreshed_since(t)) {
@@ -50,11 +57,7 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
 
     // 1. Instances: terminate all, wait for all to be terminated.
     let instances = ctx.cache.instances_of(&uid);
-    let to_terminate: Vec<String> = instances
-        .iter()
-        .filter(|i| i.state.is_alive())
-        .map(|i| i.id.clone())
-        .collect();
+    let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
     if !to_terminate.is_empty() {
         ctx.instances.terminate(&to_terminate).await?;
         ctx.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
@@ -70,7 +73,8 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     // instance the cache never saw must not survive the Workspace.
     let mut filter = ctx.identity.filter();
     filter.insert(OWNER_UID.into(), uid.clone());
-    let live: Vec<_> = ctx.instances.list(&filter).await?.into_iter().filter(|i| i.state != InstanceState::Terminated).collect();
+    let live: Vec<_> =
+        ctx.instances.list(&filter).await?.into_iter().filter(|i| i.state != InstanceState::Terminated).collect();
     if !live.is_empty() {
         let ids: Vec<&str> = live.iter().map(|i| i.id.as_str()).collect();
         let msg = format!("instance {} to be terminated", ids.join(", "));
@@ -84,7 +88,9 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     for g in ctx.cache.groups_of(&uid) {
         match ctx.network.delete(&g.id).await {
             Ok(()) => ctx.cache.remove_group(&uid, &g.id),
-            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("security group {} is still in use ({})", g.id, e.code))),
+            Err(e) if e.kind == ErrorKind::InUse => {
+                return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
+            }
             Err(e) => return Err(e.into()),
         }
         ctx.failpoints.hit("workspace.delete.after-sg").await;
@@ -112,7 +118,14 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     if let (Some(d), Some(host)) = (ctx.dns.as_deref(), ws.status.as_ref().and_then(|s| s.hostname.clone())) {
         let foreign = dns::remove(d, &ctx.identity.dns_mark(&owner), &host).await?;
         if foreign {
-            publish(ctx, &ws.object_ref(&()), true, "RecordNotOwned", format!("{host} has a record that is not this Workspace's; left untouched")).await;
+            publish(
+                ctx,
+                &ws.object_ref(&()),
+                true,
+                "RecordNotOwned",
+                format!("{host} has a record that is not this Workspace's; left untouched"),
+            )
+            .await;
         }
         ctx.failpoints.hit("workspace.delete.after-dns").await;
     }
@@ -121,7 +134,14 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     display::remove(ctx, ws).await?;
     ctx.admission.release(&ws.spec.tenant, &uid);
     tracing::info!(workspace = %owner.qualified(), uid = %uid, "workspace deleted: instance, security group, volumes and records confirmed gone");
-    publish(ctx, &ws.object_ref(&()), false, "Deleted", "instance, security group, volumes and DNS records confirmed gone".into()).await;
+    publish(
+        ctx,
+        &ws.object_ref(&()),
+        false,
+        "Deleted",
+        "instance, security group, volumes and DNS records confirmed gone".into(),
+    )
+    .await;
     Ok(Action::await_change())
 }
 

@@ -60,24 +60,23 @@ pub async fn ensure(ctx: &Context, ws: &Workspace) -> Result<Holder, Error> {
     let ns = ws.namespace().unwrap_or_default();
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
     let name = lease_name(&ws.name_any());
-    let lease = match api.get_opt(&name).await.map_err(kube_err("read the display lease"))? {
-        Some(l) => l,
-        None => {
-            let l = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(ns),
-                    labels: Some(BTreeMap::from([(LEASE_LABEL.to_owned(), "true".to_owned())])),
-                    owner_references: ws.controller_owner_ref(&()).map(|o| vec![o]),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(LeaseSpec::default()),
-            };
-            match api.create(&PostParams::default(), &l).await {
-                Ok(created) => created,
-                Err(kube::Error::Api(s)) if s.is_already_exists() => l,
-                Err(e) => return Err(kube_err("create the display lease")(e)),
-            }
+    let lease = if let Some(l) = api.get_opt(&name).await.map_err(kube_err("read the display lease"))? {
+        l
+    } else {
+        let l = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns),
+                labels: Some(BTreeMap::from([(LEASE_LABEL.to_owned(), "true".to_owned())])),
+                owner_references: ws.controller_owner_ref(&()).map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec::default()),
+        };
+        match api.create(&PostParams::default(), &l).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(s)) if s.is_already_exists() => l,
+            Err(e) => return Err(kube_err("create the display lease")(e)),
         }
     };
     Ok(holder(Some(&lease), Timestamp::now()))

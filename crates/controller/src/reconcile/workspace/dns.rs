@@ -11,7 +11,11 @@ use super::status::DnsState;
 /// `<name>.<tenant>.<domain>`, or `<name>.<namespace>.<tenant>.<domain>` when the Workspace lives
 /// in a namespace other than the tenant's own (two namespaces may hold the same name).
 pub fn hostname(name: &str, namespace: &str, tenant: &str, domain: &str) -> String {
-    if namespace == tenant { format!("{name}.{tenant}.{domain}") } else { format!("{name}.{namespace}.{tenant}.{domain}") }
+    if namespace == tenant {
+        format!("{name}.{tenant}.{domain}")
+    } else {
+        format!("{name}.{namespace}.{tenant}.{domain}")
+    }
 }
 
 /// Whether `current` may be written over or deleted by `mark`'s owner: empty, or marked as ours.
@@ -35,7 +39,8 @@ pub async fn ensure(ctx: &Context, owner: &Owner, host: &str, ip: &str, already:
     if current.values == [ip.to_owned()] && current.txt == [mark.clone()] {
         return Ok(DnsState::Ready);
     }
-    dns.upsert(&OwnedRecord { name: host.to_owned(), record_type: "A", value: ip.to_owned(), owner_mark: mark }).await?;
+    dns.upsert(&OwnedRecord { name: host.to_owned(), record_type: "A", value: ip.to_owned(), owner_mark: mark })
+        .await?;
     ctx.failpoints.hit("workspace.dns.after-upsert").await;
     Ok(DnsState::Ready)
 }
@@ -72,7 +77,8 @@ mod tests {
         assert!(may_touch(&ours, mine));
         let theirs = RecordSet { values: vec!["10.0.0.1".into()], ..RecordSet::default() };
         assert!(!may_touch(&theirs, mine));
-        let other = RecordSet { values: vec!["10.0.0.1".into()], txt: vec!["heritage=x".into()], ..RecordSet::default() };
+        let other =
+            RecordSet { values: vec!["10.0.0.1".into()], txt: vec!["heritage=x".into()], ..RecordSet::default() };
         assert!(!may_touch(&other, mine));
     }
 }

@@ -25,9 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::conditions;
-use molecule_crds::v1alpha1::{
-    DisplayStatus, PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus,
-};
+use molecule_crds::v1alpha1::{DisplayStatus, PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus};
 
 use self::plan::Inputs;
 use self::status::{DnsState, View};
@@ -41,7 +39,7 @@ pub const FINALIZER: &str = "moleculesai.app/workspace-cleanup";
 /// Annotation that applies a pending drift under `updatePolicy: Manual`.
 pub const RECREATE_AT: &str = "moleculesai.app/recreate-at";
 /// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
-const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+const STEADY_REQUEUE: Duration = Duration::from_mins(5);
 
 /// The reconciler's shared state: the Context and the Workspace watch cache.
 pub struct Reconciler {
@@ -145,6 +143,8 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     res
 }
 
+// kube-runtime's error policy signature takes the Arcs by value.
+#[allow(clippy::needless_pass_by_value)]
 fn error_policy(ws: Arc<Workspace>, e: &Error, r: Arc<Reconciler>) -> Action {
     if let Some(retry) = e.waiting() {
         tracing::debug!(workspace = %ws.name_any(), wait = %e, "waiting on the cloud");
@@ -167,46 +167,24 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     let want_running = ws.spec.state == PowerState::Running;
 
     // Observe + admit (no cloud call before this passes).
-    let others: Vec<Arc<Workspace>> = r
-        .workspaces
-        .state()
-        .into_iter()
-        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid() && w.metadata.deletion_timestamp.is_none())
-        .collect();
-    let admitted = admit::bind_and_resolve(ctx, ws).and_then(|(tenant, resolved)| {
-        let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
-        ctx.admission.decide(&tenant, ws, &resolved, &refs).map(|()| (tenant, resolved))
-    });
-    let (tenant, resolved) = match admitted {
+    let (tenant, resolved) = match admission(r, ws) {
         Ok(x) => x,
-        Err(rej) => {
-            ctx.metrics.not_admitted.get_or_create(&KindReason { kind: "Workspace", reason: rej.reason.as_str() }).inc();
-            let v = View {
-                rejection: Some((rej.reason.as_str(), &rej.message)),
-                want_running,
-                current: None,
-                replacing: false,
-                network_ready: false,
-                dns: DnsState::Pending,
-                display_mode: molecule_crds::v1alpha1::DisplayMode::None,
-                drift: None,
-                error: None,
-            };
-            status::set_conditions(&mut st, &v, ws.metadata.generation, &now);
-            if st.launch.is_none() {
-                st.phase = Some(status::phase(&v));
-            }
-            finish(ctx, ws, &old, st).await?;
-            return Ok(Action::requeue(STEADY_REQUEUE));
-        }
+        Err(rej) => return not_admitted(ctx, ws, &old, st, &rej, &now).await,
     };
 
     let spec_hash = drift::spec_hash(&resolved.compute);
-    let host = dns::hostname(&ws.name_any(), &ws.namespace().unwrap_or_default(), &ws.spec.tenant, &ctx.settings.workspace_domain);
+    let host = dns::hostname(
+        &ws.name_any(),
+        &ws.namespace().unwrap_or_default(),
+        &ws.spec.tenant,
+        &ctx.settings.workspace_domain,
+    );
     let tenant_status = tenant.status.clone().unwrap_or_default();
 
     // Network and data volume come before the instance that needs them.
-    let sg = network::ensure(ctx, ws, &owner, tenant_status.security_group_id.as_deref(), st.security_group_id.as_deref()).await?;
+    let sg =
+        network::ensure(ctx, ws, &owner, tenant_status.security_group_id.as_deref(), st.security_group_id.as_deref())
+            .await?;
     st.security_group_id = Some(sg.id.clone());
     let data_volume = match resolved.compute.data_gb {
         Some(gb) => Some(volume::ensure(ctx, &owner, gb, st.data_volume_id.as_deref()).await?),
@@ -216,17 +194,13 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
 
     // Plan (pure) and apply.
     let instances = ctx.cache.instances_of(&owner.uid);
-    let launched_at = st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
-    let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
-    let replace_allowed = ws.spec.update_policy == UpdatePolicy::Recreate
-        || matches!((recreate_at, launched_at), (Some(at), Some(l)) if at > l);
     let p = plan::plan(&Inputs {
         instances: &instances,
         status_instance: st.instance_id.as_deref(),
         recorded: st.launch.as_ref().map(|l| (l.attempt, l.spec_hash.as_str())),
         spec_hash: &spec_hash,
         want_running,
-        replace_allowed,
+        replace_allowed: replace_allowed(ws, &st),
         data_volume: data_volume.as_ref(),
     });
     let target = steps::Target {
@@ -239,45 +213,27 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         bundle_arn: tenant_status.secret_arn.as_deref(),
         hostname: &host,
     };
-    let replacing_now = p.steps.iter().any(|s| matches!(s, plan::Step::Record { reason: plan::LaunchReason::Replace, .. }));
-    let mut step_error = None;
-    let current = match steps::run(ctx, &target, &mut st, p.steps.clone(), p.current.clone()).await {
-        Ok(c) => c,
-        Err(e) if e.waiting().is_some() => p.current.clone(),
-        Err(e) => {
-            step_error = Some(e);
-            p.current.clone()
-        }
-    };
+    let replacing_now =
+        p.steps.iter().any(|s| matches!(s, plan::Step::Record { reason: plan::LaunchReason::Replace, .. }));
+    let (current, step_error) = apply_steps(ctx, &target, &mut st, &p).await;
     if let Some(c) = &current {
         st.instance_id = Some(c.id.clone());
         st.private_ip.clone_from(&c.private_ip);
     }
 
     // DNS once the instance has an address.
-    let dns_state = match current.as_ref().and_then(|c| c.private_ip.clone()) {
-        Some(ip) if step_error.is_none() => {
-            let already = st.private_ip.as_deref() == Some(ip.as_str())
-                && old.private_ip.as_deref() == Some(ip.as_str())
-                && old.hostname.as_deref() == Some(host.as_str())
-                && conditions::is_true(&old.conditions, "DnsReady");
-            match dns::ensure(ctx, &owner, &host, &ip, already).await {
-                Ok(s) => s,
-                Err(e) => DnsState::Failed(e.to_string()),
-            }
-        }
-        _ if ctx.dns.is_none() => DnsState::Disabled,
-        _ => DnsState::Pending,
-    };
+    let ip = current.as_ref().and_then(|c| c.private_ip.clone()).filter(|_| step_error.is_none());
+    let dns_state = dns_step(ctx, &owner, &host, ip.as_deref(), &old).await;
     st.hostname = Some(host.clone());
 
     // Desktop and its Lease.
     let mode = resolved.compute.display_mode;
-    let mut requeue = if want_running && current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready")) {
-        STEADY_REQUEUE
-    } else {
-        ctx.settings.refresh_interval * 2
-    };
+    let mut requeue =
+        if want_running && current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready")) {
+            STEADY_REQUEUE
+        } else {
+            ctx.settings.refresh_interval * 2
+        };
     let drifted = p.drifted && !replacing_now;
     let drift_msg = drifted.then(|| {
         let changes = st.resolved.as_ref().map(|o| drift::changes(o, &resolved.compute)).unwrap_or_default();
@@ -294,25 +250,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         drift: drift_msg,
         error: step_error.as_ref().map(ToString::to_string),
     };
-    st.display = if mode.is_enabled() {
-        let holder = display::ensure(ctx, ws).await?;
-        if let Some(s) = holder.lapses_in {
-            requeue = requeue.min(Duration::from_secs(s));
-        }
-        let d = ws.spec.compute.display.clone().unwrap_or_default();
-        Some(DisplayStatus {
-            mode,
-            status: status::display_status(&view),
-            width: d.width,
-            height: d.height,
-            protocol: d.protocol,
-            controller: holder.controller,
-            controlled_by: holder.controlled_by,
-            expires_at: holder.expires_at,
-        })
-    } else {
-        None
-    };
+    st.display = desktop(ctx, ws, &view, &mut requeue).await?;
     // The machine that runs is what status shows; a pending drift shows in Drifted.
     if !drifted || st.resolved.is_none() {
         st.resolved = Some(resolved.compute.clone());
@@ -325,6 +263,115 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         Some(e) => Err(e),
         None => Ok(Action::requeue(requeue)),
     }
+}
+
+/// Runs the plan's steps. A wait is not an error; an error is kept for status and requeue, and
+/// the instance the plan saw stays the one reported.
+async fn apply_steps(
+    ctx: &Context,
+    target: &steps::Target<'_>,
+    st: &mut WorkspaceStatus,
+    p: &plan::Plan,
+) -> (Option<crate::cloud::Instance>, Option<Error>) {
+    match steps::run(ctx, target, st, p.steps.clone(), p.current.clone()).await {
+        Ok(c) => (c, None),
+        Err(e) if e.waiting().is_some() => (p.current.clone(), None),
+        Err(e) => (p.current.clone(), Some(e)),
+    }
+}
+
+/// Tenant binding, resolution and quotas, serialised per tenant (see [`admit`]).
+fn admission(
+    r: &Reconciler,
+    ws: &Workspace,
+) -> Result<(Arc<Tenant>, molecule_crds::resolve::Resolved), molecule_crds::reasons::Rejection> {
+    let others: Vec<Arc<Workspace>> = r
+        .workspaces
+        .state()
+        .into_iter()
+        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid() && w.metadata.deletion_timestamp.is_none())
+        .collect();
+    let (tenant, resolved) = admit::bind_and_resolve(&r.ctx, ws)?;
+    let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
+    r.ctx.admission.decide(&tenant, ws, &resolved, &refs)?;
+    Ok((tenant, resolved))
+}
+
+/// A Workspace that is not admitted: say why in status and an Event; touch nothing in AWS. A
+/// launched Workspace whose new spec is refused keeps its instance as it is.
+async fn not_admitted(
+    ctx: &Context,
+    ws: &Workspace,
+    old: &WorkspaceStatus,
+    mut st: WorkspaceStatus,
+    rej: &molecule_crds::reasons::Rejection,
+    now: &str,
+) -> Result<Action, Error> {
+    ctx.metrics.not_admitted.get_or_create(&KindReason { kind: "Workspace", reason: rej.reason.as_str() }).inc();
+    let v = View {
+        rejection: Some((rej.reason.as_str(), &rej.message)),
+        want_running: ws.spec.state == PowerState::Running,
+        current: None,
+        replacing: false,
+        network_ready: false,
+        dns: DnsState::Pending,
+        display_mode: molecule_crds::v1alpha1::DisplayMode::None,
+        drift: None,
+        error: None,
+    };
+    status::set_conditions(&mut st, &v, ws.metadata.generation, now);
+    if st.launch.is_none() {
+        st.phase = Some(status::phase(&v));
+    }
+    finish(ctx, ws, old, st).await?;
+    Ok(Action::requeue(STEADY_REQUEUE))
+}
+
+/// The DNS record for `ip`, skipped when the last status already shows it written.
+async fn dns_step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, old: &WorkspaceStatus) -> DnsState {
+    let Some(ip) = ip else {
+        return if ctx.dns.is_none() { DnsState::Disabled } else { DnsState::Pending };
+    };
+    let already = old.private_ip.as_deref() == Some(ip)
+        && old.hostname.as_deref() == Some(host)
+        && conditions::is_true(&old.conditions, "DnsReady");
+    dns::ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
+}
+
+/// Whether a pending drift may be applied now: Recreate, or recreate-at after the last launch.
+fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
+    let launched_at =
+        st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
+    let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
+    ws.spec.update_policy == UpdatePolicy::Recreate
+        || matches!((recreate_at, launched_at), (Some(at), Some(l)) if at > l)
+}
+
+/// The desktop status and its Lease holder; shortens `requeue` to when the hold lapses.
+async fn desktop(
+    ctx: &Context,
+    ws: &Workspace,
+    view: &View<'_>,
+    requeue: &mut Duration,
+) -> Result<Option<DisplayStatus>, Error> {
+    if !view.display_mode.is_enabled() {
+        return Ok(None);
+    }
+    let holder = display::ensure(ctx, ws).await?;
+    if let Some(s) = holder.lapses_in {
+        *requeue = (*requeue).min(Duration::from_secs(s));
+    }
+    let d = ws.spec.compute.display.clone().unwrap_or_default();
+    Ok(Some(DisplayStatus {
+        mode: view.display_mode,
+        status: status::display_status(view),
+        width: d.width,
+        height: d.height,
+        protocol: d.protocol,
+        controller: holder.controller,
+        controlled_by: holder.controlled_by,
+        expires_at: holder.expires_at,
+    }))
 }
 
 /// Publishes the Events of the transitions and writes the whole status with server-side apply.

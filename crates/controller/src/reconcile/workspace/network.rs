@@ -11,14 +11,20 @@ use crate::context::Context;
 use crate::reconcile::Error;
 
 /// The rules a Workspace's group must hold: (ingress, egress). Pure.
-pub fn desired(eic_sg: Option<&str>, tenant_sg: Option<&str>, egress_open: bool, vpc_cidr: &str) -> (Vec<Rule>, Vec<Rule>) {
+pub fn desired(
+    eic_sg: Option<&str>,
+    tenant_sg: Option<&str>,
+    egress_open: bool,
+    vpc_cidr: &str,
+) -> (Vec<Rule>, Vec<Rule>) {
     let tcp = |port: u16, g: &str| Rule {
         protocol: "tcp".into(),
         from_port: i32::from(port),
         to_port: i32::from(port),
         peer: Peer::Group(g.into()),
     };
-    let mut ingress: Vec<Rule> = [eic_sg.map(|g| tcp(22, g)), tenant_sg.map(|g| tcp(AGENT_PORT, g))].into_iter().flatten().collect();
+    let mut ingress: Vec<Rule> =
+        [eic_sg.map(|g| tcp(22, g)), tenant_sg.map(|g| tcp(AGENT_PORT, g))].into_iter().flatten().collect();
     ingress.sort();
     let dest = if egress_open { "0.0.0.0/0" } else { vpc_cidr };
     let egress = vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr(dest.into()) }];
@@ -33,28 +39,38 @@ pub fn diff(have: &[Rule], want: &[Rule]) -> (Vec<Rule>, Vec<Rule>) {
 }
 
 /// Finds or creates the group and converges its rules. Returns the group.
-pub async fn ensure(ctx: &Context, ws: &Workspace, owner: &Owner, tenant_sg: Option<&str>, status_sg: Option<&str>) -> Result<SecurityGroup, Error> {
+pub async fn ensure(
+    ctx: &Context,
+    ws: &Workspace,
+    owner: &Owner,
+    tenant_sg: Option<&str>,
+    status_sg: Option<&str>,
+) -> Result<SecurityGroup, Error> {
     let mut groups = ctx.cache.groups_of(&owner.uid);
     groups.sort_by_key(|g| Some(g.id.as_str()) != status_sg);
-    let mut group = match groups.into_iter().next() {
-        Some(g) => g,
-        None => {
-            let name = format!("molecule-ws-{}", owner.uid);
-            let description = format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant);
-            let tags = ctx.identity.tags(owner);
-            let id = ctx.network.create(&name, &description, &tags).await?;
-            let g = SecurityGroup {
-                id,
-                name,
-                tags,
-                ingress: vec![],
-                // What EC2 puts in a new group.
-                egress: vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr("0.0.0.0/0".into()) }],
-            };
-            ctx.cache.put_group(&owner.uid, g.clone());
-            ctx.failpoints.hit("workspace.sg.after-create").await;
-            g
-        }
+    let mut group = if let Some(g) = groups.into_iter().next() {
+        g
+    } else {
+        let name = format!("molecule-ws-{}", owner.uid);
+        let description = format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant);
+        let tags = ctx.identity.tags(owner);
+        let id = ctx.network.create(&name, &description, &tags).await?;
+        let g = SecurityGroup {
+            id,
+            name,
+            tags,
+            ingress: vec![],
+            // What EC2 puts in a new group.
+            egress: vec![Rule {
+                protocol: "-1".into(),
+                from_port: -1,
+                to_port: -1,
+                peer: Peer::Cidr("0.0.0.0/0".into()),
+            }],
+        };
+        ctx.cache.put_group(&owner.uid, g.clone());
+        ctx.failpoints.hit("workspace.sg.after-create").await;
+        g
     };
     let egress_open = ws.spec.compute.network.as_ref().is_none_or(|n| n.egress_open);
     let (want_in, want_out) = desired(ctx.settings.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.settings.vpc_cidr);

@@ -92,7 +92,7 @@ pub struct Plan {
 /// The tag that records the spec hash an instance was launched from.
 pub const SPEC_HASH_TAG: &str = "moleculesai.app/spec-hash";
 
-fn oldest_first(a: &&Instance, b: &&Instance) -> std::cmp::Ordering {
+fn oldest_first(a: &Instance, b: &Instance) -> std::cmp::Ordering {
     (a.launch_time.as_deref(), a.id.as_str()).cmp(&(b.launch_time.as_deref(), b.id.as_str()))
 }
 
@@ -104,11 +104,12 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
     let mut out = Plan { attempt, ..Plan::default() };
 
     let mut mine: Vec<&Instance> = alive.iter().copied().filter(|x| x.attempt() == attempt && attempt > 0).collect();
-    mine.sort_by(oldest_first);
+    mine.sort_by(|a, b| oldest_first(a, b));
     let keep = mine.iter().position(|x| Some(x.id.as_str()) == i.status_instance).unwrap_or(0);
     let current = if mine.is_empty() { None } else { Some(mine.remove(keep)) };
     if !mine.is_empty() {
-        out.steps.push(Step::Terminate { ids: mine.iter().map(|x| x.id.clone()).collect(), why: TerminateWhy::Duplicate });
+        out.steps
+            .push(Step::Terminate { ids: mine.iter().map(|x| x.id.clone()).collect(), why: TerminateWhy::Duplicate });
     }
     let preds: Vec<&Instance> = alive.iter().copied().filter(|x| x.attempt() < attempt || attempt == 0).collect();
     out.predecessors = preds.iter().map(|x| x.id.clone()).collect();

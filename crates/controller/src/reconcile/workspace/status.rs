@@ -1,7 +1,9 @@
 //! Phase, conditions and the desktop status of a Workspace, from what the reconcile saw. Pure.
 
 use molecule_crds::conditions;
-use molecule_crds::v1alpha1::{Condition, ConditionStatus, DisplayMode, DisplayStatusSpec, WorkspacePhase, WorkspaceStatus};
+use molecule_crds::v1alpha1::{
+    Condition, ConditionStatus, DisplayMode, DisplayStatusSpec, WorkspacePhase, WorkspaceStatus,
+};
 
 use crate::cloud::tags::{BOOT, DISPLAY};
 use crate::cloud::{Instance, InstanceState};
@@ -65,9 +67,8 @@ pub fn phase(v: &View<'_>) -> WorkspacePhase {
             Some("failed") => WorkspacePhase::Failed,
             _ => WorkspacePhase::Provisioning,
         },
-        (InstanceState::Running | InstanceState::Stopping, false) => WorkspacePhase::Stopping,
+        (InstanceState::Running, false) | (InstanceState::Stopping, _) => WorkspacePhase::Stopping,
         (InstanceState::Stopped, false) => WorkspacePhase::Stopped,
-        (InstanceState::Stopping, true) => WorkspacePhase::Stopping,
         _ => WorkspacePhase::Provisioning,
     }
 }
@@ -122,7 +123,9 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
     put(cond("InstanceReady", inst_ok, inst_reason, inst_msg.clone(), generation, now));
     let (dns_ok, dns_reason, dns_msg) = match &v.dns {
         DnsState::Ready => (true, "RecordWritten", "A record and its ownership TXT record are written".to_owned()),
-        DnsState::Disabled => (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned()),
+        DnsState::Disabled => {
+            (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned())
+        }
         DnsState::Pending => (false, "RecordPending", "waiting for the instance's private IP".to_owned()),
         DnsState::NotOwned(m) => (false, "RecordNotOwned", m.clone()),
         DnsState::Failed(m) => (false, "RecordFailed", m.clone()),
@@ -178,7 +181,11 @@ fn instance_condition(v: &View<'_>) -> (bool, &'static str, String) {
     match c.state {
         InstanceState::Running => match boot(c) {
             Some("ready") => (true, "BootReady", format!("instance {} runs and its bootstrap reported ready", c.id)),
-            Some("failed") => (false, "BootFailed", format!("the bootstrap of instance {} failed; see /var/log/molecule-bootstrap.log", c.id)),
+            Some("failed") => (
+                false,
+                "BootFailed",
+                format!("the bootstrap of instance {} failed; see /var/log/molecule-bootstrap.log", c.id),
+            ),
             _ => (false, "Booting", format!("instance {} runs; waiting for its bootstrap", c.id)),
         },
         InstanceState::Pending => (false, "Launching", format!("instance {} is pending", c.id)),
@@ -205,7 +212,6 @@ pub fn transitions(old: &WorkspaceStatus, new: &WorkspaceStatus) -> Vec<(bool, S
         };
         // Only the news worth a line in `kubectl describe`: refusals, drift, DNS trouble, ready.
         let noteworthy = match t {
-            "Admitted" => bad,
             "Ready" => !bad,
             "DnsReady" => bad && b.reason != "RecordPending",
             _ => bad,

@@ -66,8 +66,7 @@ pub async fn run(
         match step {
             Step::Record { attempt, reason } => {
                 let token = launch_token(uid, attempt);
-                let record =
-                    LaunchRecord { token, attempt, spec_hash: t.spec_hash.to_owned(), launched_at: None };
+                let record = LaunchRecord { token, attempt, spec_hash: t.spec_hash.to_owned(), launched_at: None };
                 patch_status(ctx, t.ws, json!({ "launch": record })).await?;
                 st.launch = Some(record);
                 let (warn, why, note) = match reason {
@@ -75,10 +74,20 @@ pub async fn run(
                     LaunchReason::Lost => {
                         ctx.metrics.relaunches.get_or_create(&kind_reason("Lost")).inc();
                         let old = st.instance_id.clone().unwrap_or_default();
-                        (true, "Relaunching", format!("instance {old} was terminated or lost outside the operator; launching attempt {attempt}"))
+                        (
+                            true,
+                            "Relaunching",
+                            format!(
+                                "instance {old} was terminated or lost outside the operator; launching attempt {attempt}"
+                            ),
+                        )
                     }
-                    LaunchReason::Restart => (false, "Starting", format!("spot workspace started again: launching attempt {attempt}")),
-                    LaunchReason::Replace => (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}")),
+                    LaunchReason::Restart => {
+                        (false, "Starting", format!("spot workspace started again: launching attempt {attempt}"))
+                    }
+                    LaunchReason::Replace => {
+                        (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
+                    }
                 };
                 publish(ctx, &regarding, warn, why, note).await;
                 ctx.failpoints.hit("workspace.launch.after-record").await;
@@ -91,11 +100,22 @@ pub async fn run(
                 let list = ids.join(", ");
                 match why {
                     TerminateWhy::Duplicate => {
-                        ctx.metrics.duplicates_terminated.get_or_create(&kind_reason("Duplicate")).inc_by(ids.len() as u64);
-                        publish(ctx, &regarding, true, "DuplicateTerminated", format!("terminated duplicate instance(s) {list}")).await;
+                        ctx.metrics
+                            .duplicates_terminated
+                            .get_or_create(&kind_reason("Duplicate"))
+                            .inc_by(ids.len() as u64);
+                        publish(
+                            ctx,
+                            &regarding,
+                            true,
+                            "DuplicateTerminated",
+                            format!("terminated duplicate instance(s) {list}"),
+                        )
+                        .await;
                     }
                     TerminateWhy::Predecessor => {
-                        publish(ctx, &regarding, false, "Replaced", format!("terminated replaced instance(s) {list}")).await;
+                        publish(ctx, &regarding, false, "Replaced", format!("terminated replaced instance(s) {list}"))
+                            .await;
                     }
                     TerminateWhy::SpotStop => {
                         st.instance_id = None;
@@ -129,9 +149,11 @@ pub async fn run(
             Step::Attach { volume, to } => {
                 ctx.volumes.attach(&volume, &to, DATA_DEVICE).await?;
                 if let Some(v) = t.data_volume {
-                    ctx.cache.put_volume(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
+                    ctx.cache
+                        .put_volume(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
                 }
-                publish(ctx, &regarding, false, "VolumeAttached", format!("data volume {volume} attached to {to}")).await;
+                publish(ctx, &regarding, false, "VolumeAttached", format!("data volume {volume} attached to {to}"))
+                    .await;
             }
         }
     }
@@ -211,6 +233,13 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
     }
     st.instance_id = Some(inst.id.clone());
     patch_status(ctx, t.ws, json!({ "launch": st.launch, "instanceId": inst.id })).await?;
-    publish(ctx, &t.ws.object_ref(&()), false, "Launched", format!("launched instance {} ({}) attempt {attempt}", inst.id, c.instance_type)).await;
+    publish(
+        ctx,
+        &t.ws.object_ref(&()),
+        false,
+        "Launched",
+        format!("launched instance {} ({}) attempt {attempt}", inst.id, c.instance_type),
+    )
+    .await;
     Ok(inst)
 }

@@ -26,7 +26,10 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
     let mut tags: BTreeMap<String, String> = ctx.identity.tags(owner);
     tags.insert(VOLUME_PURPOSE.into(), "data".into());
     let token = format!("data-{}", hex::encode(&Sha256::digest(owner.uid.as_bytes())[..16]));
-    let v = ctx.volumes.create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags }).await?;
+    let v = ctx
+        .volumes
+        .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags })
+        .await?;
     ctx.cache.put_volume(&owner.uid, v.clone());
     ctx.failpoints.hit("workspace.volume.after-create").await;
     Ok(v)

@@ -18,7 +18,7 @@ fn inst(id: &str, attempt: u32, state: InstanceState, hash: &str, at: &str) -> I
     }
 }
 
-fn inputs<'a>(instances: &'a [Instance]) -> Inputs<'a> {
+fn inputs(instances: &[Instance]) -> Inputs<'_> {
     Inputs {
         instances,
         status_instance: None,
@@ -60,7 +60,8 @@ fn a_launched_instance_is_adopted_even_if_status_never_heard_of_it() {
 
 #[test]
 fn duplicates_keep_the_one_in_status_else_the_oldest() {
-    let v = [inst("i-b", 1, Running, "h1", "t2"), inst("i-a", 1, Running, "h1", "t1"), inst("i-c", 1, Pending, "h1", "t3")];
+    let v =
+        [inst("i-b", 1, Running, "h1", "t2"), inst("i-a", 1, Running, "h1", "t1"), inst("i-c", 1, Pending, "h1", "t3")];
     let mut i = inputs(&v);
     i.recorded = Some((1, "h1"));
     let p = plan(&i);
