@@ -204,8 +204,19 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         terminate: args.aws_terminate_rate,
     };
     let aws = cloud::aws::Aws::new(&args.aws_region, rates, metrics).await;
-    let (vpc_cidr, zone) =
-        aws.network_facts(&args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
+    // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
+    let mut delay = std::time::Duration::from_secs(1);
+    let (vpc_cidr, zone) = loop {
+        match aws.network_facts(&args.vpc_id, &args.subnet_id).await {
+            Ok(facts) => break facts,
+            Err(e) if matches!(e.kind, cloud::ErrorKind::Throttled | cloud::ErrorKind::Transient) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "reading the VPC and subnet failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(Error::Config(e.to_string())),
+        }
+    };
     let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
     let network: Arc<dyn cloud::Network> =
         Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));

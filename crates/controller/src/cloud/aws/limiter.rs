@@ -1,5 +1,8 @@
 //! Client-side token buckets per EC2 operation class, shaped like AWS's own request budget so the
-//! operator never spends it faster than AWS refills it (bursts up to the bucket, then the rate).
+//! operator never spends it faster than AWS refills it (bursts up to the bucket, then the rate),
+//! and adaptive per class: a throttled answer cuts that class's rate by a quarter, each success wins
+//! back a twentieth of it (AIMD). Unlike the SDK's adaptive retry mode, which keeps one rate per service
+//! and region, throttled describes here never slow down launches or terminations.
 
 use std::time::Duration;
 
@@ -10,34 +13,71 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Bucket {
     capacity: f64,
-    rate: f64,
-    state: Mutex<(f64, Instant)>,
+    base: f64,
+    state: Mutex<State>,
 }
+
+#[derive(Debug)]
+struct State {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+}
+
+/// The slowest an adaptive bucket goes, as a share of its configured rate.
+const FLOOR: f64 = 0.1;
+/// What a throttled answer leaves of the rate. Gentler than halving: under a steady 30% of calls
+/// throttled the rate settles near 60% of the configured one instead of 23%.
+const DECREASE: f64 = 0.75;
 
 impl Bucket {
     /// A full bucket. A rate of zero or less disables limiting.
     pub fn new(capacity: u32, rate: f64) -> Self {
         let capacity = f64::from(capacity.max(1));
-        Self { capacity, rate, state: Mutex::new((capacity, Instant::now())) }
+        Self { capacity, base: rate, state: Mutex::new(State { tokens: capacity, at: Instant::now(), rate }) }
+    }
+
+    /// A throttled answer: cut the rate (not below the floor) and drop the burst.
+    pub async fn throttled(&self) {
+        if self.base <= 0.0 {
+            return;
+        }
+        let mut s = self.state.lock().await;
+        s.rate = (s.rate * DECREASE).max(self.base * FLOOR);
+        s.tokens = s.tokens.min(1.0);
+    }
+
+    /// A successful answer: win back a twentieth of the configured rate.
+    pub async fn succeeded(&self) {
+        if self.base <= 0.0 {
+            return;
+        }
+        let mut s = self.state.lock().await;
+        s.rate = (s.rate + self.base / 20.0).min(self.base);
+    }
+
+    /// The current rate (for tests and metrics).
+    pub async fn rate(&self) -> f64 {
+        self.state.lock().await.rate
     }
 
     /// Waits for one token.
     pub async fn take(&self) {
-        if self.rate <= 0.0 {
+        if self.base <= 0.0 {
             return;
         }
         loop {
             let wait = {
                 let mut s = self.state.lock().await;
                 let now = Instant::now();
-                let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
-                s.0 = (s.0 + refill).min(self.capacity);
-                s.1 = now;
-                if s.0 >= 1.0 {
-                    s.0 -= 1.0;
+                let refill = now.duration_since(s.at).as_secs_f64() * s.rate;
+                s.tokens = (s.tokens + refill).min(self.capacity);
+                s.at = now;
+                if s.tokens >= 1.0 {
+                    s.tokens -= 1.0;
                     return;
                 }
-                (1.0 - s.0) / self.rate
+                (1.0 - s.tokens) / s.rate
             };
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
@@ -97,13 +137,34 @@ impl Limiter {
         }
     }
 
+    fn bucket(&self, class: Class) -> &Bucket {
+        match class {
+            Class::Describe => &self.describe,
+            Class::Mutate => &self.mutate,
+            Class::Launch => &self.launch,
+            Class::Terminate => &self.terminate,
+        }
+    }
+
     /// Waits for a token of `class`.
     pub async fn take(&self, class: Class) {
-        match class {
-            Class::Describe => self.describe.take().await,
-            Class::Mutate => self.mutate.take().await,
-            Class::Launch => self.launch.take().await,
-            Class::Terminate => self.terminate.take().await,
+        self.bucket(class).take().await;
+    }
+
+    /// Feeds an answer back: throttled or not.
+    pub async fn feedback(&self, class: Class, throttled: bool) {
+        if throttled { self.bucket(class).throttled().await } else { self.bucket(class).succeeded().await }
+    }
+}
+
+impl Class {
+    /// The class of an EC2 operation.
+    pub fn of(operation: &str) -> Self {
+        match operation {
+            "RunInstances" => Self::Launch,
+            "TerminateInstances" => Self::Terminate,
+            op if op.starts_with("Describe") => Self::Describe,
+            _ => Self::Mutate,
         }
     }
 }
@@ -128,5 +189,23 @@ mod tests {
             took >= Duration::from_millis(1900) && took <= Duration::from_millis(2100),
             "4 more at 2/s took {took:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_cuts_the_rate_and_success_wins_it_back() {
+        let b = Bucket::new(10, 20.0);
+        b.throttled().await;
+        assert!((b.rate().await - 15.0).abs() < 1e-9);
+        for _ in 0..30 {
+            b.throttled().await;
+        }
+        assert!((b.rate().await - 2.0).abs() < 1e-9, "floored at 10%");
+        for _ in 0..100 {
+            b.succeeded().await;
+        }
+        assert!((b.rate().await - 20.0).abs() < 1e-9, "back to the configured rate, not beyond");
+        assert_eq!(Class::of("RunInstances"), Class::Launch);
+        assert_eq!(Class::of("DescribeVolumes"), Class::Describe);
+        assert_eq!(Class::of("AttachVolume"), Class::Mutate);
     }
 }
