@@ -54,6 +54,11 @@ e2e: tools ## End-to-end scenarios against the test world (starts and stops it i
 .PHONY: test
 test: unit e2e ## Every test: unit, property and end-to-end
 
+.PHONY: bench
+bench: tools ## Workspace benchmark (BENCH_SIZES="50 100"); results go to docs/benchmarks.md by hand
+	$(CARGO) build --workspace --bins
+	tests/e2e/bench.sh $(BENCH_SIZES)
+
 .PHONY: run
 run: tools ## Bring up the test world, install the CRDs, run the operator on the samples (Ctrl-C stops all)
 	$(CARGO) build --workspace --bins

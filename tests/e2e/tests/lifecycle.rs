@@ -158,6 +158,38 @@ async fn stop_start_and_relaunch_after_loss() {
     assert!(ev.iter().any(|(t, r, n)| t == "Warning" && r == "Relaunching" && n.contains(&id)), "{ev:?}");
     assert!(s.metric_sum("molecule_instance_relaunches_total", &[]).await >= 1.0);
 
+    // A second instance of the same attempt (a duplicate launch AWS's ClientToken would have
+    // prevented and moto does not): terminated, the one in status kept.
+    let current = instance_id(&w);
+    let ec2 = s.env.ec2_direct().await;
+    let out = ec2.describe_instances().instance_ids(&current).send().await.unwrap();
+    let orig = &out.reservations()[0].instances()[0];
+    let mut spec =
+        aws_sdk_ec2::types::TagSpecification::builder().resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    for t in orig.tags() {
+        spec = spec.tags(t.clone());
+    }
+    let dup = ec2
+        .run_instances()
+        .image_id(orig.image_id().unwrap())
+        .instance_type(orig.instance_type().unwrap().clone())
+        .subnet_id(orig.subnet_id().unwrap())
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .unwrap();
+    let dup_id = dup.instances()[0].instance_id().unwrap().to_owned();
+    molecule_e2e::harness::wait_for("duplicate terminated", T, || async {
+        (s.alive(&uid(&w)).await == vec![current.clone()]).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert_eq!(instance_id(&s.get("w").await.unwrap()), current, "the instance in status is kept");
+    let ev = s.events("w").await;
+    assert!(ev.iter().any(|(t, r, n)| t == "Warning" && r == "DuplicateTerminated" && n.contains(&dup_id)), "{ev:?}");
+
     s.delete("w").await.unwrap();
     s.wait_gone("w", T).await.unwrap();
     assert!(s.leftovers(&uid(&w), w.status.as_ref().unwrap().hostname.as_deref()).await.is_empty());

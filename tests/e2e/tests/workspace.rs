@@ -283,6 +283,12 @@ async fn rejections_name_the_field_and_create_nothing() {
             "spec.compute.instanceType",
         ),
         (
+            "gpumix",
+            json!({"runtime": "codex", "compute": {"instanceType": "t3.large", "gpu": {"type": "T4", "count": 1}}}),
+            "GpuMismatch",
+            "spec.compute.gpu",
+        ),
+        (
             "big",
             json!({"runtime": "codex", "compute": {"volume": {"rootGb": 100}}}),
             "QuotaExceeded",

@@ -45,6 +45,8 @@ struct Snapshot {
     touched: HashMap<String, Instant>,
     /// When the last successful refresh started.
     refreshed: Option<Instant>,
+    /// The same moment on the wall clock (compared with Kubernetes timestamps).
+    refreshed_wall: Option<jiff::Timestamp>,
 }
 
 /// See the module docs.
@@ -124,6 +126,7 @@ impl FleetCache {
     /// One describe pass over instances, security groups and volumes.
     pub async fn refresh(&self) -> CloudResult<()> {
         let started = Instant::now();
+        let started_wall = jiff::Timestamp::now();
         let instances = self.instances.list(&self.filter).await?;
         let groups = self.network.list(&self.filter).await?;
         let volumes = self.volumes.list(&self.filter).await?;
@@ -148,6 +151,7 @@ impl FleetCache {
             owners,
             touched: HashMap::new(),
             refreshed: Some(started),
+            refreshed_wall: Some(started_wall),
         };
         let changed = {
             let Ok(mut cur) = self.snap.write() else { return Ok(()) };
@@ -213,6 +217,11 @@ impl FleetCache {
     /// Whether a refresh that started after `t` has completed.
     pub fn refreshed_since(&self, t: Instant) -> bool {
         self.snap.read().ok().and_then(|s| s.refreshed).is_some_and(|r| r >= t)
+    }
+
+    /// Whether a refresh that started at or after wall-clock time `t` has completed.
+    pub fn refreshed_since_wall(&self, t: jiff::Timestamp) -> bool {
+        self.snap.read().ok().and_then(|s| s.refreshed_wall).is_some_and(|r| r >= t)
     }
 
     /// Whether the cache has been filled at least once.

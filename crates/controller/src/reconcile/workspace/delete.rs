@@ -14,7 +14,6 @@ use serde_json::json;
 
 use super::steps::patch_status;
 use super::{display, dns, owner_of};
-use crate::cloud::tags::OWNER_UID;
 use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::Context;
 use crate::reconcile::{Error, publish};
@@ -55,67 +54,18 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
         return Err(wait("an earlier launch's outcome is unknown; waiting for a fresh instance listing".into()));
     }
 
-    // 1. Instances: terminate all, wait for all to be terminated.
-    let instances = ctx.cache.instances_of(&uid);
-    let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
-    if !to_terminate.is_empty() {
-        ctx.instances.terminate(&to_terminate).await?;
-        ctx.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
-        ctx.failpoints.hit("workspace.delete.after-terminate").await;
-    }
-    let pending: Vec<&str> =
-        instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
-    if !pending.is_empty() {
-        ctx.cache.request_refresh();
-        return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
-    }
-    // The cache says all gone. Ask AWS once, by tag, before anything that depends on it: an
-    // instance the cache never saw must not survive the Workspace.
-    let mut filter = ctx.identity.filter();
-    filter.insert(OWNER_UID.into(), uid.clone());
-    let live: Vec<_> =
-        ctx.instances.list(&filter).await?.into_iter().filter(|i| i.state != InstanceState::Terminated).collect();
-    if !live.is_empty() {
-        let ids: Vec<&str> = live.iter().map(|i| i.id.as_str()).collect();
-        let msg = format!("instance {} to be terminated", ids.join(", "));
-        for i in live {
-            ctx.cache.put_instance(&uid, i);
-        }
-        return Err(wait(msg));
-    }
+    instances_gone(ws, ctx, &uid).await?;
+    groups_and_volumes_gone(ctx, &uid).await?;
 
-    // 2. Security groups.
-    for g in ctx.cache.groups_of(&uid) {
-        match ctx.network.delete(&g.id).await {
-            Ok(()) => ctx.cache.remove_group(&uid, &g.id),
-            Err(e) if e.kind == ErrorKind::InUse => {
-                return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        ctx.failpoints.hit("workspace.delete.after-sg").await;
-    }
-
-    // 3. Volumes: the data volume, and any root volume EC2 kept.
-    for v in ctx.cache.volumes_of(&uid) {
-        if matches!(v.state.as_str(), "deleting" | "deleted") {
-            continue;
-        }
-        if let Some(i) = &v.attached_to {
-            ctx.volumes.detach(&v.id, i).await?;
-            ctx.cache.request_refresh();
-            return Err(wait(format!("volume {} to detach from {i}", v.id)));
-        }
-        match ctx.volumes.delete(&v.id).await {
-            Ok(()) => ctx.cache.remove_volume(&uid, &v.id),
-            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
-            Err(e) => return Err(e.into()),
-        }
-        ctx.failpoints.hit("workspace.delete.after-volume").await;
-    }
-
-    // 4. DNS.
-    if let (Some(d), Some(host)) = (ctx.dns.as_deref(), ws.status.as_ref().and_then(|s| s.hostname.clone())) {
+    // 4. DNS. The name is derived, not read from status: a record written just before a crash
+    // may never have reached status.
+    let host = dns::hostname(
+        &owner.name,
+        owner.namespace.as_deref().unwrap_or_default(),
+        &owner.tenant,
+        &ctx.settings.workspace_domain,
+    );
+    if let Some(d) = ctx.dns.as_deref() {
         let foreign = dns::remove(d, &ctx.identity.dns_mark(&owner), &host).await?;
         if foreign {
             publish(
@@ -143,6 +93,85 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// Terminates every instance of `uid` and waits until a fresh listing shows them terminated.
+async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), Error> {
+    let uid = uid.to_owned();
+    // 1. Instances: terminate all, wait for all to be terminated.
+    let instances = ctx.cache.instances_of(&uid);
+    let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
+    if !to_terminate.is_empty() {
+        ctx.instances.terminate(&to_terminate).await?;
+        ctx.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
+        ctx.failpoints.hit("workspace.delete.after-terminate").await;
+    }
+    let pending: Vec<&str> =
+        instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
+    if !pending.is_empty() {
+        ctx.cache.request_refresh();
+        return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
+    }
+    // The cache says all gone. Trust it only from a listing that started after the delete did:
+    // every launch for this Workspace happened before that (reconciles of one object never
+    // overlap), so an instance the cache had not seen yet would be in that listing. One listing
+    // serves every Workspace being deleted: no per-object describe.
+    // deletionTimestamp has whole seconds: add one so the listing surely started after it.
+    let since = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0)
+        + jiff::SignedDuration::from_secs(1);
+    if !ctx.cache.refreshed_since_wall(since) {
+        ctx.cache.request_refresh();
+        return Err(Error::Waiting {
+            what: "a fleet listing newer than the delete".into(),
+            retry: Duration::from_secs(1),
+        });
+    }
+
+    Ok(())
+}
+
+/// Deletes the security groups and volumes of `uid`.
+async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> {
+    let uid = uid.to_owned();
+    // 2. Security groups.
+    for g in ctx.cache.groups_of(&uid) {
+        match ctx.network.delete(&g.id).await {
+            Ok(()) => ctx.cache.remove_group(&uid, &g.id),
+            Err(e) if e.kind == ErrorKind::InUse => {
+                return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        ctx.failpoints.hit("workspace.delete.after-sg").await;
+    }
+
+    // 3. Volumes: the data volume, and any root volume EC2 kept.
+    for v in ctx.cache.volumes_of(&uid) {
+        if matches!(v.state.as_str(), "deleting" | "deleted") {
+            continue;
+        }
+        if let Some(i) = &v.attached_to {
+            match ctx.volumes.detach(&v.id, i).await {
+                // A root volume EC2 deleted with its instance: gone is what we wanted.
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    ctx.cache.remove_volume(&uid, &v.id);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+                Ok(()) => {}
+            }
+            ctx.cache.request_refresh();
+            return Err(wait(format!("volume {} to detach from {i}", v.id)));
+        }
+        match ctx.volumes.delete(&v.id).await {
+            Ok(()) => ctx.cache.remove_volume(&uid, &v.id),
+            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
+            Err(e) => return Err(e.into()),
+        }
+        ctx.failpoints.hit("workspace.delete.after-volume").await;
+    }
+
+    Ok(())
 }
 
 /// Past the deadline, says in a condition (and one Event) what blocks the delete.

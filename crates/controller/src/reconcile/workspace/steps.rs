@@ -214,7 +214,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
         user_data,
         tags,
     };
-    let inst = match ctx.instances.launch(&req).await {
+    let mut inst = match ctx.instances.launch(&req).await {
         Ok(i) => i,
         Err(e) => {
             if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled)
@@ -225,6 +225,11 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
             return Err(e.into());
         }
     };
+    // The tags were in the create call; an answer that omits them must not make the cache
+    // mistake this instance for somebody else's or for an older attempt.
+    for (k, v) in req.tags {
+        inst.tags.entry(k).or_insert(v);
+    }
     ctx.cache.put_instance(uid, inst.clone());
     ctx.failpoints.hit("workspace.launch.after-run").await;
     let now = Timestamp::now().to_string();
