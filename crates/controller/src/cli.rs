@@ -154,6 +154,9 @@ pub struct RunArgs {
     /// Client-side limit of TerminateInstances calls per second (0: none).
     #[arg(long, env = "AWS_TERMINATE_RATE", default_value_t = 20.0)]
     pub aws_terminate_rate: f64,
+    /// Client-side limit of Route 53 calls per second (0: none).
+    #[arg(long, env = "AWS_ROUTE53_RATE", default_value_t = 5.0)]
+    pub aws_route53_rate: f64,
     /// Test-only failpoints (comma-separated); honoured only with MOLECULE_ENV=dev.
     #[arg(long, env = "MOLECULE_FAILPOINTS", hide = true)]
     pub failpoints: Option<String>,

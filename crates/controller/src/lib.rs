@@ -202,6 +202,7 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         mutate: args.aws_mutate_rate,
         launch: args.aws_launch_rate,
         terminate: args.aws_terminate_rate,
+        dns: args.aws_route53_rate,
     };
     let aws = cloud::aws::Aws::new(&args.aws_region, rates, metrics).await;
     // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.

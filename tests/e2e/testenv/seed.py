@@ -83,7 +83,7 @@ def main():
         return boto3.client(svc, region_name=region, endpoint_url=a.endpoint, **kw)
 
     ec2 = client("ec2")
-    vpc, subnets = network(ec2, a.region, "10.20.0.0/16", ["10.20.1.0/24", "10.20.2.0/24"])
+    vpc, subnets = network(ec2, a.region, "10.20.0.0/16", ["10.20.64.0/18", "10.20.128.0/18"])
     eic = ec2.create_security_group(
         GroupName="molecule-testenv-eic-endpoint", Description="EC2 Instance Connect endpoint", VpcId=vpc
     )["GroupId"]

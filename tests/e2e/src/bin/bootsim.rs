@@ -16,6 +16,6 @@ async fn main() -> ExitCode {
     }
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&endpoint).load().await;
     eprintln!("bootsim: tagging booted instances at {endpoint}");
-    molecule_e2e::bootsim::run(aws_sdk_ec2::Client::new(&conf), Duration::from_millis(500)).await;
+    molecule_e2e::bootsim::run(aws_sdk_ec2::Client::new(&conf), Duration::from_secs(1)).await;
     ExitCode::SUCCESS
 }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 
+use super::limiter::Class;
 use super::{Aws, cloud_error};
 use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet};
 
@@ -55,6 +56,7 @@ fn unquote(s: &str) -> String {
 
 impl Route53Dns {
     async fn submit(&self, name: &str, changes: Vec<Change>) -> CloudResult<()> {
+        self.aws.limiter.take(Class::Dns).await;
         let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(|e| build_err(&e, name))?;
         self.aws
             .route53
@@ -71,6 +73,7 @@ impl Route53Dns {
 #[async_trait]
 impl Dns for Route53Dns {
     async fn get(&self, name: &str, record_type: &'static str) -> CloudResult<RecordSet> {
+        self.aws.limiter.take(Class::Dns).await;
         let out = self
             .aws
             .route53

@@ -95,6 +95,8 @@ pub enum Class {
     Launch,
     /// TerminateInstances.
     Terminate,
+    /// Route 53 (its own account-wide budget of 5 requests per second).
+    Dns,
 }
 
 /// Requests per second per class; zero disables a limit.
@@ -108,12 +110,14 @@ pub struct Rates {
     pub launch: f64,
     /// TerminateInstances per second.
     pub terminate: f64,
+    /// Route 53 calls per second.
+    pub dns: f64,
 }
 
 impl Default for Rates {
     /// AWS's published refill rates for an account's EC2 request buckets.
     fn default() -> Self {
-        Self { describe: 20.0, mutate: 5.0, launch: 2.0, terminate: 20.0 }
+        Self { describe: 20.0, mutate: 5.0, launch: 2.0, terminate: 20.0, dns: 5.0 }
     }
 }
 
@@ -124,16 +128,19 @@ pub struct Limiter {
     mutate: Bucket,
     launch: Bucket,
     terminate: Bucket,
+    dns: Bucket,
 }
 
 impl Limiter {
-    /// Buckets sized like AWS's (100 describe, 200 mutate, 1000 launch and terminate tokens).
+    /// Buckets sized like AWS's (100 describe, 200 mutate, 1000 launch and terminate tokens, 5
+    /// for Route 53).
     pub fn new(r: Rates) -> Self {
         Self {
             describe: Bucket::new(100, r.describe),
             mutate: Bucket::new(200, r.mutate),
             launch: Bucket::new(1000, r.launch),
             terminate: Bucket::new(1000, r.terminate),
+            dns: Bucket::new(5, r.dns),
         }
     }
 
@@ -143,6 +150,7 @@ impl Limiter {
             Class::Mutate => &self.mutate,
             Class::Launch => &self.launch,
             Class::Terminate => &self.terminate,
+            Class::Dns => &self.dns,
         }
     }
 

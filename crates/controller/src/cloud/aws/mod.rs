@@ -57,10 +57,9 @@ impl Intercept for CallCounter {
             Some(500..) => "server_error",
             Some(_) => "client_error",
         };
-        if let Some(l) = &self.1
-            && service == "ec2"
-        {
-            let (limiter, class) = (l.clone(), limiter::Class::of(&operation));
+        if let Some(l) = &self.1 {
+            let class = if service == "ec2" { limiter::Class::of(&operation) } else { limiter::Class::Dns };
+            let limiter = l.clone();
             let throttled = outcome == "throttled";
             // The hook is synchronous; the bucket's lock is async and held for microseconds.
             tokio::spawn(async move { limiter.feedback(class, throttled).await });
@@ -96,7 +95,9 @@ impl Aws {
                 .build(),
         );
         let route53 = aws_sdk_route53::Client::from_conf(
-            aws_sdk_route53::config::Builder::from(&shared).interceptor(CallCounter(metrics.clone(), None)).build(),
+            aws_sdk_route53::config::Builder::from(&shared)
+                .interceptor(CallCounter(metrics.clone(), Some(limiter.clone())))
+                .build(),
         );
         Self { ec2, route53, limiter }
     }
