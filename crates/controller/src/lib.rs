@@ -8,12 +8,15 @@ pub mod cloud;
 pub mod context;
 pub mod failpoints;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::future::IntoFuture;
 
 use futures::{FutureExt, StreamExt};
 use kube::runtime::WatchStreamExt;
@@ -109,6 +112,25 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         .map_err(|source| Error::Http { addr: args.metrics_addr, source })?;
     let server = axum::serve(listener, http::router(metrics.clone(), ready.clone()));
     let shutdown = shutdown_signal().shared();
+    // Ready means configured and connected; whether this replica leads is the molecule_leader
+    // gauge (a follower that never turned ready would block a rolling update).
+    ready.store(true, Ordering::Relaxed);
+    tokio::spawn(server.with_graceful_shutdown(shutdown.clone()).into_future());
+    if args.leader_election {
+        let me = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).map_or_else(
+            |_| format!("molecule-operator-{}", std::process::id()),
+            |n| format!("{n}-{}", std::process::id()),
+        );
+        let lease = format!("{}-leader", args.operator_id);
+        tokio::select! {
+            () = leader::acquire(client.clone(), &args.operator_namespace, &lease, me) => {},
+            () = shutdown.clone() => {
+                tracing::info!("shutting down before leading");
+                return Ok(());
+            }
+        }
+    }
+    metrics.leader.set(1);
 
     let cloud = build_cloud(&args, &metrics).await?;
     let cache = cloud.cache.clone();
@@ -174,12 +196,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         images = ctx.images.iter().count(),
         "molecule-operator started"
     );
-    ready.store(true, Ordering::Relaxed);
-    let controllers = reconcile::workspace::run(ctx, tenants_api, shutdown.clone());
-    tokio::select! {
-        r = server.with_graceful_shutdown(shutdown.clone()) => r.map_err(|source| Error::Http { addr: args.metrics_addr, source })?,
-        () = controllers => {},
-    }
+    reconcile::workspace::run(ctx, tenants_api, shutdown.clone()).await;
     tracing::info!("shutting down");
     Ok(())
 }

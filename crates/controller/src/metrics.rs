@@ -60,6 +60,8 @@ pub struct Metrics {
     pub cache_refreshes: Counter,
     /// Instances in the fleet cache.
     pub cached_instances: Gauge,
+    /// 1 while this replica leads (always 1 without leader election).
+    pub leader: Gauge,
 }
 
 impl Metrics {
@@ -84,7 +86,10 @@ impl Metrics {
         r.register("fleet_cache_refreshes", "Full refreshes of the fleet cache", cache_refreshes.clone());
         let cached_instances = Gauge::default();
         r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
+        let leader = Gauge::default();
+        r.register("leader", "1 while this replica leads and reconciles", leader.clone());
         Self {
+            leader,
             registry: Arc::new(r),
             aws_calls,
             reconciles,
