@@ -30,8 +30,15 @@ fn kubectl_ok(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Installs the checked-in CRDs (idempotent) and the sample namespaces.
+/// Installs the checked-in CRDs and the sample namespaces, once per test process: the tests of
+/// this file run in parallel, and two client-side applies racing to create the same namespace
+/// fail with AlreadyExists.
 fn install(env: &TestEnv) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| install_now(env));
+}
+
+fn install_now(env: &TestEnv) {
     let crds = repo_root().join("charts/molecule-operator/crds");
     kubectl_ok(env, &["apply", "--server-side", "--force-conflicts", "-f", crds.to_str().expect("utf8")], None);
     kubectl_ok(
@@ -46,7 +53,7 @@ fn install(env: &TestEnv) {
         None,
     );
     let ns = repo_root().join("config/samples/namespaces.yaml");
-    kubectl_ok(env, &["apply", "-f", ns.to_str().expect("utf8")], None);
+    kubectl_ok(env, &["apply", "--server-side", "-f", ns.to_str().expect("utf8")], None);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod cache;
+pub mod cloudflare;
 pub mod tags;
 
 use std::collections::BTreeMap;
@@ -350,4 +351,47 @@ pub trait Dns: Send + Sync {
     async fn upsert(&self, record: &OwnedRecord) -> CloudResult<()>;
     /// Deletes the record and its ownership TXT, as they are now (`current`), in one change.
     async fn delete(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<()>;
+}
+
+/// A Cloudflare tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    /// UUID.
+    pub id: String,
+    /// Unique name among live tunnels.
+    pub name: String,
+}
+
+/// A Cloudflare DNS record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CfRecord {
+    /// Record ID.
+    pub id: String,
+    /// CNAME, TXT, ...
+    pub record_type: String,
+    /// Fully qualified name.
+    pub name: String,
+    /// Target or text.
+    pub content: String,
+}
+
+/// Remotely managed Cloudflare tunnels and the zone's records.
+#[async_trait]
+pub trait Tunnels: Send + Sync {
+    /// The live tunnel named `name`, if any (tunnels are found by name before one is created).
+    async fn find(&self, name: &str) -> CloudResult<Option<Tunnel>>;
+    /// Creates a remotely managed tunnel.
+    async fn create(&self, name: &str) -> CloudResult<Tunnel>;
+    /// The connector token of a tunnel (a secret: never log it).
+    async fn token(&self, id: &str) -> CloudResult<String>;
+    /// Replaces the tunnel's ingress: `hostname` to `service`, then a 404 catch-all.
+    async fn configure(&self, id: &str, hostname: &str, service: &str) -> CloudResult<()>;
+    /// Deletes a tunnel; a missing one is success.
+    async fn delete(&self, id: &str) -> CloudResult<()>;
+    /// Records of `record_type` at `name`.
+    async fn records(&self, record_type: &str, name: &str) -> CloudResult<Vec<CfRecord>>;
+    /// Creates a record (CNAMEs proxied).
+    async fn create_record(&self, record_type: &str, name: &str, content: &str) -> CloudResult<CfRecord>;
+    /// Deletes a record; a missing one is success.
+    async fn delete_record(&self, id: &str) -> CloudResult<()>;
 }

@@ -1,0 +1,196 @@
+//! A small typed client of the Cloudflare API v4 endpoints the Tenant reconciler needs: named,
+//! remotely managed tunnels, their ingress configuration and token, and the zone's records.
+//! (The `cloudflare` crate lacks the token and configuration endpoints; see FACTS.md.)
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use super::{CfRecord, CloudError, CloudResult, ErrorKind, Tunnel, Tunnels};
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Cloudflare error code of a missing object (tunnel or record).
+const NOT_FOUND_CODES: &[i64] = &[1003, 81044, 7003];
+
+/// [`Tunnels`] on one account and zone.
+#[derive(Clone)]
+pub struct Cloudflare {
+    base: String,
+    token: String,
+    account: String,
+    zone: String,
+    http: HttpClient<Https, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Cloudflare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never printed.
+        f.debug_struct("Cloudflare")
+            .field("base", &self.base)
+            .field("account", &self.account)
+            .field("zone", &self.zone)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cloudflare {
+    /// A client of `base` (`https://api.cloudflare.com/client/v4`, or the test world's fake).
+    pub fn new(base: &str, token: &str, account: &str, zone: &str) -> Result<Self, CloudError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| err(ErrorKind::Rejected, "load TLS roots for", base, "Tls", &e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            account: account.to_owned(),
+            zone: zone.to_owned(),
+            http: HttpClient::builder(TokioExecutor::new()).build(https),
+        })
+    }
+
+    /// Calls the API; returns `result` of a successful envelope.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        action: &'static str,
+        target: &str,
+    ) -> CloudResult<Value> {
+        let url = format!("{}{path}", self.base);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+            .map_err(|e| err(ErrorKind::Rejected, action, target, "Request", &e.to_string()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| err(ErrorKind::Transient, action, target, "Transport", &e.to_string()))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| err(ErrorKind::Transient, action, target, "Transport", &e.to_string()))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status < 300 && v["success"] == true {
+            return Ok(v["result"].clone());
+        }
+        let first = &v["errors"][0];
+        let code = first["code"].as_i64().unwrap_or(0);
+        let message = first["message"].as_str().unwrap_or("no message").to_owned();
+        let kind = match status {
+            429 => ErrorKind::Throttled,
+            404 => ErrorKind::NotFound,
+            _ if NOT_FOUND_CODES.contains(&code) => ErrorKind::NotFound,
+            500.. => ErrorKind::Transient,
+            _ => ErrorKind::Rejected,
+        };
+        Err(err(kind, action, target, &format!("{status}/{code}"), &message))
+    }
+}
+
+fn err(kind: ErrorKind, action: &'static str, target: &str, code: &str, message: &str) -> CloudError {
+    CloudError { kind, action, target: target.to_owned(), code: code.to_owned(), message: message.to_owned() }
+}
+
+fn tunnel(v: &Value) -> Option<Tunnel> {
+    Some(Tunnel { id: v["id"].as_str()?.to_owned(), name: v["name"].as_str()?.to_owned() })
+}
+
+fn record(v: &Value) -> Option<CfRecord> {
+    Some(CfRecord {
+        id: v["id"].as_str()?.to_owned(),
+        record_type: v["type"].as_str()?.to_owned(),
+        name: v["name"].as_str()?.to_owned(),
+        content: v["content"].as_str()?.to_owned(),
+    })
+}
+
+/// Minimal percent-encoding for query values (names are DNS names here).
+fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn gone_is_ok(r: CloudResult<Value>) -> CloudResult<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[async_trait]
+impl Tunnels for Cloudflare {
+    async fn find(&self, name: &str) -> CloudResult<Option<Tunnel>> {
+        let path = format!("/accounts/{}/cfd_tunnel?name={}&is_deleted=false", self.account, q(name));
+        let v = self.call("GET", &path, None, "list tunnels named", name).await?;
+        Ok(v.as_array().into_iter().flatten().filter_map(tunnel).find(|t| t.name == name))
+    }
+
+    async fn create(&self, name: &str) -> CloudResult<Tunnel> {
+        let path = format!("/accounts/{}/cfd_tunnel", self.account);
+        let v = self
+            .call("POST", &path, Some(json!({"name": name, "config_src": "cloudflare"})), "create tunnel", name)
+            .await?;
+        tunnel(&v)
+            .ok_or_else(|| err(ErrorKind::Transient, "create tunnel", name, "EmptyResponse", "no tunnel in the answer"))
+    }
+
+    async fn token(&self, id: &str) -> CloudResult<String> {
+        let path = format!("/accounts/{}/cfd_tunnel/{id}/token", self.account);
+        let v = self.call("GET", &path, None, "read the token of tunnel", id).await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| err(ErrorKind::Transient, "read the token of tunnel", id, "EmptyResponse", "no token"))
+    }
+
+    async fn configure(&self, id: &str, hostname: &str, service: &str) -> CloudResult<()> {
+        let path = format!("/accounts/{}/cfd_tunnel/{id}/configurations", self.account);
+        let body = json!({"config": {"ingress": [{"hostname": hostname, "service": service}, {"service": "http_status:404"}]}});
+        self.call("PUT", &path, Some(body), "configure tunnel", id).await.map(|_| ())
+    }
+
+    async fn delete(&self, id: &str) -> CloudResult<()> {
+        let path = format!("/accounts/{}/cfd_tunnel/{id}", self.account);
+        gone_is_ok(self.call("DELETE", &path, None, "delete tunnel", id).await)
+    }
+
+    async fn records(&self, record_type: &str, name: &str) -> CloudResult<Vec<CfRecord>> {
+        let path = format!("/zones/{}/dns_records?type={}&name={}", self.zone, q(record_type), q(name));
+        let v = self.call("GET", &path, None, "list records at", name).await?;
+        Ok(v.as_array().into_iter().flatten().filter_map(record).collect())
+    }
+
+    async fn create_record(&self, record_type: &str, name: &str, content: &str) -> CloudResult<CfRecord> {
+        let path = format!("/zones/{}/dns_records", self.zone);
+        let body =
+            json!({"type": record_type, "name": name, "content": content, "ttl": 1, "proxied": record_type == "CNAME"});
+        let v = self.call("POST", &path, Some(body), "create record", name).await?;
+        record(&v)
+            .ok_or_else(|| err(ErrorKind::Transient, "create record", name, "EmptyResponse", "no record in the answer"))
+    }
+
+    async fn delete_record(&self, id: &str) -> CloudResult<()> {
+        let path = format!("/zones/{}/dns_records/{id}", self.zone);
+        gone_is_ok(self.call("DELETE", &path, None, "delete record", id).await)
+    }
+}
