@@ -14,8 +14,11 @@ use kube::{Api, Client};
 
 /// How long a hold lasts without renewal.
 pub const DURATION: Duration = Duration::from_secs(15);
-/// How often the leader renews (a third of the duration: two renewals may fail).
+/// How often the leader renews (a third of the duration).
 pub const RENEW: Duration = Duration::from_secs(5);
+/// A leader that has not renewed for this long exits: two thirds of the hold, so it is gone
+/// before any follower may take the lease, even with some clock skew between them.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Whether `spec` lets `me` take or keep the lease at `now`. Pure.
 pub fn may_hold(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> bool {
@@ -89,15 +92,19 @@ pub async fn acquire(client: Client, namespace: &str, lease: &str, me: String) {
         let mut last = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(RENEW).await;
-            match try_hold(&api, &name, &me).await {
-                Ok(true) => last = tokio::time::Instant::now(),
-                Ok(false) => {
+            // The renew time written is taken before the call: count from here, not from the answer.
+            let attempt = tokio::time::Instant::now();
+            match tokio::time::timeout(RENEW, try_hold(&api, &name, &me)).await {
+                Ok(Ok(true)) => last = attempt,
+                Ok(Ok(false)) => {
                     tracing::error!(identity = %me, "leadership lost to another replica; exiting");
                     std::process::exit(1);
                 }
-                Err(e) => tracing::warn!(error = %e, "leader election: renewal failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "leader election: renewal failed"),
+                Err(_) => tracing::warn!("leader election: renewal timed out"),
             }
-            if last.elapsed() >= DURATION {
+            // Stop well before the hold runs out, so a follower never leads beside us.
+            if last.elapsed() >= RENEW_DEADLINE {
                 tracing::error!(identity = %me, "could not renew leadership in time; exiting");
                 std::process::exit(1);
             }

@@ -187,14 +187,22 @@ async fn operator_runs_with_its_own_rbac_and_dies_to_kill_9() {
         l.local_addr().expect("addr").port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let mut op = env.start_operator(&[("METRICS_ADDR", addr.as_str())]).expect("start");
+    // A selector that matches nothing: this operator must not touch other scenarios' objects.
+    let mut op = env
+        .start_operator(&[("METRICS_ADDR", addr.as_str()), ("WORKSPACE_SELECTOR", "molecule-e2e=smoke-none")])
+        .expect("start");
     let url = format!("http://{addr}/healthz");
     let healthy = wait_for("operator /healthz", Duration::from_secs(30), || async {
         http_json("GET", &url, None, None).await.ok().filter(|(s, _)| *s == 200).map(|_| ())
     })
     .await;
     assert!(healthy.is_ok(), "operator did not become healthy; log:\n{}", op.log());
-    assert!(op.log().contains("molecule-operator started"), "{}", op.log());
+    // Health comes first; "started" follows once the first fleet listing is in.
+    let started = wait_for("operator started", Duration::from_secs(30), || async {
+        op.log().contains("molecule-operator started").then_some(())
+    })
+    .await;
+    assert!(started.is_ok(), "{}", op.log());
     op.kill9();
     assert!(!op.is_running());
 }

@@ -95,15 +95,13 @@ impl Identity {
         tags.get(MANAGED_BY) == Some(&self.operator_id) && tags.get(ENV) == Some(&self.env)
     }
 
-    /// The TXT ownership mark written beside every DNS record of `owner`.
+    /// The TXT ownership mark written beside every DNS record of `owner`. It names the owner by
+    /// kind and uid only, so it stays well inside a TXT string's 255 characters whatever the
+    /// names (an operator id of 63 characters still fits).
     pub fn dns_mark(&self, owner: &Owner) -> String {
         format!(
-            "heritage=molecule-operator,managed-by={},env={},owner-kind={},owner-uid={},owner={}",
-            self.operator_id,
-            self.env,
-            owner.kind,
-            owner.uid,
-            owner.qualified()
+            "heritage=molecule-operator,managed-by={},env={},owner-kind={},owner-uid={}",
+            self.operator_id, self.env, owner.kind, owner.uid
         )
     }
 }

@@ -154,8 +154,17 @@ impl Instances for Ec2Instances {
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = cloud_error(&e, "terminate instances", ids.join(","));
-                // Already gone is what we wanted.
-                if err.kind == crate::cloud::ErrorKind::NotFound { Ok(()) } else { Err(err) }
+                if err.kind != crate::cloud::ErrorKind::NotFound {
+                    return Err(err);
+                }
+                // AWS terminates nothing of a batch with one unknown ID: try them one by one;
+                // an ID that is gone is what we wanted.
+                if ids.len() > 1 {
+                    for id in ids {
+                        self.terminate(std::slice::from_ref(id)).await?;
+                    }
+                }
+                Ok(())
             }
         }
     }

@@ -2,8 +2,9 @@
 //! cloud call.
 //!
 //! Serialisation: every decision for a tenant takes that tenant's ledger lock, reads the usage of
-//! the Workspaces already admitted (this ledger first, then the `Admitted=True` statuses in the
-//! watch cache for Workspaces the ledger has not seen yet), decides, and records the decision in
+//! the Workspaces already admitted (this ledger first, then, for Workspaces the ledger has not
+//! seen yet, the watch cache: `Admitted=True` or launched, deleting ones included until their
+//! cleanup releases them), decides, and records the decision in
 //! the ledger before the lock is released. Two Workspaces applied at the same moment are therefore
 //! decided one after the other, the second seeing the first. One active replica decides
 //! (leader election), so the ledger in its memory is the only one; after a restart it is rebuilt
@@ -64,7 +65,7 @@ impl Admission {
             if let Some(u) = ledger.get(&ou) {
                 usages.push(*u);
             } else if let Some(st) = &o.status
-                && conditions::is_true(&st.conditions, "Admitted")
+                && (conditions::is_true(&st.conditions, "Admitted") || st.launch.is_some())
                 && let Some(r) = &st.resolved
             {
                 usages.push(usage_of_compute(r));

@@ -10,9 +10,8 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
 use molecule_crds::v1alpha1::{Condition, ConditionStatus, Workspace, WorkspacePhase};
-use serde_json::json;
 
-use super::steps::patch_status;
+use super::steps::apply_status;
 use super::{display, dns, owner_of};
 use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::Context;
@@ -38,7 +37,9 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
     let owner = owner_of(ws);
     let uid = owner.uid.clone();
     if ws.status.as_ref().and_then(|s| s.phase) != Some(WorkspacePhase::Terminating) {
-        patch_status(ctx, ws, json!({ "phase": "Terminating" })).await?;
+        let mut st = ws.status.clone().unwrap_or_default();
+        st.phase = Some(WorkspacePhase::Terminating);
+        apply_status(ctx, ws, &st).await?;
         publish(
             ctx,
             &ws.object_ref(&()),
@@ -199,9 +200,9 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
         last_transition_time: old.map_or_else(|| Timestamp::now().to_string(), |c| c.last_transition_time),
         observed_generation: ws.metadata.generation,
     };
-    let mut conds = ws.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    conditions::set(&mut conds, cond);
-    if let Err(err) = patch_status(ctx, ws, json!({ "conditions": conds })).await {
+    let mut st = ws.status.clone().unwrap_or_default();
+    conditions::set(&mut st.conditions, cond);
+    if let Err(err) = apply_status(ctx, ws, &st).await {
         tracing::warn!(error = %err, "failed to write the DeletionBlocked condition");
     }
     publish(ctx, &ws.object_ref(&()), true, reason, message).await;

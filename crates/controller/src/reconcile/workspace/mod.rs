@@ -18,7 +18,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -32,12 +31,15 @@ use self::status::{DnsState, View};
 use crate::cloud::tags::Owner;
 use crate::context::Context;
 use crate::metrics::{KindReason, ReconcileLabels};
-use crate::reconcile::{Error, kube_err, publish};
+use crate::reconcile::{Error, publish};
 
 /// The finalizer that holds a Workspace until its cloud resources are confirmed gone.
 pub const FINALIZER: &str = "moleculesai.app/workspace-cleanup";
 /// Annotation that applies a pending drift under `updatePolicy: Manual`.
 pub const RECREATE_AT: &str = "moleculesai.app/recreate-at";
+/// How long a just-launched instance may be missing from DescribeInstances (eventually
+/// consistent) before it counts as lost.
+const LISTING_LAG: Duration = Duration::from_mins(2);
 /// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
 const STEADY_REQUEUE: Duration = Duration::from_mins(5);
 
@@ -172,7 +174,8 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         Err(rej) => return not_admitted(ctx, ws, &old, st, &rej, &now).await,
     };
 
-    let spec_hash = drift::spec_hash(&resolved.compute);
+    let spec_hash =
+        drift::spec_hash(&resolved.compute, ws.spec.compute.display.as_ref().filter(|d| d.mode.is_enabled()));
     let host = dns::hostname(
         &ws.name_any(),
         &ws.namespace().unwrap_or_default(),
@@ -182,14 +185,12 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     let tenant_status = tenant.status.clone().unwrap_or_default();
 
     // Network and data volume come before the instance that needs them.
-    let sg =
-        network::ensure(ctx, ws, &owner, tenant_status.security_group_id.as_deref(), st.security_group_id.as_deref())
-            .await?;
+    let (sg, data_volume) =
+        match network_and_volume(ctx, ws, &owner, &resolved, tenant_status.security_group_id.as_deref(), &st).await {
+            Ok(x) => x,
+            Err((e, concerns)) => return Err(early_failure(ctx, ws, &old, st, e, &now, concerns).await),
+        };
     st.security_group_id = Some(sg.id.clone());
-    let data_volume = match resolved.compute.data_gb {
-        Some(gb) => Some(volume::ensure(ctx, &owner, gb, st.data_volume_id.as_deref()).await?),
-        None => None,
-    };
     st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
 
     // Plan (pure) and apply.
@@ -202,6 +203,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         want_running,
         replace_allowed: replace_allowed(ws, &st),
         data_volume: data_volume.as_ref(),
+        just_launched: just_launched(&st),
     });
     let target = steps::Target {
         ws,
@@ -250,12 +252,12 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         drift: drift_msg,
         error: step_error.as_ref().map(ToString::to_string),
     };
-    st.display = desktop(ctx, ws, &view, &mut requeue).await?;
+    st.display = match desktop(ctx, ws, &view, &mut requeue).await {
+        Ok(d) => d,
+        Err(e) => return Err(early_failure(ctx, ws, &old, st, e, &now, "DisplayReady").await),
+    };
     // The machine that runs is what status shows; a pending drift shows in Drifted.
-    if !drifted || st.resolved.is_none() {
-        st.resolved = Some(resolved.compute.clone());
-        st.estimated_hourly_usd = Some(resolved.hourly.to_decimal_4());
-    }
+    show_machine(&mut st, &resolved, current.as_ref(), drifted);
     status::set_conditions(&mut st, &view, ws.metadata.generation, &now);
     st.phase = Some(status::phase(&view));
     finish(ctx, ws, &old, st).await?;
@@ -280,6 +282,86 @@ async fn apply_steps(
     }
 }
 
+/// The machine that runs is what status shows; a pending drift shows in Drifted. A new catalog
+/// image is not drift: the AMI shown is the one the instance really runs.
+fn show_machine(
+    st: &mut WorkspaceStatus,
+    resolved: &molecule_crds::resolve::Resolved,
+    current: Option<&crate::cloud::Instance>,
+    drifted: bool,
+) {
+    if drifted && st.resolved.is_some() {
+        return;
+    }
+    let mut shown = resolved.compute.clone();
+    if let Some(c) = current.filter(|c| !c.image_id.is_empty()) {
+        shown.ami_id.clone_from(&c.image_id);
+    }
+    st.resolved = Some(shown);
+    st.estimated_hourly_usd = Some(resolved.hourly.to_decimal_4());
+}
+
+/// Whether the current attempt was launched less than [`LISTING_LAG`] ago.
+fn just_launched(st: &WorkspaceStatus) -> bool {
+    let launched = st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
+    launched.is_some_and(|t| {
+        Timestamp::now().duration_since(t).as_secs() < i64::try_from(LISTING_LAG.as_secs()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The security group and the data volume, which the instance needs first. On error, also says
+/// which condition it concerns.
+async fn network_and_volume(
+    ctx: &Context,
+    ws: &Workspace,
+    owner: &Owner,
+    resolved: &molecule_crds::resolve::Resolved,
+    tenant_sg: Option<&str>,
+    st: &WorkspaceStatus,
+) -> Result<(crate::cloud::SecurityGroup, Option<crate::cloud::Volume>), (Error, &'static str)> {
+    let sg = network::ensure(ctx, ws, owner, tenant_sg, st.security_group_id.as_deref())
+        .await
+        .map_err(|e| (e, "NetworkReady"))?;
+    let data_volume = match resolved.compute.data_gb {
+        Some(gb) => {
+            Some(volume::ensure(ctx, owner, gb, st.data_volume_id.as_deref()).await.map_err(|e| (e, "InstanceReady"))?)
+        }
+        None => None,
+    };
+    Ok((sg, data_volume))
+}
+
+/// A step before the plan failed: say so in status (the condition it concerns and Ready), then
+/// hand the error back for the requeue. Status is written on errors too.
+async fn early_failure(
+    ctx: &Context,
+    ws: &Workspace,
+    old: &WorkspaceStatus,
+    mut st: WorkspaceStatus,
+    e: Error,
+    now: &str,
+    concerns: &str,
+) -> Error {
+    let message = e.to_string();
+    for t in [concerns, "Ready"] {
+        conditions::set(
+            &mut st.conditions,
+            molecule_crds::v1alpha1::Condition {
+                type_: t.into(),
+                status: molecule_crds::v1alpha1::ConditionStatus::False,
+                reason: "ReconcileError".into(),
+                message: message.clone(),
+                last_transition_time: now.into(),
+                observed_generation: ws.metadata.generation,
+            },
+        );
+    }
+    if let Err(write) = finish(ctx, ws, old, st).await {
+        tracing::warn!(error = %write, "failed to write the status of a failed reconcile");
+    }
+    e
+}
+
 /// Tenant binding, resolution and quotas, serialised per tenant (see [`admit`]).
 fn admission(
     r: &Reconciler,
@@ -289,7 +371,9 @@ fn admission(
         .workspaces
         .state()
         .into_iter()
-        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid() && w.metadata.deletion_timestamp.is_none())
+        // Workspaces being deleted still count until their cleanup releases them: their
+        // instances run until AWS confirms them gone.
+        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid())
         .collect();
     let (tenant, resolved) = admit::bind_and_resolve(&r.ctx, ws)?;
     let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
@@ -332,9 +416,12 @@ async fn dns_step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, ol
     let Some(ip) = ip else {
         return if ctx.dns.is_none() { DnsState::Disabled } else { DnsState::Pending };
     };
+    // Only a record we wrote counts (DnsDisabled is True as well, and a zone configured later
+    // must still get its records).
     let already = old.private_ip.as_deref() == Some(ip)
         && old.hostname.as_deref() == Some(host)
-        && conditions::is_true(&old.conditions, "DnsReady");
+        && conditions::get(&old.conditions, "DnsReady")
+            .is_some_and(|c| c.status == molecule_crds::v1alpha1::ConditionStatus::True && c.reason == "RecordWritten");
     dns::ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
 }
 
@@ -383,14 +470,5 @@ async fn finish(ctx: &Context, ws: &Workspace, old: &WorkspaceStatus, st: Worksp
     if old == &st {
         return Ok(());
     }
-    let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": "moleculesai.app/v1alpha1",
-        "kind": "Workspace",
-        "status": st,
-    });
-    api.patch_status(&ws.name_any(), &PatchParams::apply(steps::MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(kube_err("write the Workspace status"))?;
-    Ok(())
+    steps::apply_status(ctx, ws, &st).await
 }

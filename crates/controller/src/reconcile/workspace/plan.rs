@@ -72,6 +72,9 @@ pub struct Inputs<'a> {
     pub replace_allowed: bool,
     /// The data volume, when the Workspace has one.
     pub data_volume: Option<&'a Volume>,
+    /// The current attempt was launched so recently that a listing may not show it yet
+    /// (DescribeInstances is eventually consistent): missing is not lost yet.
+    pub just_launched: bool,
 }
 
 /// The outcome.
@@ -116,7 +119,7 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
 
     let Some(c) = current else {
         if i.want_running {
-            out.steps.push(next_launch(i, attempt));
+            out.steps.extend(next_launch(i, attempt));
         } else if !preds.is_empty() {
             out.steps.push(Step::Terminate { ids: out.predecessors.clone(), why: TerminateWhy::Predecessor });
         }
@@ -161,30 +164,34 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
 }
 
 /// The launch step when no instance of the current attempt is alive.
-fn next_launch(i: &Inputs<'_>, attempt: u32) -> Step {
+/// `None`: wait (a just-launched instance may not be listed yet).
+fn next_launch(i: &Inputs<'_>, attempt: u32) -> Option<Step> {
     if attempt == 0 {
-        return Step::Record { attempt: 1, reason: LaunchReason::First };
+        return Some(Step::Record { attempt: 1, reason: LaunchReason::First });
     }
     // The instance status last reported: dead in this attempt, or vanished from the listing
-    // altogether, means it was lost behind our back.
-    let lost = i.status_instance.is_some_and(|id| match i.instances.iter().find(|x| x.id == id) {
-        Some(x) => !x.state.is_alive() && x.attempt() == attempt,
-        None => true,
-    });
-    if lost {
-        return Step::Record { attempt: attempt + 1, reason: LaunchReason::Lost };
+    // altogether (once it is old enough to be listed), means it was lost behind our back.
+    if let Some(id) = i.status_instance {
+        match i.instances.iter().find(|x| x.id == id) {
+            Some(x) if !x.state.is_alive() && x.attempt() == attempt => {
+                return Some(Step::Record { attempt: attempt + 1, reason: LaunchReason::Lost });
+            }
+            None if i.just_launched => return None,
+            None => return Some(Step::Record { attempt: attempt + 1, reason: LaunchReason::Lost }),
+            Some(_) => {}
+        }
     }
     // Dead without being the one in status: we terminated it (a spot stop).
     if i.instances.iter().any(|x| !x.state.is_alive() && x.attempt() == attempt) {
-        return Step::Record { attempt: attempt + 1, reason: LaunchReason::Restart };
+        return Some(Step::Record { attempt: attempt + 1, reason: LaunchReason::Restart });
     }
-    match i.recorded {
+    Some(match i.recorded {
         // Recorded, never seen launched: launch that attempt (its token makes a repeat harmless
         // on AWS), after re-recording if the spec changed meanwhile.
         Some((a, h)) if a == attempt && h == i.spec_hash => Step::Launch { attempt },
         Some((a, _)) if a == attempt => Step::Record { attempt, reason: LaunchReason::First },
         _ => Step::Record { attempt: attempt + 1, reason: LaunchReason::Lost },
-    }
+    })
 }
 
 #[cfg(test)]

@@ -42,13 +42,17 @@ pub struct Target<'a> {
     pub hostname: &'a str,
 }
 
-/// Merge-patches part of the status now (mid-reconcile protocol writes; the end-of-reconcile
-/// write is one server-side apply of the whole status).
-pub async fn patch_status(ctx: &Context, ws: &Workspace, status: serde_json::Value) -> Result<(), Error> {
+/// Writes the whole status now with server-side apply, as the one field manager of status. Used
+/// mid-reconcile where the protocol needs a record before the next side effect (the launch token
+/// before RunInstances); the end of every reconcile writes it the same way. One manager, whole
+/// status: a field left out (an instance ID after a spot stop) is removed, not kept by an older
+/// write of another manager.
+pub async fn apply_status(ctx: &Context, ws: &Workspace, st: &WorkspaceStatus) -> Result<(), Error> {
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
-    api.patch_status(&ws.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+    let patch = json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace", "status": st });
+    api.patch_status(&ws.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
-        .map_err(kube_err("write the launch record to status"))?;
+        .map_err(kube_err("write the Workspace status"))?;
     Ok(())
 }
 
@@ -67,8 +71,8 @@ pub async fn run(
             Step::Record { attempt, reason } => {
                 let token = launch_token(uid, attempt);
                 let record = LaunchRecord { token, attempt, spec_hash: t.spec_hash.to_owned(), launched_at: None };
-                patch_status(ctx, t.ws, json!({ "launch": record })).await?;
                 st.launch = Some(record);
+                apply_status(ctx, t.ws, st).await?;
                 let (warn, why, note) = match reason {
                     LaunchReason::First => (false, "Launching", format!("launching attempt {attempt}")),
                     LaunchReason::Lost => {
@@ -237,7 +241,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
         l.launched_at = Some(now);
     }
     st.instance_id = Some(inst.id.clone());
-    patch_status(ctx, t.ws, json!({ "launch": st.launch, "instanceId": inst.id })).await?;
+    apply_status(ctx, t.ws, st).await?;
     publish(
         ctx,
         &t.ws.object_ref(&()),
