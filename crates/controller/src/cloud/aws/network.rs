@@ -86,6 +86,70 @@ fn permission(r: &Rule) -> IpPermission {
     .build()
 }
 
+/// The four rule changes EC2 has.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    AuthorizeIngress,
+    RevokeIngress,
+    AuthorizeEgress,
+    RevokeEgress,
+}
+
+impl Ec2Network {
+    /// One rule change; a duplicate authorize or a missing revoke is already the wanted state.
+    async fn change_rules(&self, group: &str, rules: &[Rule], change: Change) -> CloudResult<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.aws.limiter.take(Class::Mutate).await;
+        let perms = Some(rules.iter().map(permission).collect());
+        let ec2 = &self.aws.ec2;
+        let (result, ok_code) = match change {
+            Change::AuthorizeIngress => (
+                ec2.authorize_security_group_ingress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "authorize ingress on", group)),
+                "InvalidPermission.Duplicate",
+            ),
+            Change::RevokeIngress => (
+                ec2.revoke_security_group_ingress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "revoke ingress on", group)),
+                "InvalidPermission.NotFound",
+            ),
+            Change::AuthorizeEgress => (
+                ec2.authorize_security_group_egress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "authorize egress on", group)),
+                "InvalidPermission.Duplicate",
+            ),
+            Change::RevokeEgress => (
+                ec2.revoke_security_group_egress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "revoke egress on", group)),
+                "InvalidPermission.NotFound",
+            ),
+        };
+        tolerate(result, ok_code)
+    }
+}
+
 /// A duplicate authorize or a missing revoke already is the state we want.
 fn tolerate(r: Result<(), CloudError>, ok_code: &str) -> CloudResult<()> {
     match r {
@@ -136,75 +200,19 @@ impl Network for Ec2Network {
     }
 
     async fn authorize_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.aws.limiter.take(Class::Mutate).await;
-        let r = self
-            .aws
-            .ec2
-            .authorize_security_group_ingress()
-            .group_id(group)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud_error(&e, "authorize ingress on", group));
-        tolerate(r, "InvalidPermission.Duplicate")
+        self.change_rules(group, rules, Change::AuthorizeIngress).await
     }
 
     async fn revoke_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.aws.limiter.take(Class::Mutate).await;
-        let r = self
-            .aws
-            .ec2
-            .revoke_security_group_ingress()
-            .group_id(group)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud_error(&e, "revoke ingress on", group));
-        tolerate(r, "InvalidPermission.NotFound")
+        self.change_rules(group, rules, Change::RevokeIngress).await
     }
 
     async fn authorize_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.aws.limiter.take(Class::Mutate).await;
-        let r = self
-            .aws
-            .ec2
-            .authorize_security_group_egress()
-            .group_id(group)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud_error(&e, "authorize egress on", group));
-        tolerate(r, "InvalidPermission.Duplicate")
+        self.change_rules(group, rules, Change::AuthorizeEgress).await
     }
 
     async fn revoke_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.aws.limiter.take(Class::Mutate).await;
-        let r = self
-            .aws
-            .ec2
-            .revoke_security_group_egress()
-            .group_id(group)
-            .set_ip_permissions(Some(rules.iter().map(permission).collect()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud_error(&e, "revoke egress on", group));
-        tolerate(r, "InvalidPermission.NotFound")
+        self.change_rules(group, rules, Change::RevokeEgress).await
     }
 
     async fn delete(&self, group: &str) -> CloudResult<()> {

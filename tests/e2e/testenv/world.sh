@@ -1,0 +1,10 @@
+# Sourced by run.sh and bench.sh: use the running test world, or bring one up and take it down
+# again on exit (a world someone else started is left running). Then installs the CRDs.
+state=tests/e2e/.testenv
+if ! { [ -f "$state/pids" ] && [ -f "$state/env" ] && (source "$state/env" && kubectl get --raw /readyz >/dev/null 2>&1); }; then
+  tests/e2e/testenv/up.sh
+  trap 'tests/e2e/testenv/down.sh' EXIT
+fi
+source "$state/env"
+kubectl apply --server-side --force-conflicts -f charts/molecule-operator/crds >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/tenants.moleculesai.app crd/workspaces.moleculesai.app >/dev/null
