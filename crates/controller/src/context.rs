@@ -11,7 +11,6 @@ use kube::runtime::reflector::Store;
 use molecule_crds::catalog::Catalog;
 use molecule_crds::images::ImageCatalog;
 use molecule_crds::v1alpha1::Tenant;
-use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::cloud::cache::FleetCache;
@@ -83,8 +82,9 @@ pub struct Context {
     /// Per-tenant admission ledger.
     pub admission: Admission,
     /// Launches whose outcome is unknown (a 5xx or a lost answer), by owner uid, with when they
-    /// failed: no new launch for that owner until the cache has been refreshed after that.
-    pub uncertain_launches: Mutex<HashMap<String, Instant>>,
+    /// failed: no new launch, and no delete decision, for that owner until the cache holds a
+    /// listing that started after that.
+    pub uncertain_launches: Mutex<HashMap<String, jiff::Timestamp>>,
 }
 
 impl std::fmt::Debug for Context {

@@ -11,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
@@ -35,18 +36,65 @@ pub struct OwnerRef {
     pub name: String,
 }
 
+/// The cache's contents (opaque outside this module).
 #[derive(Debug, Default)]
-struct Snapshot {
+pub struct Snapshot {
     instances: HashMap<String, Vec<Instance>>,
     groups: HashMap<String, Vec<SecurityGroup>>,
     volumes: HashMap<String, Vec<Volume>>,
     owners: HashMap<String, OwnerRef>,
     /// Last write-through per owner uid.
     touched: HashMap<String, Instant>,
-    /// When the last successful refresh started.
-    refreshed: Option<Instant>,
-    /// The same moment on the wall clock (compared with Kubernetes timestamps).
-    refreshed_wall: Option<jiff::Timestamp>,
+    /// When the last successful refresh started (wall clock: it is compared with Kubernetes
+    /// timestamps and with the time a launch's outcome became unknown).
+    refreshed: Option<Timestamp>,
+}
+
+/// What the cache holds: instances, security groups and volumes, each with an ID and owner tags.
+pub trait Cached: Clone {
+    /// The resource ID.
+    fn id(&self) -> &str;
+    /// Its tags.
+    fn tags(&self) -> &BTreeMap<String, String>;
+    /// Where the snapshot keeps this kind, by owner uid.
+    #[doc(hidden)]
+    fn index(s: &mut Snapshot) -> &mut HashMap<String, Vec<Self>>;
+}
+
+impl Cached for Instance {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+    fn index(s: &mut Snapshot) -> &mut HashMap<String, Vec<Self>> {
+        &mut s.instances
+    }
+}
+
+impl Cached for SecurityGroup {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+    fn index(s: &mut Snapshot) -> &mut HashMap<String, Vec<Self>> {
+        &mut s.groups
+    }
+}
+
+impl Cached for Volume {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+    fn index(s: &mut Snapshot) -> &mut HashMap<String, Vec<Self>> {
+        &mut s.volumes
+    }
 }
 
 /// See the module docs.
@@ -81,14 +129,22 @@ fn owner_of(tags: &BTreeMap<String, String>) -> Option<OwnerRef> {
     Some(OwnerRef { kind, namespace, name })
 }
 
-fn group_by<T: Clone>(items: &[T], tags: impl Fn(&T) -> &BTreeMap<String, String>) -> HashMap<String, Vec<T>> {
+fn group_by<T: Cached>(items: &[T]) -> HashMap<String, Vec<T>> {
     let mut m: HashMap<String, Vec<T>> = HashMap::new();
     for i in items {
-        if let Some(uid) = uid_of(tags(i)) {
+        if let Some(uid) = uid_of(i.tags()) {
             m.entry(uid.clone()).or_default().push(i.clone());
         }
     }
     m
+}
+
+/// Carries `uid`'s entries of one kind from `from` into `to`.
+fn keep<T: Cached>(from: &mut Snapshot, to: &mut Snapshot, uid: &str) {
+    match T::index(from).get(uid).cloned() {
+        Some(v) => T::index(to).insert(uid.to_owned(), v),
+        None => T::index(to).remove(uid),
+    };
 }
 
 fn fingerprint(s: &Snapshot, uid: &str) -> u64 {
@@ -126,7 +182,7 @@ impl FleetCache {
     /// One describe pass over instances, security groups and volumes.
     pub async fn refresh(&self) -> CloudResult<()> {
         let started = Instant::now();
-        let started_wall = jiff::Timestamp::now();
+        let started_wall = Timestamp::now();
         let instances = self.instances.list(&self.filter).await?;
         let groups = self.network.list(&self.filter).await?;
         let volumes = self.volumes.list(&self.filter).await?;
@@ -145,38 +201,25 @@ impl FleetCache {
             }
         }
         let mut next = Snapshot {
-            instances: group_by(&instances, |i| &i.tags),
-            groups: group_by(&groups, |g| &g.tags),
-            volumes: group_by(&volumes, |v| &v.tags),
+            instances: group_by(&instances),
+            groups: group_by(&groups),
+            volumes: group_by(&volumes),
             owners,
             touched: HashMap::new(),
-            refreshed: Some(started),
-            refreshed_wall: Some(started_wall),
+            refreshed: Some(started_wall),
         };
         let changed = {
             let Ok(mut cur) = self.snap.write() else { return Ok(()) };
             // Keep write-throughs newer than this pass: it may have read before they happened.
-            for (uid, at) in &cur.touched {
-                if *at >= started {
-                    next.touched.insert(uid.clone(), *at);
-                    {
-                        let (from, to) = (&cur.instances, &mut next.instances);
-                        match from.get(uid) {
-                            Some(v) => to.insert(uid.clone(), v.clone()),
-                            None => to.remove(uid),
-                        };
-                    }
-                    match cur.groups.get(uid) {
-                        Some(v) => next.groups.insert(uid.clone(), v.clone()),
-                        None => next.groups.remove(uid),
-                    };
-                    match cur.volumes.get(uid) {
-                        Some(v) => next.volumes.insert(uid.clone(), v.clone()),
-                        None => next.volumes.remove(uid),
-                    };
-                    if let Some(o) = cur.owners.get(uid) {
-                        next.owners.insert(uid.clone(), o.clone());
-                    }
+            let newer: Vec<(String, Instant)> =
+                cur.touched.iter().filter(|(_, at)| **at >= started).map(|(u, at)| (u.clone(), *at)).collect();
+            for (uid, at) in newer {
+                next.touched.insert(uid.clone(), at);
+                keep::<Instance>(&mut cur, &mut next, &uid);
+                keep::<SecurityGroup>(&mut cur, &mut next, &uid);
+                keep::<Volume>(&mut cur, &mut next, &uid);
+                if let Some(o) = cur.owners.get(&uid) {
+                    next.owners.insert(uid, o.clone());
                 }
             }
             let uids: std::collections::HashSet<&String> = cur.owners.keys().chain(next.owners.keys()).collect();
@@ -214,19 +257,9 @@ impl FleetCache {
         self.wake.notify_one();
     }
 
-    /// Whether a refresh that started after `t` has completed.
-    pub fn refreshed_since(&self, t: Instant) -> bool {
+    /// Whether a refresh that started at or after `t` has completed.
+    pub fn refreshed_since(&self, t: Timestamp) -> bool {
         self.snap.read().ok().and_then(|s| s.refreshed).is_some_and(|r| r >= t)
-    }
-
-    /// Whether a refresh that started at or after wall-clock time `t` has completed.
-    pub fn refreshed_since_wall(&self, t: jiff::Timestamp) -> bool {
-        self.snap.read().ok().and_then(|s| s.refreshed_wall).is_some_and(|r| r >= t)
-    }
-
-    /// Whether the cache has been filled at least once.
-    pub fn is_filled(&self) -> bool {
-        self.snap.read().ok().is_some_and(|s| s.refreshed.is_some())
     }
 
     /// Instances of an owner, terminated ones included.
@@ -244,11 +277,6 @@ impl FleetCache {
         self.snap.read().ok().and_then(|s| s.volumes.get(uid).cloned()).unwrap_or_default()
     }
 
-    /// Every owner uid with anything in the cache, and its owner reference (for the orphan scan).
-    pub fn owners(&self) -> HashMap<String, OwnerRef> {
-        self.snap.read().ok().map(|s| s.owners.clone()).unwrap_or_default()
-    }
-
     fn touch(&self, uid: &str, f: impl FnOnce(&mut Snapshot)) {
         if let Ok(mut s) = self.snap.write() {
             f(&mut s);
@@ -256,15 +284,15 @@ impl FleetCache {
         }
     }
 
-    /// Writes an instance through (after a launch or a state change we caused).
-    pub fn put_instance(&self, uid: &str, i: Instance) {
+    /// Writes an instance, group or volume through (after a create or a change we caused).
+    pub fn put<T: Cached>(&self, uid: &str, item: T) {
         self.touch(uid, |s| {
-            if let Some(o) = owner_of(&i.tags) {
+            if let Some(o) = owner_of(item.tags()) {
                 s.owners.insert(uid.to_owned(), o);
             }
-            let list = s.instances.entry(uid.to_owned()).or_default();
-            list.retain(|x| x.id != i.id);
-            list.push(i);
+            let list = T::index(s).entry(uid.to_owned()).or_default();
+            list.retain(|x| x.id() != item.id());
+            list.push(item);
         });
     }
 
@@ -277,37 +305,8 @@ impl FleetCache {
         });
     }
 
-    /// Writes a security group through.
-    pub fn put_group(&self, uid: &str, g: SecurityGroup) {
-        self.touch(uid, |s| {
-            if let Some(o) = owner_of(&g.tags) {
-                s.owners.insert(uid.to_owned(), o);
-            }
-            let list = s.groups.entry(uid.to_owned()).or_default();
-            list.retain(|x| x.id != g.id);
-            list.push(g);
-        });
-    }
-
-    /// Forgets a deleted security group.
-    pub fn remove_group(&self, uid: &str, id: &str) {
-        self.touch(uid, |s| s.groups.entry(uid.to_owned()).or_default().retain(|g| g.id != id));
-    }
-
-    /// Writes a volume through.
-    pub fn put_volume(&self, uid: &str, v: Volume) {
-        self.touch(uid, |s| {
-            if let Some(o) = owner_of(&v.tags) {
-                s.owners.insert(uid.to_owned(), o);
-            }
-            let list = s.volumes.entry(uid.to_owned()).or_default();
-            list.retain(|x| x.id != v.id);
-            list.push(v);
-        });
-    }
-
-    /// Forgets a deleted volume.
-    pub fn remove_volume(&self, uid: &str, id: &str) {
-        self.touch(uid, |s| s.volumes.entry(uid.to_owned()).or_default().retain(|v| v.id != id));
+    /// Forgets a deleted instance, group or volume.
+    pub fn remove<T: Cached>(&self, uid: &str, id: &str) {
+        self.touch(uid, |s| T::index(s).entry(uid.to_owned()).or_default().retain(|x| x.id() != id));
     }
 }

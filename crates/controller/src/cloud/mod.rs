@@ -119,8 +119,6 @@ pub struct Instance {
     pub id: String,
     /// Lifecycle state.
     pub state: InstanceState,
-    /// Instance type.
-    pub instance_type: String,
     /// AMI.
     pub image_id: String,
     /// Private IPv4 address, once assigned.
@@ -129,10 +127,6 @@ pub struct Instance {
     pub launch_time: Option<String>,
     /// All tags.
     pub tags: BTreeMap<String, String>,
-    /// Volumes attached, other than the root volume.
-    pub attached_volumes: Vec<String>,
-    /// Security groups.
-    pub security_groups: Vec<String>,
     /// Spot instance.
     pub spot: bool,
 }
@@ -160,6 +154,26 @@ pub struct Rule {
     pub to_port: i32,
     /// Where traffic comes from (ingress) or goes to (egress).
     pub peer: Peer,
+}
+
+/// The four rule changes EC2 has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleChange {
+    /// Add inbound rules.
+    AuthorizeIngress,
+    /// Remove inbound rules.
+    RevokeIngress,
+    /// Add outbound rules.
+    AuthorizeEgress,
+    /// Remove outbound rules.
+    RevokeEgress,
+}
+
+impl Rule {
+    /// All traffic to or from an IPv4 CIDR (what EC2 puts in a new group's egress: 0.0.0.0/0).
+    pub fn all_with(cidr: &str) -> Self {
+        Self { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr(cidr.into()) }
+    }
 }
 
 /// The other side of a rule.
@@ -192,8 +206,6 @@ impl fmt::Display for Rule {
 pub struct SecurityGroup {
     /// Group ID.
     pub id: String,
-    /// Group name.
-    pub name: String,
     /// All tags.
     pub tags: BTreeMap<String, String>,
     /// Inbound rules.
@@ -209,10 +221,6 @@ pub struct Volume {
     pub id: String,
     /// creating, available, in-use, deleting, deleted, error.
     pub state: String,
-    /// Size in GiB.
-    pub size_gb: u32,
-    /// Availability zone.
-    pub zone: String,
     /// Instance it is attached to (attaching or attached).
     pub attached_to: Option<String>,
     /// All tags.
@@ -278,8 +286,6 @@ pub trait Instances: Send + Sync {
     async fn stop(&self, id: &str) -> CloudResult<()>;
     /// Starts a stopped instance.
     async fn start(&self, id: &str) -> CloudResult<()>;
-    /// The root device name of an image (cached by the caller).
-    async fn root_device(&self, image_id: &str) -> CloudResult<String>;
 }
 
 /// Security groups.
@@ -289,14 +295,8 @@ pub trait Network: Send + Sync {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecurityGroup>>;
     /// Creates a group with tags in the create call; an existing group of that name is returned.
     async fn create(&self, name: &str, description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String>;
-    /// Adds inbound rules.
-    async fn authorize_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()>;
-    /// Removes inbound rules.
-    async fn revoke_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()>;
-    /// Adds outbound rules.
-    async fn authorize_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()>;
-    /// Removes outbound rules.
-    async fn revoke_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()>;
+    /// Adds or removes rules; a duplicate add or a missing removal is already the wanted state.
+    async fn change_rules(&self, group: &str, rules: &[Rule], change: RuleChange) -> CloudResult<()>;
     /// Deletes a group. A missing group is success; a group in use is [`ErrorKind::InUse`].
     async fn delete(&self, group: &str) -> CloudResult<()>;
 }

@@ -35,26 +35,44 @@ impl Ec2Instances {
     pub fn new(aws: Aws) -> Self {
         Self { aws, roots: Arc::default() }
     }
+
+    /// The root device name of an image, asked once per image.
+    async fn root_device(&self, image_id: &str) -> CloudResult<String> {
+        if let Some(d) = self.roots.lock().ok().and_then(|m| m.get(image_id).cloned()) {
+            return Ok(d);
+        }
+        self.aws.limiter.take(Class::Describe).await;
+        let out = self
+            .aws
+            .ec2
+            .describe_images()
+            .image_ids(image_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "describe image", image_id))?;
+        let device = out
+            .images()
+            .first()
+            .and_then(|i| i.root_device_name())
+            .filter(|d| !d.is_empty())
+            .unwrap_or(DEFAULT_ROOT_DEVICE)
+            .to_owned();
+        if let Ok(mut m) = self.roots.lock() {
+            m.insert(image_id.to_owned(), device.clone());
+        }
+        Ok(device)
+    }
 }
 
 fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let id = i.instance_id()?.to_owned();
-    let root = i.root_device_name().unwrap_or_default();
     Some(Instance {
         id,
         state: InstanceState::parse(i.state().and_then(|s| s.name()).map_or("pending", |n| n.as_str())),
-        instance_type: i.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
         image_id: i.image_id().unwrap_or_default().to_owned(),
         private_ip: i.private_ip_address().filter(|s| !s.is_empty()).map(str::to_owned),
         launch_time: i.launch_time().and_then(|t| t.fmt(Format::DateTime).ok()),
         tags: tag_map(i.tags()),
-        attached_volumes: i
-            .block_device_mappings()
-            .iter()
-            .filter(|b| b.device_name() != Some(root))
-            .filter_map(|b| b.ebs().and_then(|e| e.volume_id()).map(str::to_owned))
-            .collect(),
-        security_groups: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
         spot: i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
     })
 }
@@ -62,27 +80,22 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
 #[async_trait]
 impl Instances for Ec2Instances {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Instance>> {
+        let mut pages = self
+            .aws
+            .ec2
+            .describe_instances()
+            .set_filters(Some(tag_filters(filters)))
+            .into_paginator()
+            .page_size(PAGE)
+            .send();
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
         loop {
             self.aws.limiter.take(Class::Describe).await;
-            let page = self
-                .aws
-                .ec2
-                .describe_instances()
-                .set_filters(Some(tag_filters(filters)))
-                .max_results(PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| cloud_error(&e, "describe instances", "by tag"))?;
+            let Some(page) = pages.next().await else { return Ok(out) };
+            let page = page.map_err(|e| cloud_error(&e, "describe instances", "by tag"))?;
             out.extend(
                 page.reservations().iter().flat_map(aws_sdk_ec2::types::Reservation::instances).filter_map(to_instance),
             );
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
         }
     }
 
@@ -191,31 +204,5 @@ impl Instances for Ec2Instances {
             .await
             .map_err(|e| cloud_error(&e, "start instance", id))?;
         Ok(())
-    }
-
-    async fn root_device(&self, image_id: &str) -> CloudResult<String> {
-        if let Some(d) = self.roots.lock().ok().and_then(|m| m.get(image_id).cloned()) {
-            return Ok(d);
-        }
-        self.aws.limiter.take(Class::Describe).await;
-        let out = self
-            .aws
-            .ec2
-            .describe_images()
-            .image_ids(image_id)
-            .send()
-            .await
-            .map_err(|e| cloud_error(&e, "describe image", image_id))?;
-        let device = out
-            .images()
-            .first()
-            .and_then(|i| i.root_device_name())
-            .filter(|d| !d.is_empty())
-            .unwrap_or(DEFAULT_ROOT_DEVICE)
-            .to_owned();
-        if let Ok(mut m) = self.roots.lock() {
-            m.insert(image_id.to_owned(), device.clone());
-        }
-        Ok(device)
     }
 }

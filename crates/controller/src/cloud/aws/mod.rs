@@ -1,5 +1,6 @@
 //! The AWS implementation of the cloud traits: EC2 (instances, security groups, volumes) and
-//! Route 53, with a call-counting interceptor, client-side rate limits and adaptive retry.
+//! Route 53, with a call-counting interceptor, standard SDK retries and client-side rate limits
+//! that adapt per class of call (see [`limiter`]).
 
 pub mod dns;
 pub mod ec2;
@@ -34,7 +35,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Counts every HTTP attempt (retries included) by service, operation and outcome, and feeds
 /// EC2 outcomes back to the adaptive rate limits.
 #[derive(Debug)]
-struct CallCounter(Metrics, Option<Arc<Limiter>>);
+struct CallCounter(Metrics, Arc<Limiter>);
 
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
@@ -50,22 +51,32 @@ impl Intercept for CallCounter {
         let (service, operation) = cfg.load::<Metadata>().map_or(("unknown".into(), "unknown".into()), |m| {
             (m.service().to_ascii_lowercase().replace(' ', ""), m.name().to_owned())
         });
-        let outcome = match context.response().map(|r| r.status().as_u16()) {
-            None => "transport_error",
-            Some(200..=299) => "ok",
-            Some(429 | 503) => "throttled",
-            Some(500..) => "server_error",
-            Some(_) => "client_error",
-        };
-        if let Some(l) = &self.1 {
-            let class = if service == "ec2" { limiter::Class::of(&operation) } else { limiter::Class::Dns };
-            let limiter = l.clone();
-            let throttled = outcome == "throttled";
-            // The hook is synchronous; the bucket's lock is async and held for microseconds.
-            tokio::spawn(async move { limiter.feedback(class, throttled).await });
-        }
+        let outcome = outcome(context.response().map(|r| (r.status().as_u16(), r.body().bytes().unwrap_or_default())));
+        let class = if service == "ec2" { limiter::Class::of(&operation) } else { limiter::Class::Dns };
+        let (limiter, throttled) = (self.1.clone(), outcome == "throttled");
+        // The hook is synchronous; the bucket's lock is async and held for microseconds.
+        tokio::spawn(async move { limiter.feedback(class, throttled).await });
         self.0.aws_calls.get_or_create(&AwsCall { service, operation, outcome }).inc();
         Ok(())
+    }
+}
+
+/// The metric outcome of one HTTP answer (`None`: no answer). Throttling is recognised by its
+/// error code too: Route 53 and sometimes EC2 throttle with a 400, not a 503.
+fn outcome(answer: Option<(u16, &[u8])>) -> &'static str {
+    const THROTTLE_CODES: [&[u8]; 4] = [
+        b"<Code>RequestLimitExceeded<",
+        b"<Code>Throttling<",
+        b"<Code>PriorRequestNotComplete<",
+        b"ThrottlingException",
+    ];
+    match answer {
+        None => "transport_error",
+        Some((200..=299, _)) => "ok",
+        Some((429 | 503, _)) => "throttled",
+        Some((400, body)) if THROTTLE_CODES.iter().any(|c| body.windows(c.len()).any(|w| w == *c)) => "throttled",
+        Some((500.., _)) => "server_error",
+        Some(_) => "client_error",
     }
 }
 
@@ -76,7 +87,7 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     /// Route 53.
     pub route53: aws_sdk_route53::Client,
-    /// Rate limits shared by every EC2 call of this account.
+    /// Rate limits shared by every EC2 and Route 53 call of this account.
     pub limiter: Arc<Limiter>,
 }
 
@@ -91,19 +102,17 @@ impl Aws {
             .await;
         let ec2 = aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(&shared)
-                .interceptor(CallCounter(metrics.clone(), Some(limiter.clone())))
+                .interceptor(CallCounter(metrics.clone(), limiter.clone()))
                 .build(),
         );
         let route53 = aws_sdk_route53::Client::from_conf(
             aws_sdk_route53::config::Builder::from(&shared)
-                .interceptor(CallCounter(metrics.clone(), Some(limiter.clone())))
+                .interceptor(CallCounter(metrics.clone(), limiter.clone()))
                 .build(),
         );
         Self { ec2, route53, limiter }
     }
-}
 
-impl Aws {
     /// The CIDR of `vpc_id` and the availability zone of `subnet_id`, read once at start.
     pub async fn network_facts(&self, vpc_id: &str, subnet_id: &str) -> Result<(String, String), CloudError> {
         let vpcs = self
@@ -217,5 +226,16 @@ mod tests {
         assert_eq!(classify("InternalError", 500), ErrorKind::Transient);
         assert_eq!(classify("Unknown", 502), ErrorKind::Transient, "a 5xx is never success nor final");
         assert_eq!(classify("InvalidParameterValue", 400), ErrorKind::Rejected);
+    }
+
+    #[test]
+    fn throttles_are_counted_as_such_whatever_their_status() {
+        let r53 = b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code></Error></ErrorResponse>";
+        assert_eq!(outcome(Some((400, r53))), "throttled");
+        assert_eq!(outcome(Some((503, b""))), "throttled");
+        assert_eq!(outcome(Some((400, b"<Code>InvalidParameterValue</Code>"))), "client_error");
+        assert_eq!(outcome(Some((500, b""))), "server_error");
+        assert_eq!(outcome(Some((200, b""))), "ok");
+        assert_eq!(outcome(None), "transport_error");
     }
 }

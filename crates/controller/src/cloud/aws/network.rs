@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType,
 
 use super::limiter::Class;
 use super::{Aws, cloud_error, tag_filters, tag_map, tag_spec};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, Network, Peer, Rule, SecurityGroup};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, Network, Peer, Rule, RuleChange, SecurityGroup};
 
 /// Largest page EC2 serves for DescribeSecurityGroups.
 const PAGE: i32 = 1000;
@@ -26,34 +26,75 @@ impl Ec2Network {
     }
 
     async fn describe(&self, filters: Vec<Filter>) -> CloudResult<Vec<SecurityGroup>> {
+        let mut pages =
+            self.aws.ec2.describe_security_groups().set_filters(Some(filters)).into_paginator().page_size(PAGE).send();
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
         loop {
             self.aws.limiter.take(Class::Describe).await;
-            let page = self
-                .aws
-                .ec2
-                .describe_security_groups()
-                .set_filters(Some(filters.clone()))
-                .max_results(PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| cloud_error(&e, "describe security groups", "by filter"))?;
+            let Some(page) = pages.next().await else { return Ok(out) };
+            let page = page.map_err(|e| cloud_error(&e, "describe security groups", "by filter"))?;
             out.extend(page.security_groups().iter().filter_map(|g| {
                 Some(SecurityGroup {
                     id: g.group_id()?.to_owned(),
-                    name: g.group_name().unwrap_or_default().to_owned(),
                     tags: tag_map(g.tags()),
                     ingress: flatten(g.ip_permissions()),
                     egress: flatten(g.ip_permissions_egress()),
                 })
             }));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
         }
+    }
+
+    /// One rule change; a duplicate authorize or a missing revoke is already the wanted state.
+    async fn change(&self, group: &str, rules: &[Rule], change: RuleChange) -> CloudResult<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.aws.limiter.take(Class::Mutate).await;
+        let perms = Some(rules.iter().map(permission).collect());
+        let ec2 = &self.aws.ec2;
+        let (result, ok_code) = match change {
+            RuleChange::AuthorizeIngress => (
+                ec2.authorize_security_group_ingress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "authorize ingress on", group)),
+                "InvalidPermission.Duplicate",
+            ),
+            RuleChange::RevokeIngress => (
+                ec2.revoke_security_group_ingress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "revoke ingress on", group)),
+                "InvalidPermission.NotFound",
+            ),
+            RuleChange::AuthorizeEgress => (
+                ec2.authorize_security_group_egress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "authorize egress on", group)),
+                "InvalidPermission.Duplicate",
+            ),
+            RuleChange::RevokeEgress => (
+                ec2.revoke_security_group_egress()
+                    .group_id(group)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| cloud_error(&e, "revoke egress on", group)),
+                "InvalidPermission.NotFound",
+            ),
+        };
+        tolerate(result, ok_code)
     }
 }
 
@@ -84,70 +125,6 @@ fn permission(r: &Rule) -> IpPermission {
         Peer::Cidr6(c) => b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
     }
     .build()
-}
-
-/// The four rule changes EC2 has.
-#[derive(Clone, Copy, Debug)]
-enum Change {
-    AuthorizeIngress,
-    RevokeIngress,
-    AuthorizeEgress,
-    RevokeEgress,
-}
-
-impl Ec2Network {
-    /// One rule change; a duplicate authorize or a missing revoke is already the wanted state.
-    async fn change_rules(&self, group: &str, rules: &[Rule], change: Change) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        self.aws.limiter.take(Class::Mutate).await;
-        let perms = Some(rules.iter().map(permission).collect());
-        let ec2 = &self.aws.ec2;
-        let (result, ok_code) = match change {
-            Change::AuthorizeIngress => (
-                ec2.authorize_security_group_ingress()
-                    .group_id(group)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| cloud_error(&e, "authorize ingress on", group)),
-                "InvalidPermission.Duplicate",
-            ),
-            Change::RevokeIngress => (
-                ec2.revoke_security_group_ingress()
-                    .group_id(group)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| cloud_error(&e, "revoke ingress on", group)),
-                "InvalidPermission.NotFound",
-            ),
-            Change::AuthorizeEgress => (
-                ec2.authorize_security_group_egress()
-                    .group_id(group)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| cloud_error(&e, "authorize egress on", group)),
-                "InvalidPermission.Duplicate",
-            ),
-            Change::RevokeEgress => (
-                ec2.revoke_security_group_egress()
-                    .group_id(group)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| cloud_error(&e, "revoke egress on", group)),
-                "InvalidPermission.NotFound",
-            ),
-        };
-        tolerate(result, ok_code)
-    }
 }
 
 /// A duplicate authorize or a missing revoke already is the state we want.
@@ -199,20 +176,8 @@ impl Network for Ec2Network {
         }
     }
 
-    async fn authorize_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        self.change_rules(group, rules, Change::AuthorizeIngress).await
-    }
-
-    async fn revoke_ingress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        self.change_rules(group, rules, Change::RevokeIngress).await
-    }
-
-    async fn authorize_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        self.change_rules(group, rules, Change::AuthorizeEgress).await
-    }
-
-    async fn revoke_egress(&self, group: &str, rules: &[Rule]) -> CloudResult<()> {
-        self.change_rules(group, rules, Change::RevokeEgress).await
+    async fn change_rules(&self, group: &str, rules: &[Rule], change: RuleChange) -> CloudResult<()> {
+        self.change(group, rules, change).await
     }
 
     async fn delete(&self, group: &str) -> CloudResult<()> {

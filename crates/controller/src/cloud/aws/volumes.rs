@@ -20,8 +20,6 @@ fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
     Some(Volume {
         id: v.volume_id()?.to_owned(),
         state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-        size_gb: v.size().and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
-        zone: v.availability_zone().unwrap_or_default().to_owned(),
         attached_to: v
             .attachments()
             .iter()
@@ -35,25 +33,20 @@ fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
 #[async_trait]
 impl Volumes for Ec2Volumes {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Volume>> {
+        let mut pages = self
+            .0
+            .ec2
+            .describe_volumes()
+            .set_filters(Some(tag_filters(filters)))
+            .into_paginator()
+            .page_size(PAGE)
+            .send();
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
         loop {
             self.0.limiter.take(Class::Describe).await;
-            let page = self
-                .0
-                .ec2
-                .describe_volumes()
-                .set_filters(Some(tag_filters(filters)))
-                .max_results(PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| cloud_error(&e, "describe volumes", "by tag"))?;
+            let Some(page) = pages.next().await else { return Ok(out) };
+            let page = page.map_err(|e| cloud_error(&e, "describe volumes", "by tag"))?;
             out.extend(page.volumes().iter().filter_map(to_volume));
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
         }
     }
 
@@ -75,8 +68,6 @@ impl Volumes for Ec2Volumes {
         Ok(Volume {
             id: out.volume_id().unwrap_or_default().to_owned(),
             state: out.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            size_gb: req.size_gb,
-            zone: req.zone.clone(),
             attached_to: None,
             tags: req.tags.clone(),
         })

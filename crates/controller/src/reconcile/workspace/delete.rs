@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
 use molecule_crds::v1alpha1::{Condition, ConditionStatus, Workspace, WorkspacePhase};
 
-use super::steps::apply_status;
+use super::steps::{apply_status, listing_since};
 use super::{display, dns, owner_of};
 use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::Context;
@@ -49,12 +49,6 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
-    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
-    if uncertain.is_some_and(|t| !ctx.cache.refreshed_since(t)) {
-        ctx.cache.request_refresh();
-        return Err(wait("an earlier launch's outcome is unknown; waiting for a fresh instance listing".into()));
-    }
-
     instances_gone(ws, ctx, &uid).await?;
     groups_and_volumes_gone(ctx, &uid).await?;
 
@@ -113,21 +107,14 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
         ctx.cache.request_refresh();
         return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
     }
-    // The cache says all gone. Trust it only from a listing that started after the delete did:
-    // every launch for this Workspace happened before that (reconciles of one object never
-    // overlap), so an instance the cache had not seen yet would be in that listing. One listing
-    // serves every Workspace being deleted: no per-object describe.
-    // deletionTimestamp has whole seconds: add one so the listing surely started after it.
-    let since = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0)
-        + jiff::SignedDuration::from_secs(1);
-    if !ctx.cache.refreshed_since_wall(since) {
-        ctx.cache.request_refresh();
-        return Err(Error::Waiting {
-            what: "a fleet listing newer than the delete".into(),
-            retry: Duration::from_secs(1),
-        });
-    }
-
+    // The cache says all gone. Trust it only from a listing that started after the delete did
+    // (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is
+    // unknown: every launch for this Workspace happened before that, so an instance the cache
+    // had not seen would be in that listing. One listing serves every Workspace being deleted.
+    let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
+    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
+    let since = uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max);
+    listing_since(ctx, since, "a fleet listing newer than the delete")?;
     Ok(())
 }
 
@@ -137,7 +124,7 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
     // 2. Security groups.
     for g in ctx.cache.groups_of(&uid) {
         match ctx.network.delete(&g.id).await {
-            Ok(()) => ctx.cache.remove_group(&uid, &g.id),
+            Ok(()) => ctx.cache.remove::<crate::cloud::SecurityGroup>(&uid, &g.id),
             Err(e) if e.kind == ErrorKind::InUse => {
                 return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
             }
@@ -155,7 +142,7 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
             match ctx.volumes.detach(&v.id, i).await {
                 // A root volume EC2 deleted with its instance: gone is what we wanted.
                 Err(e) if e.kind == ErrorKind::NotFound => {
-                    ctx.cache.remove_volume(&uid, &v.id);
+                    ctx.cache.remove::<crate::cloud::Volume>(&uid, &v.id);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -165,7 +152,7 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
             return Err(wait(format!("volume {} to detach from {i}", v.id)));
         }
         match ctx.volumes.delete(&v.id).await {
-            Ok(()) => ctx.cache.remove_volume(&uid, &v.id),
+            Ok(()) => ctx.cache.remove::<crate::cloud::Volume>(&uid, &v.id),
             Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
             Err(e) => return Err(e.into()),
         }

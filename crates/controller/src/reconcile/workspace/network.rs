@@ -6,7 +6,7 @@ use molecule_crds::v1alpha1::Workspace;
 
 use crate::bootstrap::AGENT_PORT;
 use crate::cloud::tags::Owner;
-use crate::cloud::{Peer, Rule, SecurityGroup};
+use crate::cloud::{Peer, Rule, RuleChange, SecurityGroup};
 use crate::context::Context;
 use crate::reconcile::Error;
 
@@ -26,8 +26,7 @@ pub fn desired(
     let mut ingress: Vec<Rule> =
         [eic_sg.map(|g| tcp(22, g)), tenant_sg.map(|g| tcp(AGENT_PORT, g))].into_iter().flatten().collect();
     ingress.sort();
-    let dest = if egress_open { "0.0.0.0/0" } else { vpc_cidr };
-    let egress = vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr(dest.into()) }];
+    let egress = vec![Rule::all_with(if egress_open { "0.0.0.0/0" } else { vpc_cidr })];
     (ingress, egress)
 }
 
@@ -55,20 +54,9 @@ pub async fn ensure(
         let description = format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant);
         let tags = ctx.identity.tags(owner);
         let id = ctx.network.create(&name, &description, &tags).await?;
-        let g = SecurityGroup {
-            id,
-            name,
-            tags,
-            ingress: vec![],
-            // What EC2 puts in a new group.
-            egress: vec![Rule {
-                protocol: "-1".into(),
-                from_port: -1,
-                to_port: -1,
-                peer: Peer::Cidr("0.0.0.0/0".into()),
-            }],
-        };
-        ctx.cache.put_group(&owner.uid, g.clone());
+        // EC2 puts one rule in a new group: all egress to anywhere.
+        let g = SecurityGroup { id, tags, ingress: vec![], egress: vec![Rule::all_with("0.0.0.0/0")] };
+        ctx.cache.put(&owner.uid, g.clone());
         ctx.failpoints.hit("workspace.sg.after-create").await;
         g
     };
@@ -79,14 +67,14 @@ pub async fn ensure(
     if add_in.is_empty() && del_in.is_empty() && add_out.is_empty() && del_out.is_empty() {
         return Ok(group);
     }
-    ctx.network.authorize_ingress(&group.id, &add_in).await?;
-    ctx.network.revoke_ingress(&group.id, &del_in).await?;
+    ctx.network.change_rules(&group.id, &add_in, RuleChange::AuthorizeIngress).await?;
+    ctx.network.change_rules(&group.id, &del_in, RuleChange::RevokeIngress).await?;
     // Add before revoking so a change of egress never leaves the instance with none.
-    ctx.network.authorize_egress(&group.id, &add_out).await?;
-    ctx.network.revoke_egress(&group.id, &del_out).await?;
+    ctx.network.change_rules(&group.id, &add_out, RuleChange::AuthorizeEgress).await?;
+    ctx.network.change_rules(&group.id, &del_out, RuleChange::RevokeEgress).await?;
     group.ingress = want_in;
     group.egress = want_out;
-    ctx.cache.put_group(&owner.uid, group.clone());
+    ctx.cache.put(&owner.uid, group.clone());
     Ok(group)
 }
 

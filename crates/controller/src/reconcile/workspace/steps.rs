@@ -56,6 +56,16 @@ pub async fn apply_status(ctx: &Context, ws: &Workspace, st: &WorkspaceStatus) -
     Ok(())
 }
 
+/// `Ok` once the fleet cache holds a listing that started at or after `t`; until then asks for
+/// one (shared by every caller) and waits.
+pub fn listing_since(ctx: &Context, t: Timestamp, what: &str) -> Result<(), Error> {
+    if ctx.cache.refreshed_since(t) {
+        return Ok(());
+    }
+    ctx.cache.request_refresh();
+    Err(Error::Waiting { what: what.to_owned(), retry: std::time::Duration::from_secs(1) })
+}
+
 /// Runs `steps` in order; returns the instance of the current attempt afterwards.
 pub async fn run(
     ctx: &Context,
@@ -147,14 +157,13 @@ pub async fn run(
             Step::Detach { volume, from } => {
                 ctx.volumes.detach(&volume, &from).await?;
                 if let Some(v) = t.data_volume {
-                    ctx.cache.put_volume(uid, Volume { attached_to: None, state: "available".into(), ..v.clone() });
+                    ctx.cache.put(uid, Volume { attached_to: None, state: "available".into(), ..v.clone() });
                 }
             }
             Step::Attach { volume, to } => {
                 ctx.volumes.attach(&volume, &to, DATA_DEVICE).await?;
                 if let Some(v) = t.data_volume {
-                    ctx.cache
-                        .put_volume(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
+                    ctx.cache.put(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
                 }
                 publish(ctx, &regarding, false, "VolumeAttached", format!("data volume {volume} attached to {to}"))
                     .await;
@@ -175,13 +184,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
     // after a listing that started later has been read (and found nothing, or the plan adopts).
     let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(uid).copied());
     if let Some(since) = uncertain {
-        if !ctx.cache.refreshed_since(since) {
-            ctx.cache.request_refresh();
-            return Err(Error::Waiting {
-                what: "an earlier launch's outcome is unknown; waiting for a fresh instance listing".into(),
-                retry: std::time::Duration::from_secs(2),
-            });
-        }
+        listing_since(ctx, since, "an earlier launch's outcome is unknown; waiting for a fresh instance listing")?;
         if let Ok(mut m) = ctx.uncertain_launches.lock() {
             m.remove(uid);
         }
@@ -224,7 +227,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
             if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled)
                 && let Ok(mut m) = ctx.uncertain_launches.lock()
             {
-                m.insert(uid.clone(), tokio::time::Instant::now());
+                m.insert(uid.clone(), Timestamp::now());
             }
             return Err(e.into());
         }
@@ -234,7 +237,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
     for (k, v) in req.tags {
         inst.tags.entry(k).or_insert(v);
     }
-    ctx.cache.put_instance(uid, inst.clone());
+    ctx.cache.put(uid, inst.clone());
     ctx.failpoints.hit("workspace.launch.after-run").await;
     let now = Timestamp::now().to_string();
     if let Some(l) = st.launch.as_mut() {

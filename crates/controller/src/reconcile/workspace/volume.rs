@@ -30,7 +30,7 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
         .volumes
         .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags })
         .await?;
-    ctx.cache.put_volume(&owner.uid, v.clone());
+    ctx.cache.put(&owner.uid, v.clone());
     ctx.failpoints.hit("workspace.volume.after-create").await;
     Ok(v)
 }

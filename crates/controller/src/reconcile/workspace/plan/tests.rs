@@ -7,13 +7,10 @@ fn inst(id: &str, attempt: u32, state: InstanceState, hash: &str, at: &str) -> I
     Instance {
         id: id.into(),
         state,
-        instance_type: "t3.large".into(),
         image_id: "ami-1".into(),
         private_ip: Some("10.0.0.1".into()),
         launch_time: Some(at.into()),
         tags: BTreeMap::from([(LAUNCH_ATTEMPT.into(), attempt.to_string()), (SPEC_HASH_TAG.into(), hash.into())]),
-        attached_volumes: vec![],
-        security_groups: vec![],
         spot: false,
     }
 }
@@ -135,14 +132,8 @@ fn drift_is_reported_and_applied_only_when_allowed() {
 
 #[test]
 fn replacement_moves_the_data_volume_before_retiring_the_predecessor() {
-    let vol = Volume {
-        id: "vol-1".into(),
-        state: "in-use".into(),
-        size_gb: 10,
-        zone: "z".into(),
-        attached_to: Some("i-1".into()),
-        tags: BTreeMap::new(),
-    };
+    let vol =
+        Volume { id: "vol-1".into(), state: "in-use".into(), attached_to: Some("i-1".into()), tags: BTreeMap::new() };
     // New instance pending: nothing happens to the old one yet.
     let v = [inst("i-1", 1, Running, "h0", "t1"), inst("i-2", 2, Pending, "h1", "t2")];
     let mut i = inputs(&v);

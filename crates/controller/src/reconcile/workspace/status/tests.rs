@@ -13,13 +13,10 @@ fn running(boot: Option<&str>, display: Option<&str>) -> Instance {
     Instance {
         id: "i-1".into(),
         state: InstanceState::Running,
-        instance_type: "t3.large".into(),
         image_id: "ami-1".into(),
         private_ip: Some("10.0.0.5".into()),
         launch_time: None,
         tags,
-        attached_volumes: vec![],
-        security_groups: vec![],
         spot: false,
     }
 }
