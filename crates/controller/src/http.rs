@@ -1,31 +1,21 @@
 //! /healthz, /readyz and /metrics (Prometheus text format).
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//!
+//! The server starts once the configuration and CRDs have been checked, so /readyz answering at
+//! all means the operator is configured and connected; whether this replica leads and reconciles
+//! is the `molecule_leader` gauge (a follower that never turned ready would block a rolling
+//! update).
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-#[derive(Clone)]
-struct AppState {
-    metrics: Metrics,
-    ready: Arc<AtomicBool>,
-}
-
-/// The operator's HTTP routes. `/readyz` answers 200 once `ready` is set (the fleet cache is
-/// filled and the controllers run).
-pub fn router(metrics: Metrics, ready: Arc<AtomicBool>) -> Router {
+/// The operator's HTTP routes.
+pub fn router(metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.encode() }))
-        .with_state(AppState { metrics, ready })
-}
-
-async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(|State(m): State<Metrics>| async move { m.encode() }))
+        .with_state(metrics)
 }

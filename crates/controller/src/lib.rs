@@ -14,9 +14,6 @@ pub mod reconcile;
 pub mod telemetry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::future::IntoFuture;
 
 use futures::{FutureExt, StreamExt};
 use kube::runtime::WatchStreamExt;
@@ -94,6 +91,9 @@ pub fn load_catalogs(
     Ok((catalog, images))
 }
 
+/// Tenant changes kept for a slow listener; one that lags catches up on its periodic requeue.
+const TENANT_CHANGE_BUFFER: usize = 1024;
+
 /// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
 /// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
 pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
@@ -106,16 +106,17 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         crds.get(name).await.map_err(|source| Error::Crd { name: name.into(), source })?;
     }
     let metrics = metrics::Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|source| Error::Http { addr: args.metrics_addr, source })?;
-    let server = axum::serve(listener, http::router(metrics.clone(), ready.clone()));
     let shutdown = shutdown_signal().shared();
-    // Ready means configured and connected; whether this replica leads is the molecule_leader
-    // gauge (a follower that never turned ready would block a rolling update).
-    ready.store(true, Ordering::Relaxed);
-    tokio::spawn(server.with_graceful_shutdown(shutdown.clone()).into_future());
+    let server = axum::serve(listener, http::router(metrics.clone())).with_graceful_shutdown(shutdown.clone());
+    let addr = args.metrics_addr;
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, %addr, "the metrics and health endpoint stopped");
+        }
+    });
     if args.leader_election {
         let me = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).map_or_else(
             |_| format!("molecule-operator-{}", std::process::id()),
@@ -143,16 +144,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         delay = (delay * 2).min(std::time::Duration::from_secs(30));
     }
 
-    let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
-    let tenants_api: Api<Tenant> = Api::all(client.clone());
-    let tenant_watch = kube::runtime::reflector(
-        tenant_writer,
-        kube::runtime::watcher(tenants_api.clone(), kube::runtime::watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(|_| futures::future::ready(()));
-    tokio::spawn(tenant_watch);
-    let _ = tenants.wait_until_ready().await;
+    let (tenants, tenant_rx) = watch_tenants(client.clone()).await;
 
     let settings = context::Settings {
         region: args.aws_region.clone(),
@@ -196,7 +188,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         images = ctx.images.iter().count(),
         "molecule-operator started"
     );
-    reconcile::workspace::run(ctx, tenants_api, shutdown.clone()).await;
+    reconcile::workspace::run(ctx, tenant_rx, shutdown.clone()).await;
     tracing::info!("shutting down");
     Ok(())
 }
@@ -252,6 +244,29 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         metrics.clone(),
     ));
     Ok(Cloud { instances, network, volumes, dns, cache, identity, vpc_cidr, zone })
+}
+
+/// The one Tenant watch: its store serves admission, its events (Tenant names) wake the Tenant's
+/// Workspaces. Returns once the store holds the first full list.
+async fn watch_tenants(
+    client: Client,
+) -> (kube::runtime::reflector::Store<Tenant>, tokio::sync::broadcast::Receiver<String>) {
+    let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
+    let (tenant_tx, tenant_rx) = tokio::sync::broadcast::channel::<String>(TENANT_CHANGE_BUFFER);
+    let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), kube::runtime::watcher::Config::default())
+        .default_backoff()
+        .reflect(tenant_writer)
+        .touched_objects()
+        .for_each(move |t| {
+            if let Ok(t) = t {
+                // Nobody listening yet (or a lagging listener) is fine: reconciles read the store.
+                let _ = tenant_tx.send(kube::ResourceExt::name_any(&t));
+            }
+            futures::future::ready(())
+        });
+    tokio::spawn(tenant_watch);
+    let _ = tenants.wait_until_ready().await;
+    (tenants, tenant_rx)
 }
 
 async fn shutdown_signal() {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
-use molecule_crds::v1alpha1::{Condition, ConditionStatus, Workspace, WorkspacePhase};
+use molecule_crds::v1alpha1::{Workspace, WorkspacePhase};
 
 use super::steps::{apply_status, listing_since};
 use super::{display, dns, owner_of};
@@ -174,21 +174,14 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
         other => other.to_string(),
     };
     let message = format!("delete blocked: {what}; waiting since {elapsed}s, still retrying");
-    let old = ws.status.as_ref().and_then(|s| conditions::get(&s.conditions, "Ready").cloned());
+    let old = ws.status.as_ref().and_then(|s| conditions::get(&s.conditions, "Ready"));
     let reason = "DeletionBlocked";
     if old.as_ref().is_some_and(|c| c.reason == reason && c.message.split(';').next() == message.split(';').next()) {
         return;
     }
-    let cond = Condition {
-        type_: "Ready".into(),
-        status: ConditionStatus::False,
-        reason: reason.into(),
-        message: message.clone(),
-        last_transition_time: old.map_or_else(|| Timestamp::now().to_string(), |c| c.last_transition_time),
-        observed_generation: ws.metadata.generation,
-    };
     let mut st = ws.status.clone().unwrap_or_default();
-    conditions::set(&mut st.conditions, cond);
+    let now = Timestamp::now().to_string();
+    super::status::set_failed(&mut st, &[], reason, &message, ws.metadata.generation, &now);
     if let Err(err) = apply_status(ctx, ws, &st).await {
         tracing::warn!(error = %err, "failed to write the DeletionBlocked condition");
     }

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::v1alpha1::Workspace;
 
@@ -56,13 +57,15 @@ pub fn holder(lease: Option<&Lease>, now: Timestamp) -> Holder {
 }
 
 /// Creates the Lease if it is missing (owned by the Workspace, no holder) and returns the holder.
-pub async fn ensure(ctx: &Context, ws: &Workspace) -> Result<Holder, Error> {
+/// Reads come from the controller's Lease watch (`leases`), so a reconcile costs no API call once
+/// the Lease exists; a change of holder triggers the reconcile through that watch.
+pub async fn ensure(ctx: &Context, leases: &Store<Lease>, ws: &Workspace) -> Result<Holder, Error> {
     let ns = ws.namespace().unwrap_or_default();
-    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
     let name = lease_name(&ws.name_any());
-    let lease = if let Some(l) = api.get_opt(&name).await.map_err(kube_err("read the display lease"))? {
-        l
+    let lease = if let Some(l) = leases.get(&ObjectRef::new(&name).within(&ns)) {
+        l.as_ref().clone()
     } else {
+        let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
         let l = Lease {
             metadata: ObjectMeta {
                 name: Some(name.clone()),

@@ -21,7 +21,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::conditions;
 use molecule_crds::v1alpha1::{DisplayStatus, PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus};
@@ -43,12 +43,14 @@ const LISTING_LAG: Duration = Duration::from_mins(2);
 /// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
 const STEADY_REQUEUE: Duration = Duration::from_mins(5);
 
-/// The reconciler's shared state: the Context and the Workspace watch cache.
+/// The reconciler's shared state: the Context and the watch caches.
 pub struct Reconciler {
     /// Shared context.
     pub ctx: Arc<Context>,
     /// Every Workspace, from the controller's own watch.
     pub workspaces: Store<Workspace>,
+    /// The display Leases, from the watch that also triggers their Workspaces.
+    pub leases: Store<Lease>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -68,8 +70,13 @@ pub fn owner_of(ws: &Workspace) -> Owner {
     }
 }
 
-/// Runs the Workspace controller until shutdown.
-pub async fn run(ctx: Arc<Context>, tenants: Api<Tenant>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+/// Runs the Workspace controller until shutdown. `tenant_changes` names the Tenants that changed
+/// (from the operator's one Tenant watch); their Workspaces are reconciled.
+pub async fn run(
+    ctx: Arc<Context>,
+    tenant_changes: tokio::sync::broadcast::Receiver<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let mut wc = watcher::Config::default();
     if let Some(sel) = &ctx.settings.workspace_selector {
@@ -82,21 +89,24 @@ pub async fn run(ctx: Arc<Context>, tenants: Api<Tenant>, shutdown: impl Future<
     let cloud_changes = tokio_stream_from(changes).filter_map(|o| async move {
         (o.kind == "Workspace").then(|| ObjectRef::new(&o.name).within(o.namespace.as_deref().unwrap_or_default()))
     });
-    let leases = watcher::Config::default().labels(&format!("{}=true", display::LEASE_LABEL));
+    let tenant_refs = tokio_stream_from(tenant_changes).flat_map(move |name| {
+        let refs: Vec<ObjectRef<Workspace>> = by_tenant
+            .state()
+            .into_iter()
+            .filter(|w| w.spec.tenant == name)
+            .map(|w| ObjectRef::from_obj(w.as_ref()))
+            .collect();
+        futures::stream::iter(refs)
+    });
+    let lease_cfg = watcher::Config::default().labels(&format!("{}=true", display::LEASE_LABEL));
+    let (leases, lease_writer) = kube::runtime::reflector::store::<Lease>();
+    let lease_events =
+        watcher(Api::<Lease>::all(client), lease_cfg).default_backoff().reflect(lease_writer).touched_objects();
     let concurrency = ctx.settings.concurrency;
-    let reconciler = Arc::new(Reconciler { ctx, workspaces });
+    let reconciler = Arc::new(Reconciler { ctx, workspaces, leases });
     controller
-        .owns(Api::<Lease>::all(client), leases)
-        .watches(tenants, watcher::Config::default(), move |t: Tenant| {
-            let name = t.name_any();
-            by_tenant
-                .state()
-                .into_iter()
-                .filter(|w| w.spec.tenant == name)
-                .map(|w| ObjectRef::from_obj(w.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .reconcile_on(cloud_changes)
+        .owns_stream(lease_events)
+        .reconcile_on(futures::stream::select(cloud_changes, tenant_refs))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, reconciler)
@@ -217,7 +227,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     };
     let replacing_now =
         p.steps.iter().any(|s| matches!(s, plan::Step::Record { reason: plan::LaunchReason::Replace, .. }));
-    let (current, step_error) = apply_steps(ctx, &target, &mut st, &p).await;
+    let (current, step_error, wait) = apply_steps(ctx, &target, &mut st, &p).await;
     if let Some(c) = &current {
         st.instance_id = Some(c.id.clone());
         st.private_ip.clone_from(&c.private_ip);
@@ -246,13 +256,12 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         want_running,
         current: current.as_ref(),
         replacing: !p.predecessors.is_empty() || replacing_now,
-        network_ready: true,
         dns: dns_state,
         display_mode: mode,
         drift: drift_msg,
         error: step_error.as_ref().map(ToString::to_string),
     };
-    st.display = match desktop(ctx, ws, &view, &mut requeue).await {
+    st.display = match desktop(ctx, &r.leases, ws, &view, &mut requeue).await {
         Ok(d) => d,
         Err(e) => return Err(early_failure(ctx, ws, &old, st, e, &now, "DisplayReady").await),
     };
@@ -261,24 +270,28 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     status::set_conditions(&mut st, &view, ws.metadata.generation, &now);
     st.phase = Some(status::phase(&view));
     finish(ctx, ws, &old, st).await?;
-    match step_error {
-        Some(e) => Err(e),
-        None => Ok(Action::requeue(requeue)),
+    match (step_error, wait) {
+        (Some(e), _) => Err(e),
+        (None, Some(w)) => Ok(Action::requeue(requeue.min(w))),
+        (None, None) => Ok(Action::requeue(requeue)),
     }
 }
 
-/// Runs the plan's steps. A wait is not an error; an error is kept for status and requeue, and
-/// the instance the plan saw stays the one reported.
+/// Runs the plan's steps: the instance afterwards, an error kept for status and requeue (the
+/// instance the plan saw stays the one reported), or a wait, which is not an error but says
+/// when to look again.
 async fn apply_steps(
     ctx: &Context,
     target: &steps::Target<'_>,
     st: &mut WorkspaceStatus,
     p: &plan::Plan,
-) -> (Option<crate::cloud::Instance>, Option<Error>) {
+) -> (Option<crate::cloud::Instance>, Option<Error>, Option<Duration>) {
     match steps::run(ctx, target, st, p.steps.clone(), p.current.clone()).await {
-        Ok(c) => (c, None),
-        Err(e) if e.waiting().is_some() => (p.current.clone(), None),
-        Err(e) => (p.current.clone(), Some(e)),
+        Ok(c) => (c, None, None),
+        Err(e) => match e.waiting() {
+            Some(w) => (p.current.clone(), None, Some(w)),
+            None => (p.current.clone(), Some(e), None),
+        },
     }
 }
 
@@ -301,10 +314,14 @@ fn show_machine(
     st.estimated_hourly_usd = Some(resolved.hourly.to_decimal_4());
 }
 
+/// When the current attempt was launched.
+fn launched_at(st: &WorkspaceStatus) -> Option<Timestamp> {
+    st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok())
+}
+
 /// Whether the current attempt was launched less than [`LISTING_LAG`] ago.
 fn just_launched(st: &WorkspaceStatus) -> bool {
-    let launched = st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
-    launched.is_some_and(|t| {
+    launched_at(st).is_some_and(|t| {
         Timestamp::now().duration_since(t).as_secs() < i64::try_from(LISTING_LAG.as_secs()).unwrap_or(i64::MAX)
     })
 }
@@ -342,20 +359,7 @@ async fn early_failure(
     now: &str,
     concerns: &str,
 ) -> Error {
-    let message = e.to_string();
-    for t in [concerns, "Ready"] {
-        conditions::set(
-            &mut st.conditions,
-            molecule_crds::v1alpha1::Condition {
-                type_: t.into(),
-                status: molecule_crds::v1alpha1::ConditionStatus::False,
-                reason: "ReconcileError".into(),
-                message: message.clone(),
-                last_transition_time: now.into(),
-                observed_generation: ws.metadata.generation,
-            },
-        );
-    }
+    status::set_failed(&mut st, &[concerns], "ReconcileError", &e.to_string(), ws.metadata.generation, now);
     if let Err(write) = finish(ctx, ws, old, st).await {
         tracing::warn!(error = %write, "failed to write the status of a failed reconcile");
     }
@@ -397,7 +401,6 @@ async fn not_admitted(
         want_running: ws.spec.state == PowerState::Running,
         current: None,
         replacing: false,
-        network_ready: false,
         dns: DnsState::Pending,
         display_mode: molecule_crds::v1alpha1::DisplayMode::None,
         drift: None,
@@ -427,16 +430,15 @@ async fn dns_step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, ol
 
 /// Whether a pending drift may be applied now: Recreate, or recreate-at after the last launch.
 fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
-    let launched_at =
-        st.launch.as_ref().and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
     let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
     ws.spec.update_policy == UpdatePolicy::Recreate
-        || matches!((recreate_at, launched_at), (Some(at), Some(l)) if at > l)
+        || matches!((recreate_at, launched_at(st)), (Some(at), Some(l)) if at > l)
 }
 
 /// The desktop status and its Lease holder; shortens `requeue` to when the hold lapses.
 async fn desktop(
     ctx: &Context,
+    leases: &Store<Lease>,
     ws: &Workspace,
     view: &View<'_>,
     requeue: &mut Duration,
@@ -444,7 +446,7 @@ async fn desktop(
     if !view.display_mode.is_enabled() {
         return Ok(None);
     }
-    let holder = display::ensure(ctx, ws).await?;
+    let holder = display::ensure(ctx, leases, ws).await?;
     if let Some(s) = holder.lapses_in {
         *requeue = (*requeue).min(Duration::from_secs(s));
     }

@@ -34,8 +34,6 @@ pub struct View<'a> {
     pub current: Option<&'a Instance>,
     /// Older instances still alive.
     pub replacing: bool,
-    /// The security group exists with its rules.
-    pub network_ready: bool,
     /// The DNS record.
     pub dns: DnsState,
     /// Desktop mode.
@@ -92,6 +90,21 @@ pub fn display_status(v: &View<'_>) -> DisplayStatusSpec {
     }
 }
 
+/// Sets `types` (and Ready) False with `reason` and `message`: a failed reconcile or a blocked
+/// delete says so in status. Transition times move only if a status changes.
+pub fn set_failed(
+    st: &mut WorkspaceStatus,
+    types: &[&str],
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &str,
+) {
+    for t in types.iter().chain(["Ready"].iter()) {
+        conditions::set(&mut st.conditions, cond(t, false, reason, message, generation, now));
+    }
+}
+
 fn cond(t: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) -> Condition {
     Condition {
         type_: t.into(),
@@ -114,11 +127,9 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
         return;
     }
     put(cond("Admitted", true, "Admitted", "resolution, quotas and tenant binding passed", generation, now));
-    put(if v.network_ready {
-        cond("NetworkReady", true, "SecurityGroupReady", "security group rules converged", generation, now)
-    } else {
-        cond("NetworkReady", false, "SecurityGroupPending", "security group not converged yet", generation, now)
-    });
+    // A group that could not be converged never gets here: the reconcile stops before the plan
+    // and sets NetworkReady False (set_failed).
+    put(cond("NetworkReady", true, "SecurityGroupReady", "security group rules converged", generation, now));
     let (inst_ok, inst_reason, inst_msg) = instance_condition(v);
     put(cond("InstanceReady", inst_ok, inst_reason, inst_msg.clone(), generation, now));
     let (dns_ok, dns_reason, dns_msg) = match &v.dns {
@@ -147,7 +158,7 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
         Some(m) => cond("Drifted", true, "SpecChanged", m.clone(), generation, now),
         None => cond("Drifted", false, "InSync", "the instance matches spec.compute", generation, now),
     });
-    let ready = !v.replacing && v.network_ready && inst_ok && dns_ok && disp_ok;
+    let ready = !v.replacing && inst_ok && dns_ok && disp_ok;
     put(if ready {
         cond("Ready", true, "Ready", "the workspace is running and reachable", generation, now)
     } else if !v.want_running {
@@ -161,10 +172,8 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
             (inst_reason, inst_msg)
         } else if !dns_ok {
             (dns_reason, dns_msg)
-        } else if !disp_ok {
-            (disp_reason, disp_msg.to_owned())
         } else {
-            ("NetworkPending", "security group not converged yet".to_owned())
+            (disp_reason, disp_msg.to_owned())
         };
         cond("Ready", false, reason, msg, generation, now)
     });

@@ -27,7 +27,6 @@ fn view(current: Option<&Instance>) -> View<'_> {
         want_running: true,
         current,
         replacing: false,
-        network_ready: true,
         dns: DnsState::Ready,
         display_mode: DisplayMode::None,
         drift: None,
