@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::reasons::{Reason, Rejection};
 use crate::resolve::Resolved;
-use crate::v1alpha1::{GpuType, OsFamily, TenantQuotas, TenantUsage};
+use crate::v1alpha1::{GpuType, OsFamily, ResolvedCompute, TenantQuotas, TenantUsage};
 
 /// A numeric limit; `None` means unlimited.
 pub type Limit = Option<u32>;
@@ -109,11 +109,16 @@ impl EffectiveQuotas {
 
 /// What one admitted Workspace adds to its Tenant's usage.
 pub fn usage_of(r: &Resolved) -> TenantUsage {
+    usage_of_compute(&r.compute)
+}
+
+/// The same, from a resolved machine (as `status.resolved` reports it).
+pub fn usage_of_compute(c: &ResolvedCompute) -> TenantUsage {
     TenantUsage {
         workspaces: 1,
-        vcpus: r.compute.vcpus,
-        gpus: r.compute.gpu.as_ref().map_or(0, |g| u32::from(g.count)),
-        root_gb_total: r.compute.root_gb,
+        vcpus: c.vcpus,
+        gpus: c.gpu.as_ref().map_or(0, |g| u32::from(g.count)),
+        root_gb_total: c.root_gb,
     }
 }
 

@@ -18,23 +18,13 @@ use molecule_crds::conditions;
 use molecule_crds::quota::{self, EffectiveQuotas};
 use molecule_crds::reasons::{Reason, Rejection};
 use molecule_crds::resolve::{Resolved, resolve};
-use molecule_crds::v1alpha1::{ResolvedCompute, Tenant, TenantUsage, Workspace};
+use molecule_crds::v1alpha1::{Tenant, TenantUsage, Workspace};
 
 use crate::context::Context;
 
 /// Per-tenant ledgers: tenant -> Workspace uid -> what it was admitted with.
 #[derive(Debug, Default)]
 pub struct Admission(Mutex<HashMap<String, HashMap<String, TenantUsage>>>);
-
-/// What a Workspace uses once admitted, from its resolved compute.
-pub fn usage_of_compute(c: &ResolvedCompute) -> TenantUsage {
-    TenantUsage {
-        workspaces: 1,
-        vcpus: c.vcpus,
-        gpus: c.gpu.as_ref().map_or(0, |g| u32::from(g.count)),
-        root_gb_total: c.root_gb,
-    }
-}
 
 /// Sum of the usages of `ledger`.
 fn total<'a>(usages: impl Iterator<Item = &'a TenantUsage>) -> TenantUsage {
@@ -68,7 +58,7 @@ impl Admission {
                 && (conditions::is_true(&st.conditions, "Admitted") || st.launch.is_some())
                 && let Some(r) = &st.resolved
             {
-                usages.push(usage_of_compute(r));
+                usages.push(quota::usage_of_compute(r));
             }
         }
         let q = EffectiveQuotas::new(tenant.spec.tier, tenant.spec.quotas.as_ref());
