@@ -83,6 +83,12 @@ pub struct RunArgs {
     /// Region of canary tenants.
     #[arg(long, env = "CANARY_REGION")]
     pub canary_region: Option<String>,
+    /// AMI of canary tenant VMs (the canary account has its own images).
+    #[arg(long, env = "CANARY_EC2_AMI")]
+    pub canary_ami: Option<String>,
+    /// Instance profile of canary tenant VMs (default: EC2_TENANT_IAM_PROFILE's name).
+    #[arg(long, env = "CANARY_TENANT_IAM_PROFILE")]
+    pub canary_tenant_instance_profile: Option<String>,
     /// VPC of canary tenants.
     #[arg(long, env = "CANARY_VPC_ID")]
     pub canary_vpc_id: Option<String>,
@@ -138,6 +144,10 @@ pub struct RunArgs {
     /// across operators; each shard needs its own MOLECULE_OPERATOR_ID.
     #[arg(long, env = "WORKSPACE_SELECTOR")]
     pub workspace_selector: Option<String>,
+    /// Label selector of the Tenants this operator reconciles and admits Workspaces against
+    /// (default: all). Shard by tenant: the same split for Tenants and Workspaces.
+    #[arg(long, env = "TENANT_SELECTOR")]
+    pub tenant_selector: Option<String>,
     /// Seconds between full refreshes of the fleet cache (one paginated describe each of
     /// instances, security groups and volumes). Boot and display progress is seen this often.
     #[arg(long, env = "CLOUD_REFRESH_SECONDS", default_value_t = 15)]

@@ -15,7 +15,9 @@ use molecule_crds::v1alpha1::Tenant;
 use crate::backoff::Backoff;
 use crate::cloud::cache::FleetCache;
 use crate::cloud::tags::Identity;
-use crate::cloud::{Dns, Instances, Network, Volumes};
+use crate::cloud::commands::Commands;
+use crate::cloud::secrets::Secrets;
+use crate::cloud::{Dns, Instances, Network, Tunnels, Volumes};
 use crate::failpoints::Failpoints;
 use crate::metrics::Metrics;
 use crate::reconcile::workspace::admit::Admission;
@@ -45,6 +47,77 @@ pub struct Settings {
     pub concurrency: u16,
     /// Label selector of the Workspaces reconciled.
     pub workspace_selector: Option<String>,
+}
+
+/// One AWS account and region the operator launches into: the main one, or the canary one
+/// reached through STS AssumeRole.
+pub struct Account {
+    /// `main` or `canary` (Tenant `status.account`).
+    pub name: &'static str,
+    /// Region.
+    pub region: String,
+    /// Subnet tenant VMs are launched in.
+    pub subnet_id: String,
+    /// EC2 Instance Connect endpoint group (SSH source), main account only.
+    pub eic_sg: Option<String>,
+    /// AMI of tenant VMs.
+    pub ami: Option<String>,
+    /// Instance profile of tenant VMs.
+    pub tenant_profile: Option<String>,
+    /// EC2 instances.
+    pub instances: Arc<dyn Instances>,
+    /// Security groups.
+    pub network: Arc<dyn Network>,
+    /// EBS volumes.
+    pub volumes: Arc<dyn Volumes>,
+    /// Secrets Manager.
+    pub secrets: Arc<dyn Secrets>,
+    /// SSM Run Command.
+    pub commands: Arc<dyn Commands>,
+    /// The account's fleet cache.
+    pub cache: Arc<FleetCache>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("name", &self.name).field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+/// Settings of the Tenant reconciler.
+#[derive(Clone)]
+pub struct TenantSettings {
+    /// Base domain of tenant hostnames.
+    pub base_domain: String,
+    /// Default instance type of tenant VMs.
+    pub instance_type: String,
+    /// Default platform image.
+    pub image: Option<String>,
+    /// Platform image of canary tenants.
+    pub canary_image: Option<String>,
+    /// Registry pull token (secret: goes into bundles only).
+    pub ghcr_pull_token: Option<String>,
+    /// S3 prefix of tenant backups.
+    pub backup_prefix: Option<String>,
+    /// Control-plane URL.
+    pub cp_base_url: Option<String>,
+    /// Namespace of credentials Secrets and erasure receipts.
+    pub operator_namespace: String,
+    /// Label selector of the Tenants reconciled.
+    pub selector: Option<String>,
+    /// Route 53 zone's domain of workspace hostnames (swept on erasure).
+    pub workspace_domain: String,
+}
+
+impl std::fmt::Debug for TenantSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pull token is a secret: never printed.
+        f.debug_struct("TenantSettings")
+            .field("base_domain", &self.base_domain)
+            .field("instance_type", &self.instance_type)
+            .field("operator_namespace", &self.operator_namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// See the module docs.
@@ -85,6 +158,18 @@ pub struct Context {
     /// failed: no new launch, and no delete decision, for that owner until the cache holds a
     /// listing that started after that.
     pub uncertain_launches: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// The main account (its clients are the ones above).
+    pub main: Arc<Account>,
+    /// The canary account, or why there is none.
+    pub canary: Result<Arc<Account>, String>,
+    /// Cloudflare tunnels and records, when configured.
+    pub tunnels: Option<Arc<dyn Tunnels>>,
+    /// Tenant settings.
+    pub tenant: TenantSettings,
+    /// Digest of the bundle last written, by Tenant uid: an unchanged bundle costs no call.
+    pub bundles: Mutex<HashMap<String, String>>,
+    /// Tunnel tokens read, by tunnel ID (kept in memory only, for the bundle).
+    pub tunnel_tokens: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Context {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use kube::runtime::WatchStreamExt;
-use molecule_crds::v1alpha1::Tenant;
+use molecule_crds::v1alpha1::{Tenant, Workspace};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
@@ -93,6 +93,18 @@ pub fn load_catalogs(
 
 /// Tenant changes kept for a slow listener; one that lags catches up on its periodic requeue.
 const TENANT_CHANGE_BUFFER: usize = 1024;
+/// Workspace events buffered for each of the two controllers that share the one Workspace watch.
+const WORKSPACE_SHARE_BUFFER: usize = 1024;
+
+/// Fills a fleet cache once, waiting out errors: nothing is decided before the first listing.
+async fn first_fill(cache: &cloud::cache::FleetCache, account: &str) {
+    let mut delay = std::time::Duration::from_secs(1);
+    while let Err(e) = cache.refresh().await {
+        tracing::warn!(error = %e, account, retry_in = ?delay, "first fleet listing failed");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    }
+}
 
 /// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
 /// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
@@ -137,14 +149,14 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let cache = cloud.cache.clone();
     // Nothing is decided before the first full listing: a launch protocol that trusted an empty
     // cache after a restart would launch twice.
-    let mut delay = std::time::Duration::from_secs(1);
-    while let Err(e) = cache.refresh().await {
-        tracing::warn!(error = %e, retry_in = ?delay, "first fleet listing failed");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+    first_fill(&cache, "main").await;
+    let canary = build_canary(&args, &metrics, &cloud.identity).await;
+    if let Ok(c) = &canary {
+        first_fill(&c.cache, "canary").await;
+        tokio::spawn(c.cache.clone().run(std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1))));
     }
 
-    let (tenants, tenant_rx) = watch_tenants(client.clone()).await;
+    let (tenants, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref()).await;
 
     let settings = context::Settings {
         region: args.aws_region.clone(),
@@ -159,6 +171,21 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),
     };
+    let main = Arc::new(context::Account {
+        name: "main",
+        region: args.aws_region.clone(),
+        subnet_id: args.subnet_id.clone(),
+        eic_sg: args.eic_endpoint_sg_id.clone(),
+        ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
+        tenant_profile: args.tenant_instance_profile.clone(),
+        instances: cloud.instances.clone(),
+        network: cloud.network.clone(),
+        volumes: cloud.volumes.clone(),
+        secrets: cloud.secrets,
+        commands: cloud.commands,
+        cache: cache.clone(),
+    });
+    let tunnels = build_tunnels(&args)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {
         client: client.clone(),
@@ -178,17 +205,51 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         tenants,
         admission: reconcile::workspace::admit::Admission::default(),
         uncertain_launches: std::sync::Mutex::default(),
+        main,
+        canary,
+        tunnels,
+        tenant: context::TenantSettings {
+            base_domain: args.tenant_base_domain.clone(),
+            instance_type: args.tenant_instance_type.clone(),
+            image: args.tenant_image.clone(),
+            canary_image: args.canary_tenant_image.clone(),
+            ghcr_pull_token: args.ghcr_pull_token.clone(),
+            backup_prefix: args.tenant_backup_s3_prefix.clone(),
+            cp_base_url: args.cp_base_url.clone(),
+            operator_namespace: args.operator_namespace.clone(),
+            selector: args.tenant_selector.clone(),
+            workspace_domain: args.workspace_domain.clone(),
+        },
+        bundles: std::sync::Mutex::default(),
+        tunnel_tokens: std::sync::Mutex::default(),
     });
     tokio::spawn(cache.run(settings.refresh_interval));
     tracing::info!(
         operator_id = %args.operator_id,
         env = %args.env,
         region = %args.aws_region,
+        canary = ctx.canary.is_ok(),
+        cloudflare = ctx.tunnels.is_some(),
         instance_types = ctx.catalog.iter().count(),
         images = ctx.images.iter().count(),
         "molecule-operator started"
     );
-    reconcile::workspace::run(ctx, tenant_rx, shutdown.clone()).await;
+    let (workspaces, ws_writer) = kube::runtime::reflector::store_shared::<Workspace>(WORKSPACE_SHARE_BUFFER);
+    let ws_for_workspaces = ws_writer.subscribe().ok_or_else(|| Error::Config("workspace stream not shared".into()))?;
+    let ws_for_tenants = ws_writer.subscribe().ok_or_else(|| Error::Config("workspace stream not shared".into()))?;
+    let mut wc = kube::runtime::watcher::Config::default();
+    if let Some(sel) = &settings.workspace_selector {
+        wc = wc.labels(sel);
+    }
+    let ws_watch = kube::runtime::watcher(Api::<Workspace>::all(client.clone()), wc)
+        .default_backoff()
+        .reflect_shared(ws_writer)
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(ws_watch);
+    tokio::join!(
+        reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
+        reconcile::tenant::run(ctx, ws_for_tenants, workspaces, shutdown.clone()),
+    );
     tracing::info!("shutting down");
     Ok(())
 }
@@ -199,34 +260,100 @@ struct Cloud {
     network: Arc<dyn cloud::Network>,
     volumes: Arc<dyn cloud::Volumes>,
     dns: Option<Arc<dyn cloud::Dns>>,
+    secrets: Arc<dyn cloud::secrets::Secrets>,
+    commands: Arc<dyn cloud::commands::Commands>,
     cache: Arc<cloud::cache::FleetCache>,
     identity: cloud::tags::Identity,
     vpc_cidr: String,
     zone: String,
 }
 
-async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Cloud, Error> {
-    let rates = cloud::aws::limiter::Rates {
+fn rates(args: &cli::RunArgs) -> cloud::aws::limiter::Rates {
+    cloud::aws::limiter::Rates {
         describe: args.aws_describe_rate,
         mutate: args.aws_mutate_rate,
         launch: args.aws_launch_rate,
         terminate: args.aws_terminate_rate,
         dns: args.aws_route53_rate,
-    };
-    let aws = cloud::aws::Aws::new(&args.aws_region, rates, metrics).await;
-    // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
+    }
+}
+
+/// Reads the VPC's CIDR and the subnet's zone, waiting out throttling and 5xx.
+async fn network_facts(aws: &cloud::aws::Aws, vpc: &str, subnet: &str) -> Result<(String, String), cloud::CloudError> {
     let mut delay = std::time::Duration::from_secs(1);
-    let (vpc_cidr, zone) = loop {
-        match aws.network_facts(&args.vpc_id, &args.subnet_id).await {
-            Ok(facts) => break facts,
+    loop {
+        match aws.network_facts(vpc, subnet).await {
             Err(e) if matches!(e.kind, cloud::ErrorKind::Throttled | cloud::ErrorKind::Transient) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "reading the VPC and subnet failed");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(30));
             }
-            Err(e) => return Err(Error::Config(e.to_string())),
+            other => return other,
         }
+    }
+}
+
+/// The canary account through STS AssumeRole, or why canary tenants cannot be provisioned (a
+/// condition on those Tenants, not a reason to stop the operator).
+async fn build_canary(
+    args: &cli::RunArgs,
+    metrics: &metrics::Metrics,
+    identity: &cloud::tags::Identity,
+) -> Result<Arc<context::Account>, String> {
+    let (Some(role), Some(region), Some(vpc), Some(subnet)) =
+        (&args.canary_role_arn, &args.canary_region, &args.canary_vpc_id, &args.canary_subnet_id)
+    else {
+        return Err("CANARY_ROLE_ARN, CANARY_REGION, CANARY_VPC_ID and CANARY_SUBNET_ID must all be set".into());
     };
+    let aws = cloud::aws::Aws::assume(role, region, rates(args), metrics).await;
+    if let Err(e) = network_facts(&aws, vpc, subnet).await {
+        tracing::error!(error = %e, "the canary account is not usable; canary Tenants will say why");
+        return Err(format!("the canary account is not usable: {e}"));
+    }
+    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
+    let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), vpc.clone()));
+    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
+    let cache = Arc::new(cloud::cache::FleetCache::new(
+        identity.filter(),
+        instances.clone(),
+        network.clone(),
+        volumes.clone(),
+        metrics.clone(),
+    ));
+    Ok(Arc::new(context::Account {
+        name: "canary",
+        region: region.clone(),
+        subnet_id: subnet.clone(),
+        eic_sg: None,
+        ami: args.canary_ami.clone(),
+        tenant_profile: args.canary_tenant_instance_profile.clone().or_else(|| args.tenant_instance_profile.clone()),
+        instances,
+        network,
+        volumes,
+        secrets: Arc::new(cloud::aws::secrets::SecretsManager(aws.clone())),
+        commands: Arc::new(cloud::aws::ssm::Ssm(aws)),
+        cache,
+    }))
+}
+
+/// The Cloudflare client, when its settings are complete (else Tenants say so in TunnelReady).
+fn build_tunnels(args: &cli::RunArgs) -> Result<Option<Arc<dyn cloud::Tunnels>>, Error> {
+    let (Some(token), Some(account), Some(zone)) =
+        (&args.cloudflare_api_token, &args.cloudflare_account_id, &args.cloudflare_zone_id)
+    else {
+        tracing::warn!("Cloudflare settings incomplete: tenants get no tunnel (TunnelReady=False)");
+        return Ok(None);
+    };
+    let cf = cloud::cloudflare::Cloudflare::new(&args.cloudflare_api_url, token, account, zone)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Some(Arc::new(cf)))
+}
+
+async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Cloud, Error> {
+    let aws = cloud::aws::Aws::new(&args.aws_region, rates(args), metrics).await;
+    // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
+    let (vpc_cidr, zone) =
+        network_facts(&aws, &args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
     let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
     let network: Arc<dyn cloud::Network> =
         Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));
@@ -236,6 +363,8 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         .clone()
         .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
     let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
+    let secrets: Arc<dyn cloud::secrets::Secrets> = Arc::new(cloud::aws::secrets::SecretsManager(aws.clone()));
+    let commands: Arc<dyn cloud::commands::Commands> = Arc::new(cloud::aws::ssm::Ssm(aws.clone()));
     let cache = Arc::new(cloud::cache::FleetCache::new(
         identity.filter(),
         instances.clone(),
@@ -243,20 +372,36 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         volumes.clone(),
         metrics.clone(),
     ));
-    Ok(Cloud { instances, network, volumes, dns, cache, identity, vpc_cidr, zone })
+    Ok(Cloud { instances, network, volumes, dns, secrets, commands, cache, identity, vpc_cidr, zone })
 }
 
 /// The one Tenant watch: its store serves admission, its events (Tenant names) wake the Tenant's
 /// Workspaces. Returns once the store holds the first full list.
 async fn watch_tenants(
     client: Client,
+    selector: Option<&str>,
 ) -> (kube::runtime::reflector::Store<Tenant>, tokio::sync::broadcast::Receiver<String>) {
     let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
     let (tenant_tx, tenant_rx) = tokio::sync::broadcast::channel::<String>(TENANT_CHANGE_BUFFER);
-    let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), kube::runtime::watcher::Config::default())
+    let mut wc = kube::runtime::watcher::Config::default();
+    if let Some(sel) = selector {
+        wc = wc.labels(sel);
+    }
+    // Workspaces care about a Tenant's spec, its deletion and the parts of its status they read
+    // (group, bundle, account); usage and orphan updates must not wake every Workspace.
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), wc)
         .default_backoff()
         .reflect(tenant_writer)
         .touched_objects()
+        .filter(move |t| {
+            let keep = t.as_ref().map_or(true, |t| {
+                let uid = t.metadata.uid.clone().unwrap_or_default();
+                let h = reconcile::tenant::workspace_facing_hash(t);
+                seen.insert(uid, h) != Some(h)
+            });
+            futures::future::ready(keep)
+        })
         .for_each(move |t| {
             if let Ok(t) = t {
                 // Nobody listening yet (or a lagging listener) is fine: reconciles read the store.

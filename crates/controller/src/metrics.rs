@@ -62,6 +62,8 @@ pub struct Metrics {
     pub cached_instances: Gauge,
     /// 1 while this replica leads (always 1 without leader election).
     pub leader: Gauge,
+    /// Tenant erasures completed (receipt written, finalizer removed).
+    pub erasures: Counter,
 }
 
 impl Metrics {
@@ -88,8 +90,11 @@ impl Metrics {
         r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
         let leader = Gauge::default();
         r.register("leader", "1 while this replica leads and reconciles", leader.clone());
+        let erasures = Counter::default();
+        r.register("tenant_erasures", "Tenant erasures completed with a receipt", erasures.clone());
         Self {
             leader,
+            erasures,
             registry: Arc::new(r),
             aws_calls,
             reconciles,

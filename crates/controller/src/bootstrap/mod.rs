@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use molecule_crds::v1alpha1::{DisplayMode, DisplayProtocol};
 
 const WORKSPACE: &str = include_str!("templates/workspace.sh");
+const TENANT: &str = include_str!("templates/tenant.sh");
 const DATA_VOLUME: &str = include_str!("templates/data-volume.sh");
 const NOVNC: &str = include_str!("templates/display-novnc.sh");
 const DCV: &str = include_str!("templates/display-dcv.sh");
@@ -19,6 +20,8 @@ const GPU_DRIVER: &str =
 pub const MAX_USER_DATA: usize = 16 * 1024;
 /// Port of the agent runtime on the instance (opened to the tenant's security group only).
 pub const AGENT_PORT: u16 = 8000;
+/// Port of the tenant platform on its VM (localhost only; the tunnel reaches it there).
+pub const PLATFORM_PORT: u16 = 8080;
 /// Registry prefix of agent runtime images: the runtime `hermes` runs `<prefix>hermes:stable`.
 pub const RUNTIME_IMAGE_PREFIX: &str = "ghcr.io/moleculesai/agent-";
 
@@ -134,6 +137,40 @@ pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
             ("DATA_VOLUME", &data),
             ("ENV_FILE_B64", &aws_smithy_types::base64::encode(env_file.as_bytes())),
             ("DISPLAY", &display),
+        ],
+    );
+    if out.len() > MAX_USER_DATA {
+        return Err(RenderError::TooLarge { size: out.len() });
+    }
+    Ok(out)
+}
+
+/// Everything a tenant VM's user-data is rendered from. No secret value: the bundle's ARN only.
+#[derive(Clone, Debug)]
+pub struct TenantBoot<'a> {
+    /// The tenant hostname.
+    pub hostname: &'a str,
+    /// AWS region of the VM (and of its bundle).
+    pub region: &'a str,
+    /// ARN of the bootstrap bundle.
+    pub bundle_arn: &'a str,
+    /// Platform container image.
+    pub image: &'a str,
+}
+
+/// Renders a tenant VM's user-data.
+pub fn tenant(b: &TenantBoot<'_>) -> Result<String, RenderError> {
+    check("status.hostname", b.hostname, &['\''])?;
+    check("status.secretArn", b.bundle_arn, &['\''])?;
+    check("spec.image", b.image, &['\'', '"', '$', '`', '\\', ' '])?;
+    let out = fill(
+        TENANT,
+        &[
+            ("REGION", b.region),
+            ("BUNDLE_ARN", b.bundle_arn),
+            ("PLATFORM_IMAGE", b.image),
+            ("PLATFORM_PORT", &PLATFORM_PORT.to_string()),
+            ("HOSTNAME", b.hostname),
         ],
     );
     if out.len() > MAX_USER_DATA {

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
-use super::tags::{OWNER, OWNER_KIND, OWNER_UID};
+use super::tags::{OWNER, OWNER_KIND, OWNER_UID, TENANT};
 use super::{CloudResult, Instance, Instances, Network, SecurityGroup, Volume, Volumes};
 use crate::metrics::Metrics;
 
@@ -275,6 +275,15 @@ impl FleetCache {
     /// Volumes of an owner.
     pub fn volumes_of(&self, uid: &str) -> Vec<Volume> {
         self.snap.read().ok().and_then(|s| s.volumes.get(uid).cloned()).unwrap_or_default()
+    }
+
+    /// Everything tagged with tenant `slug`, whoever owns it: (instances, groups, volumes).
+    pub fn of_tenant(&self, slug: &str) -> (Vec<Instance>, Vec<SecurityGroup>, Vec<Volume>) {
+        let Ok(s) = self.snap.read() else { return (vec![], vec![], vec![]) };
+        fn pick<T: Cached>(m: &HashMap<String, Vec<T>>, slug: &str) -> Vec<T> {
+            m.values().flatten().filter(|x| x.tags().get(TENANT).is_some_and(|t| t == slug)).cloned().collect()
+        }
+        (pick(&s.instances, slug), pick(&s.groups, slug), pick(&s.volumes, slug))
     }
 
     fn touch(&self, uid: &str, f: impl FnOnce(&mut Snapshot)) {

@@ -8,6 +8,8 @@
 pub mod aws;
 pub mod cache;
 pub mod cloudflare;
+pub mod commands;
+pub mod secrets;
 pub mod tags;
 
 use std::collections::BTreeMap;
@@ -351,6 +353,9 @@ pub trait Dns: Send + Sync {
     async fn upsert(&self, record: &OwnedRecord) -> CloudResult<()>;
     /// Deletes the record and its ownership TXT, as they are now (`current`), in one change.
     async fn delete(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<()>;
+    /// Every name ending in `.<suffix>` that has a TXT record, with its unquoted TXT values (the
+    /// whole zone, all pages: an erasure sweep, not a steady-state call).
+    async fn txt_under(&self, suffix: &str) -> CloudResult<Vec<(String, Vec<String>)>>;
 }
 
 /// A Cloudflare tunnel.

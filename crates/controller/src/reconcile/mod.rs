@@ -1,5 +1,7 @@
 //! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
 
+pub mod groups;
+pub mod tenant;
 pub mod workspace;
 
 use std::time::Duration;

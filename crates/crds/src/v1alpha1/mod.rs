@@ -10,7 +10,10 @@ mod workspace;
 pub use common::{
     Arch, Condition, ConditionStatus, DisplayMode, DisplayProtocol, GpuSpec, GpuType, Market, OsFamily, PowerState,
 };
-pub use tenant::{OrphanFinding, OrphanKind, Tenant, TenantPhase, TenantQuotas, TenantSpec, TenantStatus, TenantUsage};
+pub use tenant::{
+    ErasureStatus, OrphanFinding, OrphanKind, RedeployState, RedeployStatus, Tenant, TenantPhase, TenantQuotas, TenantSpec,
+    TenantStatus, TenantUsage,
+};
 pub use workspace::{
     ComputeSpec, DisplaySpec, DisplayStatus, DisplayStatusSpec, LaunchRecord, NetworkSpec, OsSpec, ResolvedCompute,
     UpdatePolicy, VolumeSpec, Workspace, WorkspacePhase, WorkspaceSpec, WorkspaceStatus,

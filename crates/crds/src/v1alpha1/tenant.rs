@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, GpuType, PowerState};
+use super::workspace::LaunchRecord;
 
 /// A Tenant is one organisation. The operator gives it its own EC2 VM, security group, Secrets
 /// Manager bootstrap bundle, Cloudflare tunnel and hostname `<name>.<baseDomain>`, and enforces its
@@ -193,6 +194,19 @@ pub struct TenantStatus {
     /// What the tenant's admitted Workspaces use, counted against its quotas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TenantUsage>,
+    /// The launch attempt of the tenant VM. The token reaches status before RunInstances is
+    /// called, so a crash between the two never launches a second VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchRecord>,
+    /// The platform image the tenant VM runs now (set at launch and by each successful redeploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The last in-place redeploy of the platform image (SSM Run Command, no reboot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeploy: Option<RedeployStatus>,
+    /// Progress of the erasure once the Tenant is being deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureStatus>,
     /// Cloud resources tagged as this tenant's that no live object owns (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
@@ -204,6 +218,54 @@ pub struct TenantStatus {
     /// When the last orphan scan finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_orphan_scan_time: Option<String>,
+}
+
+/// Outcome of a redeploy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RedeployState {
+    /// Sent to the VM, not finished yet.
+    #[default]
+    Pending,
+    /// The VM runs the new image.
+    Succeeded,
+    /// The command failed; the VM keeps the image it ran. Change `spec.image` again to retry.
+    Failed,
+}
+
+/// One in-place redeploy of the tenant platform image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedeployStatus {
+    /// The image being deployed.
+    pub image: String,
+    /// SSM Run Command ID (look it up with `aws ssm list-command-invocations`).
+    pub command_id: String,
+    /// Pending, Succeeded or Failed.
+    pub state: RedeployState,
+    /// Why it failed, from SSM (never command output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the command was sent (RFC 3339).
+    pub started_at: String,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// Where an erasure stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureStatus {
+    /// When the erasure started (RFC 3339).
+    pub started_at: String,
+    /// The step in progress: Workspaces, Instances, TenantVm, SecurityGroups, Cloudflare, Dns,
+    /// Bundle, Credentials or Receipt.
+    pub step: String,
+    /// The resource the step waits for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// The erasure receipt: a ConfigMap in the operator's namespace that outlives the Tenant.
+    pub receipt: String,
 }
 
 /// Resources used by a tenant's admitted Workspaces.

@@ -9,6 +9,8 @@ use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordS
 
 /// TTL of the records we write: short, so a replacement's new IP is seen within a minute.
 const TTL: i64 = 60;
+/// Pages read by one sweep at most (300 records each).
+const MAX_PAGES: usize = 100;
 
 /// [`Dns`] in one Route 53 hosted zone.
 #[derive(Clone, Debug)]
@@ -125,5 +127,31 @@ impl Dns for Route53Dns {
             return Ok(());
         }
         self.submit(name, changes).await
+    }
+
+    async fn txt_under(&self, suffix: &str) -> CloudResult<Vec<(String, Vec<String>)>> {
+        let tail = format!(".{}.", suffix.trim_matches('.'));
+        let mut out = Vec::new();
+        let mut next: Option<(String, RrType)> = None;
+        // Bounded: Route 53 zones hold at most 10,000 records by default, 300 per page.
+        for _ in 0..MAX_PAGES {
+            self.aws.limiter.take(Class::Dns).await;
+            let mut call = self.aws.route53.list_resource_record_sets().hosted_zone_id(&self.zone_id);
+            if let Some((name, t)) = next.take() {
+                call = call.start_record_name(name).start_record_type(t);
+            }
+            let page = call.send().await.map_err(|e| cloud_error(&e, "list records under", suffix))?;
+            for r in page.resource_record_sets().iter().filter(|r| r.r#type() == &RrType::Txt) {
+                if r.name().ends_with(&tail) {
+                    let values = r.resource_records().iter().map(|v| unquote(v.value())).collect();
+                    out.push((r.name().trim_end_matches('.').to_owned(), values));
+                }
+            }
+            match (page.is_truncated(), page.next_record_name(), page.next_record_type()) {
+                (true, Some(n), Some(t)) => next = Some((n.to_owned(), t.clone())),
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
     }
 }

@@ -97,6 +97,8 @@ pub enum Class {
     Terminate,
     /// Route 53 (its own account-wide budget of 5 requests per second).
     Dns,
+    /// Secrets Manager and SSM (tenant bundles and redeploys: a few calls per tenant change).
+    Platform,
 }
 
 /// Requests per second per class; zero disables a limit.
@@ -129,6 +131,7 @@ pub struct Limiter {
     launch: Bucket,
     terminate: Bucket,
     dns: Bucket,
+    platform: Bucket,
 }
 
 impl Limiter {
@@ -141,6 +144,9 @@ impl Limiter {
             launch: Bucket::new(1000, r.launch),
             terminate: Bucket::new(1000, r.terminate),
             dns: Bucket::new(5, r.dns),
+            // Secrets Manager and SSM refill at tens of requests per second per API; the
+            // mutate rate is a conservative share of that.
+            platform: Bucket::new(50, r.mutate),
         }
     }
 
@@ -151,6 +157,7 @@ impl Limiter {
             Class::Launch => &self.launch,
             Class::Terminate => &self.terminate,
             Class::Dns => &self.dns,
+            Class::Platform => &self.platform,
         }
     }
 
@@ -166,6 +173,15 @@ impl Limiter {
 }
 
 impl Class {
+    /// The class of a call: EC2 by operation, Route 53, everything else (Secrets Manager, SSM).
+    pub fn of_call(service: &str, operation: &str) -> Self {
+        match service {
+            "ec2" => Self::of(operation),
+            "route53" => Self::Dns,
+            _ => Self::Platform,
+        }
+    }
+
     /// The class of an EC2 operation.
     pub fn of(operation: &str) -> Self {
         match operation {

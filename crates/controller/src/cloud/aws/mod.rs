@@ -6,6 +6,8 @@ pub mod dns;
 pub mod ec2;
 pub mod limiter;
 pub mod network;
+pub mod secrets;
+pub mod ssm;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -52,7 +54,7 @@ impl Intercept for CallCounter {
             (m.service().to_ascii_lowercase().replace(' ', ""), m.name().to_owned())
         });
         let outcome = outcome(context.response().map(|r| (r.status().as_u16(), r.body().bytes().unwrap_or_default())));
-        let class = if service == "ec2" { limiter::Class::of(&operation) } else { limiter::Class::Dns };
+        let class = limiter::Class::of_call(&service, &operation);
         let (limiter, throttled) = (self.1.clone(), outcome == "throttled");
         // The hook is synchronous; the bucket's lock is async and held for microseconds.
         tokio::spawn(async move { limiter.feedback(class, throttled).await });
@@ -87,30 +89,62 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     /// Route 53.
     pub route53: aws_sdk_route53::Client,
-    /// Rate limits shared by every EC2 and Route 53 call of this account.
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// SSM (Run Command).
+    pub ssm: aws_sdk_ssm::Client,
+    /// Rate limits shared by every call of this account.
     pub limiter: Arc<Limiter>,
 }
+
+/// Session name of the canary role, as CloudTrail shows it.
+const SESSION_NAME: &str = "molecule-operator";
 
 impl Aws {
     /// Clients for `region`, honouring `AWS_ENDPOINT_URL` and the usual credential chain.
     pub async fn new(region: &str, rates: Rates, metrics: &Metrics) -> Self {
-        let limiter = Arc::new(Limiter::new(rates));
-        let shared = aws_config::defaults(BehaviorVersion::latest())
+        Self::from_shared(&Self::shared(region).await, rates, metrics)
+    }
+
+    /// Clients for `region` of the account of `role_arn`, reached through STS AssumeRole with the
+    /// operator's own credentials (refreshed before they expire).
+    pub async fn assume(role_arn: &str, region: &str, rates: Rates, metrics: &Metrics) -> Self {
+        let base = Self::shared(region).await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(SESSION_NAME)
+            .region(aws_config::Region::new(region.to_owned()))
+            .configure(&base)
+            .build()
+            .await;
+        let assumed = base
+            .into_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            .build();
+        Self::from_shared(&assumed, rates, metrics)
+    }
+
+    async fn shared(region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .load()
-            .await;
-        let ec2 = aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&shared)
-                .interceptor(CallCounter(metrics.clone(), limiter.clone()))
-                .build(),
-        );
-        let route53 = aws_sdk_route53::Client::from_conf(
-            aws_sdk_route53::config::Builder::from(&shared)
-                .interceptor(CallCounter(metrics.clone(), limiter.clone()))
-                .build(),
-        );
-        Self { ec2, route53, limiter }
+            .await
+    }
+
+    fn from_shared(shared: &aws_config::SdkConfig, rates: Rates, metrics: &Metrics) -> Self {
+        let limiter = Arc::new(Limiter::new(rates));
+        let counter = || CallCounter(metrics.clone(), limiter.clone());
+        Self {
+            ec2: aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(shared).interceptor(counter()).build()),
+            route53: aws_sdk_route53::Client::from_conf(
+                aws_sdk_route53::config::Builder::from(shared).interceptor(counter()).build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(counter()).build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(shared).interceptor(counter()).build()),
+            limiter,
+        }
     }
 
     /// The CIDR of `vpc_id` and the availability zone of `subnet_id`, read once at start.
@@ -179,7 +213,13 @@ pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
         | "PriorRequestNotComplete"
         | "RequestThrottled" => ErrorKind::Throttled,
         "DependencyViolation" | "VolumeInUse" | "InvalidVolume.InUse" => ErrorKind::InUse,
-        c if c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "NoSuchHostedZone" => ErrorKind::NotFound,
+        c if c.ends_with(".NotFound")
+            || c.ends_with("NotFound")
+            || c == "NoSuchHostedZone"
+            || c == "ResourceNotFoundException" =>
+        {
+            ErrorKind::NotFound
+        }
         "IncorrectState" | "IncorrectInstanceState" | "InvalidVolume.ZoneMismatch" | "InsufficientInstanceCapacity" => {
             ErrorKind::Transient
         }

@@ -70,20 +70,18 @@ pub fn owner_of(ws: &Workspace) -> Owner {
     }
 }
 
-/// Runs the Workspace controller until shutdown. `tenant_changes` names the Tenants that changed
-/// (from the operator's one Tenant watch); their Workspaces are reconciled.
+/// Runs the Workspace controller until shutdown, on the operator's one Workspace watch (`events`
+/// and its `workspaces` store, shared with the Tenant controller). `tenant_changes` names the
+/// Tenants that changed (from the operator's one Tenant watch); their Workspaces are reconciled.
 pub async fn run(
     ctx: Arc<Context>,
+    events: impl futures::Stream<Item = Arc<Workspace>> + Send + 'static,
+    workspaces: Store<Workspace>,
     tenant_changes: tokio::sync::broadcast::Receiver<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let mut wc = watcher::Config::default();
-    if let Some(sel) = &ctx.settings.workspace_selector {
-        wc = wc.labels(sel);
-    }
-    let controller = Controller::new(Api::<Workspace>::all(client.clone()), wc);
-    let workspaces = controller.store();
+    let controller = Controller::for_shared_stream(events, workspaces.clone());
     let by_tenant = workspaces.clone();
     let changes = ctx.cache.subscribe();
     let cloud_changes = tokio_stream_from(changes).filter_map(|o| async move {
@@ -115,7 +113,7 @@ pub async fn run(
 }
 
 /// A broadcast receiver as a stream; a lagging receiver skips (periodic requeues catch up).
-fn tokio_stream_from<T: Clone + Send + 'static>(
+pub(crate) fn tokio_stream_from<T: Clone + Send + 'static>(
     rx: tokio::sync::broadcast::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send {
     futures::stream::unfold(rx, |mut rx| async move {
@@ -193,10 +191,17 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         &ctx.settings.workspace_domain,
     );
     let tenant_status = tenant.status.clone().unwrap_or_default();
+    if st.launch.is_none()
+        && let Some((reason, message)) = tenant_gate(ctx, &tenant_status)
+    {
+        return waiting_for_tenant(ctx, ws, &old, st, reason, &message, &now).await;
+    }
+    // A canary tenant's group lives in another account: it cannot be a rule's source here.
+    let tenant_sg = tenant_status.security_group_id.as_deref().filter(|_| tenant_status.account.as_deref() != Some("canary"));
 
     // Network and data volume come before the instance that needs them.
     let (sg, data_volume) =
-        match network_and_volume(ctx, ws, &owner, &resolved, tenant_status.security_group_id.as_deref(), &st).await {
+        match network_and_volume(ctx, ws, &owner, &resolved, tenant_sg, &st).await {
             Ok(x) => x,
             Err((e, concerns)) => return Err(early_failure(ctx, ws, &old, st, e, &now, concerns).await),
         };
@@ -364,6 +369,55 @@ async fn early_failure(
         tracing::warn!(error = %write, "failed to write the status of a failed reconcile");
     }
     e
+}
+
+/// Why a Workspace may not launch yet although admitted: its Tenant has no bootstrap bundle or
+/// group yet, or the operator has no workspace instance profile to read the bundle with.
+fn tenant_gate(ctx: &Context, tenant: &molecule_crds::v1alpha1::TenantStatus) -> Option<(&'static str, String)> {
+    if ctx.settings.workspace_profile.is_none() {
+        return Some((
+            "InstanceProfileMissing",
+            "the operator has no EC2_WORKSPACE_IAM_PROFILE: a workspace could not read its tenant's bootstrap bundle"
+                .into(),
+        ));
+    }
+    match (&tenant.secret_arn, &tenant.security_group_id) {
+        (Some(_), Some(_)) => None,
+        _ => Some((
+            "WaitingForTenant",
+            "the Tenant has no bootstrap bundle and security group yet (status.secretArn, status.securityGroupId)"
+                .into(),
+        )),
+    }
+}
+
+/// An admitted Workspace that waits for its Tenant: said in status, nothing created.
+async fn waiting_for_tenant(
+    ctx: &Context,
+    ws: &Workspace,
+    old: &WorkspaceStatus,
+    mut st: WorkspaceStatus,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> Result<Action, Error> {
+    let generation = ws.metadata.generation;
+    conditions::set(
+        &mut st.conditions,
+        molecule_crds::v1alpha1::Condition {
+            type_: "Admitted".into(),
+            status: molecule_crds::v1alpha1::ConditionStatus::True,
+            reason: "Admitted".into(),
+            message: "resolution, quotas and tenant binding passed".into(),
+            last_transition_time: now.into(),
+            observed_generation: generation,
+        },
+    );
+    status::set_failed(&mut st, &["InstanceReady"], reason, message, generation, now);
+    st.phase = Some(molecule_crds::v1alpha1::WorkspacePhase::Pending);
+    finish(ctx, ws, old, st).await?;
+    // The Tenant's status change wakes this Workspace; the requeue is a backstop.
+    Ok(Action::requeue(ctx.settings.refresh_interval * 4))
 }
 
 /// Tenant binding, resolution and quotas, serialised per tenant (see [`admit`]).

@@ -6,9 +6,9 @@ use molecule_crds::v1alpha1::Workspace;
 
 use crate::bootstrap::AGENT_PORT;
 use crate::cloud::tags::Owner;
-use crate::cloud::{Peer, Rule, RuleChange, SecurityGroup};
+use crate::cloud::{Peer, Rule, SecurityGroup};
 use crate::context::Context;
-use crate::reconcile::Error;
+use crate::reconcile::{Error, groups};
 
 /// The rules a Workspace's group must hold: (ingress, egress). Pure.
 pub fn desired(
@@ -30,13 +30,6 @@ pub fn desired(
     (ingress, egress)
 }
 
-/// Rules to add and to remove to go from `have` to `want`. Pure.
-pub fn diff(have: &[Rule], want: &[Rule]) -> (Vec<Rule>, Vec<Rule>) {
-    let add = want.iter().filter(|r| !have.contains(r)).cloned().collect();
-    let remove = have.iter().filter(|r| !want.contains(r)).cloned().collect();
-    (add, remove)
-}
-
 /// Finds or creates the group and converges its rules. Returns the group.
 pub async fn ensure(
     ctx: &Context,
@@ -45,42 +38,25 @@ pub async fn ensure(
     tenant_sg: Option<&str>,
     status_sg: Option<&str>,
 ) -> Result<SecurityGroup, Error> {
-    let mut groups = ctx.cache.groups_of(&owner.uid);
-    groups.sort_by_key(|g| Some(g.id.as_str()) != status_sg);
-    let mut group = if let Some(g) = groups.into_iter().next() {
-        g
-    } else {
-        let name = format!("molecule-ws-{}", owner.uid);
-        let description = format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant);
-        let tags = ctx.identity.tags(owner);
-        let id = ctx.network.create(&name, &description, &tags).await?;
-        // EC2 puts one rule in a new group: all egress to anywhere.
-        let g = SecurityGroup { id, tags, ingress: vec![], egress: vec![Rule::all_with("0.0.0.0/0")] };
-        ctx.cache.put(&owner.uid, g.clone());
-        ctx.failpoints.hit("workspace.sg.after-create").await;
-        g
-    };
     let egress_open = ws.spec.compute.network.as_ref().is_none_or(|n| n.egress_open);
-    let (want_in, want_out) = desired(ctx.settings.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.settings.vpc_cidr);
-    let (add_in, del_in) = diff(&group.ingress, &want_in);
-    let (add_out, del_out) = diff(&group.egress, &want_out);
-    if add_in.is_empty() && del_in.is_empty() && add_out.is_empty() && del_out.is_empty() {
-        return Ok(group);
-    }
-    ctx.network.change_rules(&group.id, &add_in, RuleChange::AuthorizeIngress).await?;
-    ctx.network.change_rules(&group.id, &del_in, RuleChange::RevokeIngress).await?;
-    // Add before revoking so a change of egress never leaves the instance with none.
-    ctx.network.change_rules(&group.id, &add_out, RuleChange::AuthorizeEgress).await?;
-    ctx.network.change_rules(&group.id, &del_out, RuleChange::RevokeEgress).await?;
-    group.ingress = want_in;
-    group.egress = want_out;
-    ctx.cache.put(&owner.uid, group.clone());
-    Ok(group)
+    let (ingress, egress) = desired(ctx.settings.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.settings.vpc_cidr);
+    let d = groups::Desired {
+        uid: &owner.uid,
+        status_sg,
+        name: format!("molecule-ws-{}", owner.uid),
+        description: format!("molecule workspace {} of tenant {}", owner.qualified(), owner.tenant),
+        tags: ctx.identity.tags(owner),
+        ingress,
+        egress,
+        failpoint: "workspace.sg.after-create",
+    };
+    groups::converge(ctx.network.as_ref(), &ctx.cache, &ctx.failpoints, d).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::groups::diff;
 
     #[test]
     fn ingress_never_opens_the_world_or_a_display_port() {

@@ -1,0 +1,94 @@
+//! [`Secrets`] on Secrets Manager.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+
+use super::limiter::Class;
+use super::{Aws, cloud_error};
+use crate::cloud::secrets::{SecretRef, Secrets};
+use crate::cloud::{CloudResult, ErrorKind};
+
+/// [`Secrets`] of the account and region of an [`Aws`].
+#[derive(Clone, Debug)]
+pub struct SecretsManager(pub Aws);
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+}
+
+#[async_trait]
+impl Secrets for SecretsManager {
+    async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecretRef>> {
+        // Secrets Manager filters keys and values separately: filter on the values server side,
+        // then keep only the secrets that carry each pair.
+        let values: Vec<String> = filters.values().cloned().collect();
+        let mut call = self.0.secrets.list_secrets();
+        if let Some(v) = values.first() {
+            call = call.filters(Filter::builder().key(FilterNameStringType::TagValue).values(v).build());
+        }
+        let mut pages = call.into_paginator().page_size(100).send();
+        let mut out = Vec::new();
+        loop {
+            self.0.limiter.take(Class::Platform).await;
+            let Some(page) = pages.next().await else { return Ok(out) };
+            let page = page.map_err(|e| cloud_error(&e, "list secrets", "by tag"))?;
+            for s in page.secret_list() {
+                let tags = tags_of(s.tags());
+                if filters.iter().all(|(k, v)| tags.get(k) == Some(v)) {
+                    out.push(SecretRef {
+                        arn: s.arn().unwrap_or_default().to_owned(),
+                        name: s.name().unwrap_or_default().to_owned(),
+                        tags,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn create(&self, name: &str, value: &str, tags: &BTreeMap<String, String>) -> CloudResult<SecretRef> {
+        let mut call = self.0.secrets.create_secret().name(name).secret_string(value);
+        for (k, v) in tags {
+            call = call.tags(Tag::builder().key(k).value(v).build());
+        }
+        self.0.limiter.take(Class::Platform).await;
+        let out = call.send().await.map_err(|e| cloud_error(&e, "create secret", name))?;
+        Ok(SecretRef { arn: out.arn().unwrap_or_default().to_owned(), name: name.to_owned(), tags: tags.clone() })
+    }
+
+    async fn put(&self, arn: &str, value: &str) -> CloudResult<()> {
+        self.0.limiter.take(Class::Platform).await;
+        self.0
+            .secrets
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "write secret", arn))?;
+        Ok(())
+    }
+
+    async fn delete(&self, arn: &str) -> CloudResult<()> {
+        self.0.limiter.take(Class::Platform).await;
+        match self.0.secrets.delete_secret().secret_id(arn).force_delete_without_recovery(true).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = cloud_error(&e, "delete secret", arn);
+                if err.kind == ErrorKind::NotFound { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    async fn exists(&self, arn: &str) -> CloudResult<bool> {
+        self.0.limiter.take(Class::Platform).await;
+        match self.0.secrets.describe_secret().secret_id(arn).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = cloud_error(&e, "describe secret", arn);
+                if err.kind == ErrorKind::NotFound { Ok(false) } else { Err(err) }
+            }
+        }
+    }
+}

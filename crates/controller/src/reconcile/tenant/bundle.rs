@@ -1,0 +1,101 @@
+//! The bootstrap bundle: the tenant's credentials, its tunnel token and the operator's platform
+//! settings as one Secrets Manager secret in the tenant's account, read by the VM at boot with its
+//! instance role. Only its ARN appears anywhere else.
+
+use sha2::{Digest, Sha256};
+
+use super::credentials::Credentials;
+use crate::cloud::ErrorKind;
+use crate::cloud::tags::{Identity, OWNER_UID, Owner};
+use crate::context::{Account, Context};
+use crate::reconcile::Error;
+
+/// The bundle's name.
+pub fn name(identity: &Identity, slug: &str) -> String {
+    format!("{}/{}/tenants/{slug}/bootstrap", identity.operator_id, identity.env)
+}
+
+/// The bundle's contents (a secret: never logged).
+pub fn contents(ctx: &Context, slug: &str, hostname: &str, creds: &Credentials, tunnel_token: Option<&str>) -> String {
+    serde_json::json!({
+        "tenant": slug,
+        "hostname": hostname,
+        "adminToken": creds.get("admin-token"),
+        "provisionSharedSecret": creds.get("provision-shared-secret"),
+        "displaySigningSecret": creds.get("display-signing-secret"),
+        "tunnelToken": tunnel_token.unwrap_or_default(),
+        "ghcrPullToken": ctx.tenant.ghcr_pull_token.clone().unwrap_or_default(),
+        "backupS3Prefix": ctx.tenant.backup_prefix.clone().unwrap_or_default(),
+        "cpBaseUrl": ctx.tenant.cp_base_url.clone().unwrap_or_default(),
+    })
+    .to_string()
+}
+
+/// The bundle's ARN, written when its contents changed since this process last wrote them (a
+/// restart rewrites each bundle once; an unchanged one costs no call).
+///
+/// Guarantees: found by its owner-uid tag before it is created; tags in the create call.
+pub async fn ensure(
+    ctx: &Context,
+    acct: &Account,
+    owner: &Owner,
+    value: &str,
+    status_arn: Option<&str>,
+) -> Result<String, Error> {
+    let digest = hex::encode(Sha256::digest(value.as_bytes()));
+    let memo = ctx.bundles.lock().ok().and_then(|m| m.get(&owner.uid).cloned());
+    if let Some(arn) = status_arn
+        && memo.as_deref() == Some(digest.as_str())
+    {
+        return Ok(arn.to_owned());
+    }
+    let mut filter = ctx.identity.filter();
+    filter.insert(OWNER_UID.into(), owner.uid.clone());
+    let found = acct.secrets.list(&filter).await?;
+    let arn = if let Some(s) = found.first() {
+        acct.secrets.put(&s.arn, value).await?;
+        s.arn.clone()
+    } else {
+        match acct.secrets.create(&name(&ctx.identity, &owner.name), value, &ctx.identity.tags(owner)).await {
+            Ok(s) => s.arn,
+            Err(e) if e.kind == ErrorKind::Rejected && e.code == "ResourceExistsException" => {
+                return Err(Error::Cloud(crate::cloud::CloudError {
+                    message: format!(
+                        "{}; a secret of that name exists without our owner tag (or is scheduled for deletion): \
+                         delete or restore it",
+                        e.message
+                    ),
+                    ..e
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if let Ok(mut m) = ctx.bundles.lock() {
+        m.insert(owner.uid.clone(), digest);
+    }
+    Ok(arn)
+}
+
+/// Force-deletes every bundle of the owner (no recovery window); returns the ARNs still there.
+pub async fn erase(ctx: &Context, acct: &Account, owner: &Owner, known: Option<&str>) -> Result<Vec<String>, Error> {
+    let mut filter = ctx.identity.filter();
+    filter.insert(OWNER_UID.into(), owner.uid.clone());
+    let mut arns: Vec<String> = acct.secrets.list(&filter).await?.into_iter().map(|s| s.arn).collect();
+    if let Some(k) = known
+        && !arns.iter().any(|a| a == k)
+    {
+        arns.push(k.to_owned());
+    }
+    let mut left = Vec::new();
+    for arn in arns {
+        acct.secrets.delete(&arn).await?;
+        if acct.secrets.exists(&arn).await? {
+            left.push(arn);
+        }
+    }
+    if let Ok(mut m) = ctx.bundles.lock() {
+        m.remove(&owner.uid);
+    }
+    Ok(left)
+}

@@ -1,0 +1,319 @@
+//! The GDPR Article 17 erasure of a Tenant, in DESIGN.md's order: its Workspaces, any instance
+//! left with its tag, its VM, its groups and volumes, its Cloudflare records then its tunnel, its
+//! Route 53 records, its bundle (no recovery window), its credentials. Each step waits for the
+//! cloud to confirm before the next starts; progress is kept in the receipt, so a crash resumes.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, ResourceExt};
+use molecule_crds::v1alpha1::{Tenant, Workspace};
+
+use super::receipt::{Place, Receipt};
+use super::{cloudflare, credentials};
+use crate::cloud::tags::{OWNER_UID, Owner};
+use crate::cloud::{ErrorKind, InstanceState};
+use crate::context::{Account, Context};
+use crate::reconcile::{Error, kube_err};
+
+/// The steps, in order (the names appear in `status.erasure.step` and the Erasing condition).
+pub const STEPS: [&str; 8] =
+    ["Workspaces", "Instances", "TenantVm", "SecurityGroups", "Cloudflare", "Dns", "Bundle", "Credentials"];
+
+/// What every step needs.
+pub struct Erasure<'a> {
+    /// Context.
+    pub ctx: &'a Context,
+    /// The Tenant.
+    pub tenant: &'a Tenant,
+    /// Its owner tags.
+    pub owner: &'a Owner,
+    /// Its hostname.
+    pub hostname: &'a str,
+    /// The accounts that may hold its resources (its own first).
+    pub accounts: Vec<&'a Account>,
+    /// The receipt being written.
+    pub receipt: &'a mut Receipt,
+    /// Now, RFC 3339.
+    pub now: String,
+}
+
+impl std::fmt::Debug for Erasure<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Erasure").field("tenant", &self.owner.name).finish_non_exhaustive()
+    }
+}
+
+fn wait(what: String) -> Error {
+    Error::Waiting { what, retry: Duration::from_secs(2) }
+}
+
+fn place(a: &Account) -> Place<'_> {
+    Some((a.name, a.region.as_str()))
+}
+
+impl Erasure<'_> {
+    /// Runs the steps in order; `Err(Waiting)` names the step and what it waits for.
+    pub async fn run(&mut self) -> Result<(), (&'static str, Error)> {
+        self.inventory();
+        self.workspaces().await.map_err(|e| ("Workspaces", e))?;
+        self.instances(false).await.map_err(|e| ("Instances", e))?;
+        self.instances(true).await.map_err(|e| ("TenantVm", e))?;
+        self.groups_and_volumes().await.map_err(|e| ("SecurityGroups", e))?;
+        self.cloudflare().await.map_err(|e| ("Cloudflare", e))?;
+        self.dns().await.map_err(|e| ("Dns", e))?;
+        self.bundle().await.map_err(|e| ("Bundle", e))?;
+        self.credentials().await.map_err(|e| ("Credentials", e))?;
+        Ok(())
+    }
+
+    /// Lists everything the caches know with the tenant's tag, before anything is deleted.
+    fn inventory(&mut self) {
+        for a in &self.accounts {
+            let (instances, groups, volumes) = a.cache.of_tenant(&self.owner.name);
+            for i in instances.iter().filter(|i| i.state.is_alive()) {
+                self.receipt.seen("Instance", &i.id, place(a));
+            }
+            for g in &groups {
+                self.receipt.seen("SecurityGroup", &g.id, place(a));
+            }
+            for v in volumes.iter().filter(|v| v.state != "deleted") {
+                self.receipt.seen("Volume", &v.id, place(a));
+            }
+        }
+    }
+
+    /// 1. Delete every Workspace of the tenant, in any namespace, and wait until none is left.
+    async fn workspaces(&mut self) -> Result<(), Error> {
+        let api: Api<Workspace> = Api::all(self.ctx.client.clone());
+        let slug = self.owner.name.clone();
+        let all = api.list(&ListParams::default()).await.map_err(kube_err("list the tenant's Workspaces"))?;
+        let mine: Vec<Workspace> = all.items.into_iter().filter(|w| w.spec.tenant == slug).collect();
+        let ids: Vec<String> =
+            mine.iter().map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any())).collect();
+        for (w, id) in mine.iter().zip(&ids) {
+            self.receipt.requested("Workspace", id, None, &self.now);
+            if let Some(h) = w.status.as_ref().and_then(|s| s.hostname.as_deref()) {
+                self.receipt.seen("DnsRecord", &format!("A {h}"), None);
+            }
+            if w.metadata.deletion_timestamp.is_none() {
+                let ns: Api<Workspace> = Api::namespaced(self.ctx.client.clone(), &w.namespace().unwrap_or_default());
+                match ns.delete(&w.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(kube_err("delete a Workspace of the tenant")(e)),
+                }
+            }
+        }
+        for e in self.receipt.pending("Workspace") {
+            if !ids.contains(&e.id) {
+                self.receipt.gone("Workspace", &e.id, &self.now);
+            }
+        }
+        match ids.first() {
+            Some(first) => Err(wait(format!("Workspace {first} (and {} more) to be deleted", ids.len() - 1))),
+            None => Ok(()),
+        }
+    }
+
+    /// 2 and 3. Terminate the instances with the tenant's tag (the VM's when `vm`, the others
+    /// otherwise) and wait for a listing newer than the terminate to show them terminated.
+    async fn instances(&mut self, vm: bool) -> Result<(), Error> {
+        let mut waiting = None;
+        for a in self.accounts.clone() {
+            let (instances, _, _) = a.cache.of_tenant(&self.owner.name);
+            let (ours, others): (Vec<_>, Vec<_>) =
+                instances.into_iter().partition(|i| i.tags.get(OWNER_UID) == Some(&self.owner.uid));
+            let these = if vm { ours } else { others };
+            let alive: Vec<String> = these.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
+            if !alive.is_empty() {
+                a.instances.terminate(&alive).await?;
+                for id in &alive {
+                    self.receipt.requested("Instance", id, place(a), &self.now);
+                    if let Some(uid) = these.iter().find(|i| &i.id == id).and_then(|i| i.tags.get(OWNER_UID)) {
+                        a.cache.set_instance_state(uid, std::slice::from_ref(id), InstanceState::ShuttingDown);
+                    }
+                }
+            }
+            for i in &these {
+                self.receipt.seen("Instance", &i.id, place(a));
+                let entry = self.receipt.resources.iter().find(|e| e.kind == "Instance" && e.id == i.id).cloned();
+                let since = entry.and_then(|e| e.delete_requested_at).and_then(|t| t.parse::<Timestamp>().ok());
+                let fresh = since.is_none_or(|t| a.cache.refreshed_since(t));
+                if i.state == InstanceState::Terminated && fresh {
+                    self.receipt.gone("Instance", &i.id, &self.now);
+                } else if waiting.is_none() {
+                    a.cache.request_refresh();
+                    waiting = Some(format!("instance {} ({}) to be terminated", i.id, i.state));
+                }
+            }
+        }
+        // Instances listed earlier that no listing shows any more are gone too.
+        self.confirm_absent("Instance", |a, id| a.cache.of_tenant(&self.owner.name).0.iter().any(|i| i.id == id));
+        waiting.map_or(Ok(()), |w| Err(wait(w)))
+    }
+
+    /// Marks pending entries of `kind` gone when a fresh listing of their account lacks them.
+    fn confirm_absent(&mut self, kind: &str, present: impl Fn(&Account, &str) -> bool) {
+        for e in self.receipt.pending(kind) {
+            let Some(a) = self.accounts.iter().find(|a| Some(a.name) == e.account.as_deref()) else { continue };
+            let since = e.delete_requested_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+            if since.is_none_or(|t| a.cache.refreshed_since(t)) && !present(a, &e.id) {
+                self.receipt.gone(kind, &e.id, &self.now);
+            }
+        }
+    }
+
+    /// 4. Delete the groups (retried while an instance still holds them) and the volumes.
+    async fn groups_and_volumes(&mut self) -> Result<(), Error> {
+        let mut waiting = None;
+        for a in self.accounts.clone() {
+            let (_, groups, volumes) = a.cache.of_tenant(&self.owner.name);
+            for g in groups {
+                self.receipt.requested("SecurityGroup", &g.id, place(a), &self.now);
+                match a.network.delete(&g.id).await {
+                    Ok(()) => {
+                        if let Some(uid) = g.tags.get(OWNER_UID) {
+                            a.cache.remove::<crate::cloud::SecurityGroup>(uid, &g.id);
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::InUse => {
+                        waiting.get_or_insert(format!("security group {} is still in use ({})", g.id, e.message));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for v in volumes.into_iter().filter(|v| v.state != "deleted") {
+                self.receipt.requested("Volume", &v.id, place(a), &self.now);
+                match a.volumes.delete(&v.id).await {
+                    Ok(()) => {
+                        if let Some(uid) = v.tags.get(OWNER_UID) {
+                            a.cache.remove::<crate::cloud::Volume>(uid, &v.id);
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::InUse => {
+                        waiting.get_or_insert(format!("volume {} is still attached ({})", v.id, e.message));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if let Some(w) = waiting {
+            return Err(wait(w));
+        }
+        // A delete that succeeded is confirmed by the next listing.
+        self.confirm_absent("SecurityGroup", |a, id| a.cache.of_tenant(&self.owner.name).1.iter().any(|g| g.id == id));
+        self.confirm_absent("Volume", |a, id| {
+            a.cache.of_tenant(&self.owner.name).2.iter().any(|v| v.id == id && v.state != "deleted")
+        });
+        let left: Vec<String> = ["SecurityGroup", "Volume"]
+            .iter()
+            .flat_map(|k| self.receipt.pending(k))
+            .map(|e| format!("{} {}", e.kind, e.id))
+            .collect();
+        if let Some(first) = left.first() {
+            self.accounts.iter().for_each(|a| a.cache.request_refresh());
+            return Err(wait(format!("a listing that confirms {first} is gone")));
+        }
+        Ok(())
+    }
+
+    /// 5. The CNAME and its ownership record, then the tunnel.
+    async fn cloudflare(&mut self) -> Result<(), Error> {
+        let Some(cf) = self.ctx.tunnels.clone() else {
+            if let Some(id) = self.tenant.status.as_ref().and_then(|s| s.tunnel_id.clone()) {
+                return Err(wait(format!("Cloudflare settings to delete tunnel {id} (CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_ZONE_ID)")));
+            }
+            return Ok(());
+        };
+        let records = cloudflare::owned_records(cf.as_ref(), &self.ctx.identity, self.owner, self.hostname).await?;
+        for r in &records {
+            let id = format!("{} {}", r.record_type, r.name);
+            self.receipt.requested("DnsRecord", &id, None, &self.now);
+            cf.delete_record(&r.id).await?;
+        }
+        if !records.is_empty() {
+            let left = cloudflare::owned_records(cf.as_ref(), &self.ctx.identity, self.owner, self.hostname).await?;
+            if let Some(r) = left.first() {
+                return Err(wait(format!("Cloudflare record {} {} to be deleted", r.record_type, r.name)));
+            }
+            for r in &records {
+                self.receipt.gone("DnsRecord", &format!("{} {}", r.record_type, r.name), &self.now);
+            }
+        }
+        let name = cloudflare::tunnel_name(&self.ctx.identity, &self.owner.name);
+        if let Some(t) = cf.find(&name).await? {
+            self.receipt.requested("Tunnel", &t.id, None, &self.now);
+            cf.delete(&t.id).await?;
+            if cf.find(&name).await?.is_some() {
+                return Err(wait(format!("tunnel {} to be deleted", t.id)));
+            }
+        }
+        for e in self.receipt.pending("Tunnel") {
+            self.receipt.gone("Tunnel", &e.id, &self.now);
+        }
+        Ok(())
+    }
+
+    /// 6. Route 53 records under the tenant's workspace subdomain whose ownership mark is ours.
+    async fn dns(&mut self) -> Result<(), Error> {
+        let Some(dns) = self.ctx.dns.clone() else { return Ok(()) };
+        let suffix = format!("{}.{}", self.owner.name, self.ctx.tenant.workspace_domain);
+        let ours = |txt: &Vec<String>| {
+            txt.iter().any(|t| {
+                t.starts_with("heritage=molecule-operator,")
+                    && t.contains(&format!("managed-by={},", self.ctx.identity.operator_id))
+                    && t.contains(&format!("env={},", self.ctx.identity.env))
+            })
+        };
+        let found: Vec<String> =
+            dns.txt_under(&suffix).await?.into_iter().filter(|(_, txt)| ours(txt)).map(|(n, _)| n).collect();
+        for name in &found {
+            self.receipt.requested("DnsRecord", &format!("A {name}"), None, &self.now);
+            let current = dns.get(name, "A").await?;
+            dns.delete(name, "A", &current).await?;
+        }
+        let left: Vec<String> = if found.is_empty() {
+            vec![]
+        } else {
+            dns.txt_under(&suffix).await?.into_iter().filter(|(_, txt)| ours(txt)).map(|(n, _)| n).collect()
+        };
+        for e in self.receipt.pending("DnsRecord") {
+            let name = e.id.strip_prefix("A ").unwrap_or(&e.id);
+            if e.id.starts_with("A ") && !left.iter().any(|n| n == name) {
+                self.receipt.gone("DnsRecord", &e.id, &self.now);
+            }
+        }
+        left.first().map_or(Ok(()), |n| Err(wait(format!("Route 53 record {n} to be deleted"))))
+    }
+
+    /// 7. The bootstrap bundle, deleted without a recovery window.
+    async fn bundle(&mut self) -> Result<(), Error> {
+        let Some(a) = self.accounts.first().copied() else { return Ok(()) };
+        let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
+        if let Some(k) = &known {
+            self.receipt.requested("Secret", k, place(a), &self.now);
+        }
+        let left = super::bundle::erase(self.ctx, a, self.owner, known.as_deref()).await?;
+        if let Some(arn) = left.first() {
+            return Err(wait(format!("secret {arn} to be deleted")));
+        }
+        for e in self.receipt.pending("Secret") {
+            self.receipt.gone("Secret", &e.id, &self.now);
+        }
+        Ok(())
+    }
+
+    /// 8. The credentials Secret, last.
+    async fn credentials(&mut self) -> Result<(), Error> {
+        let id = format!("{}/{}", self.ctx.tenant.operator_namespace, credentials::secret_name(&self.owner.name));
+        self.receipt.requested("KubernetesSecret", &id, None, &self.now);
+        if credentials::delete(self.ctx, &self.owner.name).await? {
+            self.receipt.gone("KubernetesSecret", &id, &self.now);
+            Ok(())
+        } else {
+            Err(wait(format!("Secret {id} to be deleted")))
+        }
+    }
+}
