@@ -14,9 +14,9 @@ use molecule_crds::v1alpha1::Tenant;
 
 use crate::backoff::Backoff;
 use crate::cloud::cache::FleetCache;
-use crate::cloud::tags::Identity;
 use crate::cloud::commands::Commands;
 use crate::cloud::secrets::Secrets;
+use crate::cloud::tags::Identity;
 use crate::cloud::{Dns, Instances, Network, Tunnels, Volumes};
 use crate::failpoints::Failpoints;
 use crate::metrics::Metrics;

@@ -118,44 +118,16 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         crds.get(name).await.map_err(|source| Error::Crd { name: name.into(), source })?;
     }
     let metrics = metrics::Metrics::new();
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .map_err(|source| Error::Http { addr: args.metrics_addr, source })?;
     let shutdown = shutdown_signal().shared();
-    let server = axum::serve(listener, http::router(metrics.clone())).with_graceful_shutdown(shutdown.clone());
-    let addr = args.metrics_addr;
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, %addr, "the metrics and health endpoint stopped");
-        }
-    });
-    if args.leader_election {
-        let me = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).map_or_else(
-            |_| format!("molecule-operator-{}", std::process::id()),
-            |n| format!("{n}-{}", std::process::id()),
-        );
-        let lease = format!("{}-leader", args.operator_id);
-        tokio::select! {
-            () = leader::acquire(client.clone(), &args.operator_namespace, &lease, me) => {},
-            () = shutdown.clone() => {
-                tracing::info!("shutting down before leading");
-                return Ok(());
-            }
-        }
+    serve_http(args.metrics_addr, &metrics, shutdown.clone()).await?;
+    if args.leader_election && !lead(&client, &args, shutdown.clone()).await {
+        tracing::info!("shutting down before leading");
+        return Ok(());
     }
     metrics.leader.set(1);
 
-    let cloud = build_cloud(&args, &metrics).await?;
+    let (cloud, canary) = build_accounts(&args, &metrics).await?;
     let cache = cloud.cache.clone();
-    // Nothing is decided before the first full listing: a launch protocol that trusted an empty
-    // cache after a restart would launch twice.
-    first_fill(&cache, "main").await;
-    let canary = build_canary(&args, &metrics, &cloud.identity).await;
-    if let Ok(c) = &canary {
-        first_fill(&c.cache, "canary").await;
-        tokio::spawn(c.cache.clone().run(std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1))));
-    }
-
     let (tenants, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref()).await;
 
     let settings = context::Settings {
@@ -208,18 +180,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         main,
         canary,
         tunnels,
-        tenant: context::TenantSettings {
-            base_domain: args.tenant_base_domain.clone(),
-            instance_type: args.tenant_instance_type.clone(),
-            image: args.tenant_image.clone(),
-            canary_image: args.canary_tenant_image.clone(),
-            ghcr_pull_token: args.ghcr_pull_token.clone(),
-            backup_prefix: args.tenant_backup_s3_prefix.clone(),
-            cp_base_url: args.cp_base_url.clone(),
-            operator_namespace: args.operator_namespace.clone(),
-            selector: args.tenant_selector.clone(),
-            workspace_domain: args.workspace_domain.clone(),
-        },
+        tenant: tenant_settings(&args),
         bundles: std::sync::Mutex::default(),
         tunnel_tokens: std::sync::Mutex::default(),
     });
@@ -234,24 +195,75 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         images = ctx.images.iter().count(),
         "molecule-operator started"
     );
-    let (workspaces, ws_writer) = kube::runtime::reflector::store_shared::<Workspace>(WORKSPACE_SHARE_BUFFER);
-    let ws_for_workspaces = ws_writer.subscribe().ok_or_else(|| Error::Config("workspace stream not shared".into()))?;
-    let ws_for_tenants = ws_writer.subscribe().ok_or_else(|| Error::Config("workspace stream not shared".into()))?;
-    let mut wc = kube::runtime::watcher::Config::default();
-    if let Some(sel) = &settings.workspace_selector {
-        wc = wc.labels(sel);
-    }
-    let ws_watch = kube::runtime::watcher(Api::<Workspace>::all(client.clone()), wc)
-        .default_backoff()
-        .reflect_shared(ws_writer)
-        .for_each(|_| futures::future::ready(()));
-    tokio::spawn(ws_watch);
+    let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
+        watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     tokio::join!(
         reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
         reconcile::tenant::run(ctx, ws_for_tenants, workspaces, shutdown.clone()),
     );
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// Serves /healthz, /readyz and /metrics until shutdown.
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    metrics: &metrics::Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Http { addr, source })?;
+    let server = axum::serve(listener, http::router(metrics.clone())).with_graceful_shutdown(shutdown);
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, %addr, "the metrics and health endpoint stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Waits until this replica leads; `false` when shutdown came first.
+async fn lead(client: &Client, args: &cli::RunArgs, shutdown: impl Future<Output = ()>) -> bool {
+    let me = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).map_or_else(
+        |_| format!("molecule-operator-{}", std::process::id()),
+        |n| format!("{n}-{}", std::process::id()),
+    );
+    let lease = format!("{}-leader", args.operator_id);
+    tokio::select! {
+        () = leader::acquire(client.clone(), &args.operator_namespace, &lease, me) => true,
+        () = shutdown => false,
+    }
+}
+
+fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
+    context::TenantSettings {
+        base_domain: args.tenant_base_domain.clone(),
+        instance_type: args.tenant_instance_type.clone(),
+        image: args.tenant_image.clone(),
+        canary_image: args.canary_tenant_image.clone(),
+        ghcr_pull_token: args.ghcr_pull_token.clone(),
+        backup_prefix: args.tenant_backup_s3_prefix.clone(),
+        cp_base_url: args.cp_base_url.clone(),
+        operator_namespace: args.operator_namespace.clone(),
+        selector: args.tenant_selector.clone(),
+        workspace_domain: args.workspace_domain.clone(),
+    }
+}
+
+/// The main account (its cache filled once) and the canary one, or why there is none.
+async fn build_accounts(
+    args: &cli::RunArgs,
+    metrics: &metrics::Metrics,
+) -> Result<(Cloud, Result<Arc<context::Account>, String>), Error> {
+    let cloud = build_cloud(args, metrics).await?;
+    // Nothing is decided before the first full listing: a launch protocol that trusted an empty
+    // cache after a restart would launch twice.
+    first_fill(&cloud.cache, "main").await;
+    let canary = build_canary(args, metrics, &cloud.identity).await;
+    if let Ok(c) = &canary {
+        first_fill(&c.cache, "canary").await;
+        tokio::spawn(c.cache.clone().run(std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1))));
+    }
+    Ok((cloud, canary))
 }
 
 /// The cloud layer of the main account.
@@ -373,6 +385,28 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
         metrics.clone(),
     ));
     Ok(Cloud { instances, network, volumes, dns, secrets, commands, cache, identity, vpc_cidr, zone })
+}
+
+/// The one Workspace watch, shared by the Workspace and Tenant controllers: its store and one
+/// event stream for each.
+fn watch_workspaces(
+    client: Client,
+    selector: Option<&str>,
+) -> Result<(kube::runtime::reflector::Store<Workspace>, [kube::runtime::reflector::ReflectHandle<Workspace>; 2]), Error>
+{
+    let (store, writer) = kube::runtime::reflector::store_shared::<Workspace>(WORKSPACE_SHARE_BUFFER);
+    let unshared = || Error::Config("the Workspace watch is not shared".into());
+    let subs = [writer.subscribe().ok_or_else(unshared)?, writer.subscribe().ok_or_else(unshared)?];
+    let mut wc = kube::runtime::watcher::Config::default();
+    if let Some(sel) = selector {
+        wc = wc.labels(sel);
+    }
+    let watch = kube::runtime::watcher(Api::<Workspace>::all(client), wc)
+        .default_backoff()
+        .reflect_shared(writer)
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(watch);
+    Ok((store, subs))
 }
 
 /// The one Tenant watch: its store serves admission, its events (Tenant names) wake the Tenant's

@@ -75,3 +75,35 @@ fn unsafe_values_and_oversize_are_refused() {
     let big = BTreeMap::from([("X".to_owned(), "y".repeat(MAX_USER_DATA))]);
     assert!(matches!(workspace(&boot(&big)), Err(RenderError::TooLarge { .. })));
 }
+
+fn tenant_boot(image: &str) -> TenantBoot<'_> {
+    TenantBoot {
+        hostname: "acme.moleculesai.app",
+        region: "us-east-1",
+        bundle_arn: "arn:aws:secretsmanager:us-east-1:1:secret:molecule-operator/prod/tenants/acme/bootstrap-x",
+        image,
+    }
+}
+
+#[test]
+fn tenant_user_data_carries_the_arn_and_no_secret() {
+    let ud = tenant(&tenant_boot("ghcr.io/moleculesai/tenant:1.4.2")).unwrap();
+    assert!(ud.contains(
+        "BUNDLE_ARN='arn:aws:secretsmanager:us-east-1:1:secret:molecule-operator/prod/tenants/acme/bootstrap-x'"
+    ));
+    assert!(ud.contains("PLATFORM_IMAGE='ghcr.io/moleculesai/tenant:1.4.2'"));
+    assert!(ud.contains("/opt/molecule/redeploy.sh"), "the redeploy entry point SSM runs");
+    assert!(ud.contains("127.0.0.1:$PLATFORM_PORT:$PLATFORM_PORT"), "the platform listens on loopback only");
+    assert!(!ud.contains("{{"));
+    // Secrets are read from the bundle at boot; user-data names only keys, never values.
+    for k in ["adminToken", "provisionSharedSecret", "displaySigningSecret"] {
+        assert!(!ud.contains(k), "{k} must not be in user-data");
+    }
+}
+
+#[test]
+fn tenant_image_cannot_break_out_of_its_quoting() {
+    for bad in ["img' ; curl evil", "img$(id)", "img`id`", "a b"] {
+        assert!(matches!(tenant(&tenant_boot(bad)), Err(RenderError::Unsafe { .. })), "{bad}");
+    }
+}

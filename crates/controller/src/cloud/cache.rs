@@ -279,10 +279,10 @@ impl FleetCache {
 
     /// Everything tagged with tenant `slug`, whoever owns it: (instances, groups, volumes).
     pub fn of_tenant(&self, slug: &str) -> (Vec<Instance>, Vec<SecurityGroup>, Vec<Volume>) {
-        let Ok(s) = self.snap.read() else { return (vec![], vec![], vec![]) };
         fn pick<T: Cached>(m: &HashMap<String, Vec<T>>, slug: &str) -> Vec<T> {
             m.values().flatten().filter(|x| x.tags().get(TENANT).is_some_and(|t| t == slug)).cloned().collect()
         }
+        let Ok(s) = self.snap.read() else { return (vec![], vec![], vec![]) };
         (pick(&s.instances, slug), pick(&s.groups, slug), pick(&s.volumes, slug))
     }
 

@@ -11,8 +11,8 @@ pub use common::{
     Arch, Condition, ConditionStatus, DisplayMode, DisplayProtocol, GpuSpec, GpuType, Market, OsFamily, PowerState,
 };
 pub use tenant::{
-    ErasureStatus, OrphanFinding, OrphanKind, RedeployState, RedeployStatus, Tenant, TenantPhase, TenantQuotas, TenantSpec,
-    TenantStatus, TenantUsage,
+    ErasureStatus, OrphanFinding, OrphanKind, RedeployState, RedeployStatus, Tenant, TenantPhase, TenantQuotas,
+    TenantSpec, TenantStatus, TenantUsage,
 };
 pub use workspace::{
     ComputeSpec, DisplaySpec, DisplayStatus, DisplayStatusSpec, LaunchRecord, NetworkSpec, OsSpec, ResolvedCompute,

@@ -135,14 +135,18 @@ impl Aws {
         let limiter = Arc::new(Limiter::new(rates));
         let counter = || CallCounter(metrics.clone(), limiter.clone());
         Self {
-            ec2: aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(shared).interceptor(counter()).build()),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(shared).interceptor(counter()).build(),
+            ),
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(shared).interceptor(counter()).build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(counter()).build(),
             ),
-            ssm: aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(shared).interceptor(counter()).build()),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(shared).interceptor(counter()).build(),
+            ),
             limiter,
         }
     }

@@ -59,11 +59,7 @@ impl Commands for Ssm {
                 | CommandInvocationStatus::Cancelled
                 | CommandInvocationStatus::TimedOut
                 | CommandInvocationStatus::Cancelling),
-            ) => CommandState::Failed(format!(
-                "{}: {}",
-                s.as_str(),
-                out.status_details().unwrap_or_default()
-            )),
+            ) => CommandState::Failed(format!("{}: {}", s.as_str(), out.status_details().unwrap_or_default())),
             _ => CommandState::Running,
         })
     }

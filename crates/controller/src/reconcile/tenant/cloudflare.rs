@@ -37,7 +37,12 @@ fn unquote(s: &str) -> &str {
 
 /// The tunnel, created if missing; its ingress is written when `configure` (new tunnel, or not
 /// known ready). Returns (tunnel id, whether it was created).
-pub async fn ensure_tunnel(cf: &dyn Tunnels, name: &str, hostname: &str, known_ready: Option<&str>) -> Result<(String, bool), Error> {
+pub async fn ensure_tunnel(
+    cf: &dyn Tunnels,
+    name: &str,
+    hostname: &str,
+    known_ready: Option<&str>,
+) -> Result<(String, bool), Error> {
     let (id, created) = match cf.find(name).await? {
         Some(t) => (t.id, false),
         None => (cf.create(name).await?.id, true),
@@ -58,7 +63,13 @@ pub enum Cname {
 }
 
 /// The proxied CNAME to the tunnel and its ownership TXT.
-pub async fn ensure_cname(cf: &dyn Tunnels, identity: &Identity, owner: &Owner, hostname: &str, tunnel_id: &str) -> Result<Cname, Error> {
+pub async fn ensure_cname(
+    cf: &dyn Tunnels,
+    identity: &Identity,
+    owner: &Owner,
+    hostname: &str,
+    tunnel_id: &str,
+) -> Result<Cname, Error> {
     let mark = identity.dns_mark(owner);
     let txt = cf.records("TXT", &mark_name(hostname)).await?;
     let ours = txt.iter().any(|r| unquote(&r.content) == mark);
@@ -85,7 +96,12 @@ pub async fn ensure_cname(cf: &dyn Tunnels, identity: &Identity, owner: &Owner, 
 }
 
 /// Our records at the hostname (CNAMEs, then their ownership TXT), if the TXT is ours.
-pub async fn owned_records(cf: &dyn Tunnels, identity: &Identity, owner: &Owner, hostname: &str) -> Result<Vec<CfRecord>, Error> {
+pub async fn owned_records(
+    cf: &dyn Tunnels,
+    identity: &Identity,
+    owner: &Owner,
+    hostname: &str,
+) -> Result<Vec<CfRecord>, Error> {
     let mark = identity.dns_mark(owner);
     let txt: Vec<CfRecord> =
         cf.records("TXT", &mark_name(hostname)).await?.into_iter().filter(|r| unquote(&r.content) == mark).collect();

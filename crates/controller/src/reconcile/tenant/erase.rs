@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 use molecule_crds::v1alpha1::{Tenant, Workspace};
 
-use super::receipt::{Place, Receipt};
+use super::receipt::Receipt;
 use super::{cloudflare, credentials};
 use crate::cloud::tags::{OWNER_UID, Owner};
 use crate::cloud::{ErrorKind, InstanceState};
@@ -49,8 +49,8 @@ fn wait(what: String) -> Error {
     Error::Waiting { what, retry: Duration::from_secs(2) }
 }
 
-fn place(a: &Account) -> Place<'_> {
-    Some((a.name, a.region.as_str()))
+fn place(a: &Account) -> (&str, &str) {
+    (a.name, a.region.as_str())
 }
 
 impl Erasure<'_> {
@@ -73,13 +73,13 @@ impl Erasure<'_> {
         for a in &self.accounts {
             let (instances, groups, volumes) = a.cache.of_tenant(&self.owner.name);
             for i in instances.iter().filter(|i| i.state.is_alive()) {
-                self.receipt.seen("Instance", &i.id, place(a));
+                self.receipt.seen("Instance", &i.id, Some(place(a)));
             }
             for g in &groups {
-                self.receipt.seen("SecurityGroup", &g.id, place(a));
+                self.receipt.seen("SecurityGroup", &g.id, Some(place(a)));
             }
             for v in volumes.iter().filter(|v| v.state != "deleted") {
-                self.receipt.seen("Volume", &v.id, place(a));
+                self.receipt.seen("Volume", &v.id, Some(place(a)));
             }
         }
     }
@@ -130,14 +130,14 @@ impl Erasure<'_> {
             if !alive.is_empty() {
                 a.instances.terminate(&alive).await?;
                 for id in &alive {
-                    self.receipt.requested("Instance", id, place(a), &self.now);
+                    self.receipt.requested("Instance", id, Some(place(a)), &self.now);
                     if let Some(uid) = these.iter().find(|i| &i.id == id).and_then(|i| i.tags.get(OWNER_UID)) {
                         a.cache.set_instance_state(uid, std::slice::from_ref(id), InstanceState::ShuttingDown);
                     }
                 }
             }
             for i in &these {
-                self.receipt.seen("Instance", &i.id, place(a));
+                self.receipt.seen("Instance", &i.id, Some(place(a)));
                 let entry = self.receipt.resources.iter().find(|e| e.kind == "Instance" && e.id == i.id).cloned();
                 let since = entry.and_then(|e| e.delete_requested_at).and_then(|t| t.parse::<Timestamp>().ok());
                 let fresh = since.is_none_or(|t| a.cache.refreshed_since(t));
@@ -171,7 +171,7 @@ impl Erasure<'_> {
         for a in self.accounts.clone() {
             let (_, groups, volumes) = a.cache.of_tenant(&self.owner.name);
             for g in groups {
-                self.receipt.requested("SecurityGroup", &g.id, place(a), &self.now);
+                self.receipt.requested("SecurityGroup", &g.id, Some(place(a)), &self.now);
                 match a.network.delete(&g.id).await {
                     Ok(()) => {
                         if let Some(uid) = g.tags.get(OWNER_UID) {
@@ -185,7 +185,7 @@ impl Erasure<'_> {
                 }
             }
             for v in volumes.into_iter().filter(|v| v.state != "deleted") {
-                self.receipt.requested("Volume", &v.id, place(a), &self.now);
+                self.receipt.requested("Volume", &v.id, Some(place(a)), &self.now);
                 match a.volumes.delete(&v.id).await {
                     Ok(()) => {
                         if let Some(uid) = v.tags.get(OWNER_UID) {
@@ -223,7 +223,9 @@ impl Erasure<'_> {
     async fn cloudflare(&mut self) -> Result<(), Error> {
         let Some(cf) = self.ctx.tunnels.clone() else {
             if let Some(id) = self.tenant.status.as_ref().and_then(|s| s.tunnel_id.clone()) {
-                return Err(wait(format!("Cloudflare settings to delete tunnel {id} (CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_ZONE_ID)")));
+                return Err(wait(format!(
+                    "Cloudflare settings to delete tunnel {id} (CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_ZONE_ID)"
+                )));
             }
             return Ok(());
         };
@@ -293,7 +295,7 @@ impl Erasure<'_> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
         if let Some(k) = &known {
-            self.receipt.requested("Secret", k, place(a), &self.now);
+            self.receipt.requested("Secret", k, Some(place(a)), &self.now);
         }
         let left = super::bundle::erase(self.ctx, a, self.owner, known.as_deref()).await?;
         if let Some(arn) = left.first() {

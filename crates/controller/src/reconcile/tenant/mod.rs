@@ -53,7 +53,13 @@ impl std::fmt::Debug for Reconciler {
 
 /// Owner tags of a Tenant.
 pub fn owner_of(t: &Tenant) -> Owner {
-    Owner { kind: "Tenant", uid: t.uid().unwrap_or_default(), namespace: None, name: t.name_any(), tenant: t.name_any() }
+    Owner {
+        kind: "Tenant",
+        uid: t.uid().unwrap_or_default(),
+        namespace: None,
+        name: t.name_any(),
+        tenant: t.name_any(),
+    }
 }
 
 /// The tenant hostname.
@@ -179,7 +185,15 @@ async fn finish(ctx: &Context, t: &Tenant, old: &TenantStatus, st: &TenantStatus
 }
 
 /// A part failed: say so in its condition and Ready, write status, hand the error back.
-async fn failed(ctx: &Context, t: &Tenant, old: &TenantStatus, mut st: TenantStatus, concern: &str, e: Error, now: &str) -> Error {
+async fn failed(
+    ctx: &Context,
+    t: &Tenant,
+    old: &TenantStatus,
+    mut st: TenantStatus,
+    concern: &str,
+    e: Error,
+    now: &str,
+) -> Error {
     if e.waiting().is_none() {
         status::set(&mut st, concern, false, "ReconcileError", e.to_string(), t.metadata.generation, now);
         status::conclude(&mut st, true, false, t.metadata.generation, now);
@@ -190,13 +204,35 @@ async fn failed(ctx: &Context, t: &Tenant, old: &TenantStatus, mut st: TenantSta
     e
 }
 
-macro_rules! part {
-    ($ctx:expr, $t:expr, $old:expr, $st:expr, $concern:expr, $now:expr, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Err(failed($ctx, $t, $old, $st, $concern, e.into(), $now).await),
-        }
-    };
+/// What a Tenant needs before anything is created, or why it cannot be provisioned:
+/// (conditions concerned, reason, message).
+struct Prerequisites {
+    acct: Arc<Account>,
+    profile: String,
+    image: String,
+    ami: String,
+}
+
+type Blocked = (&'static [&'static str], &'static str, String);
+
+fn prerequisites(ctx: &Context, t: &Tenant) -> Result<Prerequisites, Blocked> {
+    let acct = account_for(ctx, t).map_err(|(reason, msg)| (&["InstanceReady"][..], reason, msg))?.clone();
+    let profile = acct.tenant_profile.clone().ok_or_else(|| {
+        let msg = "a Secrets Manager bootstrap bundle and an instance profile are required: set EC2_TENANT_IAM_PROFILE \
+                   (CANARY_TENANT_IAM_PROFILE for canary tenants); nothing is launched without them";
+        (&["InstanceReady", "SecretReady"][..], "InstanceProfileMissing", msg.to_owned())
+    })?;
+    let default_image = if t.spec.canary { &ctx.tenant.canary_image } else { &ctx.tenant.image };
+    let image = t.spec.image.clone().filter(|i| !i.is_empty()).or_else(|| default_image.clone()).ok_or_else(|| {
+        let msg = "spec.image is empty and the operator has no TENANT_IMAGE (CANARY_TENANT_IMAGE for canary tenants)";
+        (&["InstanceReady"][..], "NoPlatformImage", msg.to_owned())
+    })?;
+    let ami = acct.ami.clone().ok_or_else(|| {
+        let msg =
+            format!("no AMI for tenant VMs in the {} account: set EC2_AMI (CANARY_EC2_AMI for canary)", acct.name);
+        (&["InstanceReady"][..], "NoImage", msg)
+    })?;
+    Ok(Prerequisites { acct, profile, image, ami })
 }
 
 /// The apply path, in the order of docs/design/tenant.md.
@@ -208,122 +244,62 @@ async fn converge(t: &Tenant, r: &Reconciler) -> Result<Action, Error> {
     st.observed_generation = generation;
     st.erasure = None;
     let now = Timestamp::now().to_string();
-    let slug = t.name_any();
-    let owner = owner_of(t);
+    let (slug, owner) = (t.name_any(), owner_of(t));
     let host = hostname(&slug, &ctx.tenant.base_domain);
     st.hostname = Some(host.clone());
     st.usage = Some(status::usage(&slug, r.workspaces.state().iter().map(AsRef::as_ref)));
     let want_running = t.spec.state == PowerState::Running;
-
-    let acct = match account_for(ctx, t) {
-        Ok(a) => a.clone(),
-        Err((reason, msg)) => return blocked(ctx, t, &old, st, &["InstanceReady"], reason, &msg, &now).await,
+    let p = match prerequisites(ctx, t) {
+        Ok(p) => p,
+        Err((concerns, reason, msg)) => return blocked(ctx, t, &old, st, concerns, reason, &msg, &now).await,
     };
+    let acct = p.acct.clone();
     st.account = Some(acct.name.to_owned());
     st.region = Some(acct.region.clone());
-    let Some(profile) = acct.tenant_profile.clone() else {
-        let msg = "a Secrets Manager bootstrap bundle and an instance profile are required: set EC2_TENANT_IAM_PROFILE \
-                   (CANARY_TENANT_IAM_PROFILE for canary tenants); nothing is launched without them";
-        return blocked(ctx, t, &old, st, &["InstanceReady", "SecretReady"], "InstanceProfileMissing", msg, &now).await;
-    };
-    let image = t.spec.image.clone().filter(|i| !i.is_empty()).or_else(|| {
-        if t.spec.canary { ctx.tenant.canary_image.clone() } else { ctx.tenant.image.clone() }
-    });
-    let Some(image) = image else {
-        let msg = "spec.image is empty and the operator has no TENANT_IMAGE (CANARY_TENANT_IMAGE for canary tenants)";
-        return blocked(ctx, t, &old, st, &["InstanceReady"], "NoPlatformImage", msg, &now).await;
-    };
-    let Some(ami) = acct.ami.clone() else {
-        let msg = format!("no AMI for tenant VMs in the {} account: set EC2_AMI (CANARY_EC2_AMI for canary)", acct.name);
-        return blocked(ctx, t, &old, st, &["InstanceReady"], "NoImage", &msg, &now).await;
-    };
-
-    let creds = part!(ctx, t, &old, st, "SecretReady", &now, credentials::ensure(ctx, t).await);
-
-    // The tunnel first: its token belongs in the bundle.
-    let tunnel_ready = old.tunnel_id.clone().filter(|_| molecule_crds::conditions::is_true(&old.conditions, "TunnelReady"));
-    let tunnel = match &ctx.tunnels {
-        None => {
-            status::set(&mut st, "TunnelReady", false, "CloudflareNotConfigured", "CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_ZONE_ID are not all set: the tenant has no tunnel", generation, &now);
-            None
-        }
-        Some(cf) => {
-            let name = cloudflare::tunnel_name(&ctx.identity, &slug);
-            let (id, created) = part!(ctx, t, &old, st, "TunnelReady", &now, cloudflare::ensure_tunnel(cf.as_ref(), &name, &host, tunnel_ready.as_deref()).await);
-            let token = match ctx.tunnel_tokens.lock().ok().and_then(|m| m.get(&id).cloned()) {
-                Some(tok) => tok,
-                None => {
-                    let tok = part!(ctx, t, &old, st, "TunnelReady", &now, cf.token(&id).await);
-                    if let Ok(mut m) = ctx.tunnel_tokens.lock() {
-                        m.insert(id.clone(), tok.clone());
-                    }
-                    tok
-                }
-            };
-            if created {
-                publish(ctx, &t.object_ref(&()), false, "TunnelCreated", format!("Cloudflare tunnel {name} ({id}) created for {host}")).await;
+    // A failed part says so in its condition and in Ready, with the status written, then fails.
+    macro_rules! part {
+        ($concern:expr, $e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err(failed(ctx, t, &old, st, $concern, e.into(), &now).await),
             }
-            st.tunnel_id = Some(id.clone());
-            status::set(&mut st, "TunnelReady", true, "TunnelConfigured", format!("tunnel {id} routes {host} to the platform"), generation, &now);
-            Some((id, token))
-        }
-    };
+        };
+    }
 
+    let creds = part!("SecretReady", credentials::ensure(ctx, t).await);
+    // The tunnel first: its token belongs in the bundle.
+    let tunnel = part!("TunnelReady", tunnel_step(ctx, t, &old, &mut st, &host, &now).await);
     let value = bundle::contents(ctx, &slug, &host, &creds, tunnel.as_ref().map(|x| x.1.as_str()));
-    let arn = part!(ctx, t, &old, st, "SecretReady", &now, bundle::ensure(ctx, &acct, &owner, &value, old.secret_arn.as_deref()).await);
+    let arn = part!("SecretReady", bundle::ensure(ctx, &acct, &owner, &value, old.secret_arn.as_deref()).await);
     st.secret_arn = Some(arn.clone());
-    status::set(&mut st, "SecretReady", true, "BundleWritten", "credentials Secret and Secrets Manager bootstrap bundle are written", generation, &now);
-
-    let sg = part!(ctx, t, &old, st, "NetworkReady", &now, vm::ensure_group(ctx, &acct, &owner, old.security_group_id.as_deref()).await);
+    let msg = "credentials Secret and Secrets Manager bootstrap bundle are written";
+    status::set(&mut st, "SecretReady", true, "BundleWritten", msg, generation, &now);
+    let sg = part!("NetworkReady", vm::ensure_group(ctx, &acct, &owner, old.security_group_id.as_deref()).await);
     st.security_group_id = Some(sg.id.clone());
-    status::set(&mut st, "NetworkReady", true, "SecurityGroupReady", format!("security group {} converged", sg.id), generation, &now);
+    let msg = format!("security group {} converged", sg.id);
+    status::set(&mut st, "NetworkReady", true, "SecurityGroupReady", msg, generation, &now);
 
     let instance_type = t.spec.instance_type.clone().unwrap_or_else(|| ctx.tenant.instance_type.clone());
-    let launch_image = st.image.clone().unwrap_or_else(|| image.clone());
+    let launch_image = st.image.clone().unwrap_or_else(|| p.image.clone());
     let machine = vm::Machine {
         instance_type: &instance_type,
-        ami: &ami,
-        profile: &profile,
+        ami: &p.ami,
+        profile: &p.profile,
         sg: &sg.id,
         boot: TenantBoot { hostname: &host, region: &acct.region, bundle_arn: &arn, image: &launch_image },
     };
-    let (current, drifted) = part!(ctx, t, &old, st, "InstanceReady", &now, vm::converge(ctx, &acct, t, &owner, &machine, want_running, &mut st).await);
-    if let Some(c) = &current {
-        st.instance_id = Some(c.id.clone());
-        st.private_ip.clone_from(&c.private_ip);
-    }
+    let (current, drifted) =
+        part!("InstanceReady", vm::converge(ctx, &acct, t, &owner, &machine, want_running, &mut st).await);
+    status::instance(&mut st, current.as_ref(), want_running, drifted, generation, &now);
     let mut requeue = STEADY_REQUEUE;
-    let vm_running = current.as_ref().is_some_and(|c| c.state == crate::cloud::InstanceState::Running);
+    if let Some(c) = current.as_ref().filter(|_| want_running)
+        && let Some(w) = part!("InstanceReady", vm::redeploy(ctx, &acct, t, c, &p.image, &mut st).await)
+    {
+        requeue = requeue.min(w);
+    }
+    let tunnel_id = tunnel.as_ref().map(|x| x.0.clone());
+    part!("DnsReady", cname_step(ctx, t, &old, &mut st, &host, tunnel_id.as_deref(), &now).await);
     let vm_stopped = current.as_ref().is_none_or(|c| c.state == crate::cloud::InstanceState::Stopped);
-    match &current {
-        Some(c) if vm_running => status::set(&mut st, "InstanceReady", true, "Running", format!("tenant VM {} runs", c.id), generation, &now),
-        Some(c) => status::set(&mut st, "InstanceReady", false, if want_running { "Pending" } else { "Stopped" }, format!("tenant VM {} is {}", c.id, c.state), generation, &now),
-        None => status::set(&mut st, "InstanceReady", false, "Launching", "no tenant VM yet", generation, &now),
-    }
-    if drifted {
-        status::set(&mut st, "Drifted", true, "SpecChanged", "spec.instanceType (or the tenant AMI) changed since launch; the VM is not replaced automatically", generation, &now);
-    } else if molecule_crds::conditions::get(&st.conditions, "Drifted").is_some() {
-        status::set(&mut st, "Drifted", false, "InSync", "the VM matches spec.instanceType", generation, &now);
-    }
-    if let Some(c) = current.as_ref().filter(|_| want_running) {
-        if let Some(w) = part!(ctx, t, &old, st, "InstanceReady", &now, vm::redeploy(ctx, &acct, t, c, &image, &mut st).await) {
-            requeue = requeue.min(w);
-        }
-    }
-
-    match (&ctx.tunnels, &tunnel) {
-        (Some(cf), Some((id, _))) => {
-            let already = old.tunnel_id.as_deref() == Some(id.as_str())
-                && molecule_crds::conditions::get(&old.conditions, "DnsReady").is_some_and(|c| c.reason == "RecordWritten" && c.status == molecule_crds::v1alpha1::ConditionStatus::True);
-            let res = if already { Ok(cloudflare::Cname::Ready) } else { cloudflare::ensure_cname(cf.as_ref(), &ctx.identity, &owner, &host, id).await };
-            match res {
-                Ok(cloudflare::Cname::Ready) => status::set(&mut st, "DnsReady", true, "RecordWritten", format!("proxied CNAME {host} → {} and its ownership record", cloudflare::target(id)), generation, &now),
-                Ok(cloudflare::Cname::NotOurs(m)) => status::set(&mut st, "DnsReady", false, "RecordNotOurs", m, generation, &now),
-                Err(e) => return Err(failed(ctx, t, &old, st, "DnsReady", e, &now).await),
-            }
-        }
-        _ => status::set(&mut st, "DnsReady", false, "NoTunnel", "the CNAME points at the tunnel, which does not exist", generation, &now),
-    }
     status::conclude(&mut st, want_running, vm_stopped, generation, &now);
     if st.phase != Some(TenantPhase::Ready) && st.phase != Some(TenantPhase::Stopped) {
         requeue = requeue.min(PROVISIONING_REQUEUE);
@@ -332,9 +308,91 @@ async fn converge(t: &Tenant, r: &Reconciler) -> Result<Action, Error> {
     Ok(Action::requeue(requeue))
 }
 
+/// The tunnel, its ingress and its token (read once per process): `None` without Cloudflare.
+async fn tunnel_step(
+    ctx: &Context,
+    t: &Tenant,
+    old: &TenantStatus,
+    st: &mut TenantStatus,
+    host: &str,
+    now: &str,
+) -> Result<Option<(String, String)>, Error> {
+    let generation = t.metadata.generation;
+    let Some(cf) = &ctx.tunnels else {
+        let msg = "CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_ZONE_ID are not all set: the tenant has no tunnel";
+        status::set(st, "TunnelReady", false, "CloudflareNotConfigured", msg, generation, now);
+        return Ok(None);
+    };
+    let known = old.tunnel_id.clone().filter(|_| molecule_crds::conditions::is_true(&old.conditions, "TunnelReady"));
+    let name = cloudflare::tunnel_name(&ctx.identity, &t.name_any());
+    let (id, created) = cloudflare::ensure_tunnel(cf.as_ref(), &name, host, known.as_deref()).await?;
+    let cached = ctx.tunnel_tokens.lock().ok().and_then(|m| m.get(&id).cloned());
+    let token = if let Some(tok) = cached {
+        tok
+    } else {
+        let tok = cf.token(&id).await?;
+        if let Ok(mut m) = ctx.tunnel_tokens.lock() {
+            m.insert(id.clone(), tok.clone());
+        }
+        tok
+    };
+    if created {
+        let note = format!("Cloudflare tunnel {name} ({id}) created for {host}");
+        publish(ctx, &t.object_ref(&()), false, "TunnelCreated", note).await;
+    }
+    st.tunnel_id = Some(id.clone());
+    let msg = format!("tunnel {id} routes {host} to the platform");
+    status::set(st, "TunnelReady", true, "TunnelConfigured", msg, generation, now);
+    Ok(Some((id, token)))
+}
+
+/// The proxied CNAME and its ownership record (skipped when the last status shows them written
+/// for this tunnel).
+async fn cname_step(
+    ctx: &Context,
+    t: &Tenant,
+    old: &TenantStatus,
+    st: &mut TenantStatus,
+    host: &str,
+    tunnel: Option<&str>,
+    now: &str,
+) -> Result<(), Error> {
+    let generation = t.metadata.generation;
+    let (Some(cf), Some(id)) = (&ctx.tunnels, tunnel) else {
+        let msg = "the CNAME points at the tunnel, which does not exist";
+        status::set(st, "DnsReady", false, "NoTunnel", msg, generation, now);
+        return Ok(());
+    };
+    let already = old.tunnel_id.as_deref() == Some(id)
+        && molecule_crds::conditions::get(&old.conditions, "DnsReady")
+            .is_some_and(|c| c.reason == "RecordWritten" && c.status == molecule_crds::v1alpha1::ConditionStatus::True);
+    let res = if already {
+        cloudflare::Cname::Ready
+    } else {
+        cloudflare::ensure_cname(cf.as_ref(), &ctx.identity, &owner_of(t), host, id).await?
+    };
+    match res {
+        cloudflare::Cname::Ready => {
+            let msg = format!("proxied CNAME {host} → {} and its ownership record", cloudflare::target(id));
+            status::set(st, "DnsReady", true, "RecordWritten", msg, generation, now);
+        }
+        cloudflare::Cname::NotOurs(m) => status::set(st, "DnsReady", false, "RecordNotOurs", m, generation, now),
+    }
+    Ok(())
+}
+
 /// A Tenant that cannot be provisioned as configured: nothing is created; the condition says why.
 #[allow(clippy::too_many_arguments)]
-async fn blocked(ctx: &Context, t: &Tenant, old: &TenantStatus, mut st: TenantStatus, concerns: &[&str], reason: &str, msg: &str, now: &str) -> Result<Action, Error> {
+async fn blocked(
+    ctx: &Context,
+    t: &Tenant,
+    old: &TenantStatus,
+    mut st: TenantStatus,
+    concerns: &[&str],
+    reason: &str,
+    msg: &str,
+    now: &str,
+) -> Result<Action, Error> {
     status::blocked(&mut st, concerns, reason, msg, t.metadata.generation, now);
     finish(ctx, t, old, &st).await?;
     Ok(Action::requeue(STEADY_REQUEUE))
@@ -357,7 +415,14 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
     });
     if st.phase != Some(TenantPhase::Erasing) {
         tracing::info!(tenant = %slug, uid = %owner.uid, receipt = %receipt_name, "tenant erasure started");
-        publish(ctx, &t.object_ref(&()), false, "ErasureStarted", format!("erasing everything tenant {slug} owns; receipt {}/{receipt_name}", ctx.tenant.operator_namespace)).await;
+        publish(
+            ctx,
+            &t.object_ref(&()),
+            false,
+            "ErasureStarted",
+            format!("erasing everything tenant {slug} owns; receipt {}/{receipt_name}", ctx.tenant.operator_namespace),
+        )
+        .await;
     }
     st.phase = Some(TenantPhase::Erasing);
     let before = rc.clone();
@@ -367,11 +432,14 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
     if !accounts.iter().any(|a| a.name == "main") {
         accounts.push(ctx.main.as_ref());
     }
-    if let Ok(c) = &ctx.canary && !accounts.iter().any(|a| a.name == "canary") {
+    if let Ok(c) = &ctx.canary
+        && !accounts.iter().any(|a| a.name == "canary")
+    {
         accounts.push(c.as_ref());
     }
     let host = hostname(&slug, &ctx.tenant.base_domain);
-    let mut erasure = erase::Erasure { ctx, tenant: t, owner: &owner, hostname: &host, accounts, receipt: &mut rc, now: now.clone() };
+    let mut erasure =
+        erase::Erasure { ctx, tenant: t, owner: &owner, hostname: &host, accounts, receipt: &mut rc, now: now.clone() };
     let outcome = erasure.run().await;
     if rc != before || outcome.is_ok() {
         if outcome.is_ok() {
@@ -384,17 +452,44 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
         Ok(()) => {
             let n = rc.resources.len();
             tracing::info!(tenant = %slug, uid = %owner.uid, resources = n, receipt = %receipt_name, "tenant erasure completed");
-            publish(ctx, &t.object_ref(&()), false, "ErasureCompleted", format!("tenant {slug} erased: {n} resources confirmed gone; receipt {}/{receipt_name}", ctx.tenant.operator_namespace)).await;
+            publish(
+                ctx,
+                &t.object_ref(&()),
+                false,
+                "ErasureCompleted",
+                format!(
+                    "tenant {slug} erased: {n} resources confirmed gone; receipt {}/{receipt_name}",
+                    ctx.tenant.operator_namespace
+                ),
+            )
+            .await;
             ctx.metrics.erasures.inc();
             Ok(Action::await_change())
         }
         Err((step, e)) => {
-            let started = t.metadata.deletion_timestamp.as_ref().map(|d| d.0.to_string()).unwrap_or_else(|| rc.started_at.clone());
-            st.erasure = Some(ErasureStatus { started_at: started.clone(), step: step.to_owned(), blocked_by: Some(e.to_string()), receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace) });
+            let started =
+                t.metadata.deletion_timestamp.as_ref().map_or_else(|| rc.started_at.clone(), |d| d.0.to_string());
+            st.erasure = Some(ErasureStatus {
+                started_at: started.clone(),
+                step: step.to_owned(),
+                blocked_by: Some(e.to_string()),
+                receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace),
+            });
             status::set(&mut st, "Erasing", true, step, e.to_string(), generation, &now);
-            let overdue = started.parse::<Timestamp>().is_ok_and(|s| now_ts.duration_since(s).as_secs() > i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX));
+            let overdue = started.parse::<Timestamp>().is_ok_and(|s| {
+                now_ts.duration_since(s).as_secs()
+                    > i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX)
+            });
             if overdue {
-                status::set(&mut st, "Ready", false, "ErasureBlocked", format!("erasure step {step} is blocked past the deadline: {e}"), generation, &now);
+                status::set(
+                    &mut st,
+                    "Ready",
+                    false,
+                    "ErasureBlocked",
+                    format!("erasure step {step} is blocked past the deadline: {e}"),
+                    generation,
+                    &now,
+                );
             } else {
                 status::set(&mut st, "Ready", false, "Erasing", format!("erasure step {step}"), generation, &now);
             }

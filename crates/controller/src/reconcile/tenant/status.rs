@@ -4,11 +4,21 @@ use molecule_crds::conditions;
 use molecule_crds::quota;
 use molecule_crds::v1alpha1::{Condition, ConditionStatus, TenantPhase, TenantStatus, TenantUsage, Workspace};
 
+use crate::cloud::{Instance, InstanceState};
+
 /// The condition types every Tenant reports besides Ready.
 pub const PARTS: [&str; 5] = ["InstanceReady", "NetworkReady", "SecretReady", "TunnelReady", "DnsReady"];
 
 /// Sets one condition (the transition time moves only when its status changes).
-pub fn set(st: &mut TenantStatus, t: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) {
+pub fn set(
+    st: &mut TenantStatus,
+    t: &str,
+    ok: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: &str,
+) {
     conditions::set(
         &mut st.conditions,
         Condition {
@@ -23,7 +33,14 @@ pub fn set(st: &mut TenantStatus, t: &str, ok: bool, reason: &str, message: impl
 }
 
 /// A Tenant that cannot be provisioned as configured: `concerns` and Ready False, phase Failed.
-pub fn blocked(st: &mut TenantStatus, concerns: &[&str], reason: &str, message: &str, generation: Option<i64>, now: &str) {
+pub fn blocked(
+    st: &mut TenantStatus,
+    concerns: &[&str],
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &str,
+) {
     for t in concerns.iter().chain(["Ready"].iter()) {
         set(st, t, false, reason, message, generation, now);
     }
@@ -32,20 +49,63 @@ pub fn blocked(st: &mut TenantStatus, concerns: &[&str], reason: &str, message: 
 
 /// Ready from the parts; the phase from Ready, the wanted state and the VM's state.
 pub fn conclude(st: &mut TenantStatus, want_running: bool, vm_stopped: bool, generation: Option<i64>, now: &str) {
-    let failing: Vec<&Condition> =
-        PARTS.iter().filter_map(|t| conditions::get(&st.conditions, t)).filter(|c| c.status != ConditionStatus::True).collect();
+    let failing: Vec<&Condition> = PARTS
+        .iter()
+        .filter_map(|t| conditions::get(&st.conditions, t))
+        .filter(|c| c.status != ConditionStatus::True)
+        .collect();
     let missing = PARTS.iter().any(|t| conditions::get(&st.conditions, t).is_none());
     if !want_running && vm_stopped {
         set(st, "Ready", false, "Stopped", "spec.state is Stopped: the tenant VM is stopped", generation, now);
         st.phase = Some(TenantPhase::Stopped);
     } else if failing.is_empty() && !missing {
-        set(st, "Ready", true, "Ready", "the tenant VM runs and its hostname is served through the tunnel", generation, now);
+        set(
+            st,
+            "Ready",
+            true,
+            "Ready",
+            "the tenant VM runs and its hostname is served through the tunnel",
+            generation,
+            now,
+        );
         st.phase = Some(TenantPhase::Ready);
     } else {
-        let (reason, message) =
-            failing.first().map_or(("Provisioning".to_owned(), String::new()), |c| (c.reason.clone(), format!("{}: {}", c.type_, c.message)));
+        let (reason, message) = failing.first().map_or(("Provisioning".to_owned(), String::new()), |c| {
+            (c.reason.clone(), format!("{}: {}", c.type_, c.message))
+        });
         set(st, "Ready", false, &reason, message, generation, now);
         st.phase = Some(TenantPhase::Provisioning);
+    }
+}
+
+/// InstanceReady (and Drifted) from the VM the reconcile ended with.
+pub fn instance(
+    st: &mut TenantStatus,
+    current: Option<&Instance>,
+    want_running: bool,
+    drifted: bool,
+    generation: Option<i64>,
+    now: &str,
+) {
+    if let Some(c) = current {
+        st.instance_id = Some(c.id.clone());
+        st.private_ip.clone_from(&c.private_ip);
+    }
+    match current {
+        Some(c) if c.state == InstanceState::Running => {
+            set(st, "InstanceReady", true, "Running", format!("tenant VM {} runs", c.id), generation, now);
+        }
+        Some(c) => {
+            let reason = if want_running { "Pending" } else { "Stopped" };
+            set(st, "InstanceReady", false, reason, format!("tenant VM {} is {}", c.id, c.state), generation, now);
+        }
+        None => set(st, "InstanceReady", false, "Launching", "no tenant VM yet", generation, now),
+    }
+    if drifted {
+        let msg = "spec.instanceType (or the tenant AMI) changed since launch; the VM is not replaced automatically";
+        set(st, "Drifted", true, "SpecChanged", msg, generation, now);
+    } else if conditions::get(&st.conditions, "Drifted").is_some() {
+        set(st, "Drifted", false, "InSync", "the VM matches spec.instanceType", generation, now);
     }
 }
 

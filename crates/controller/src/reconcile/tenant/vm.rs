@@ -23,7 +23,12 @@ const LISTING_LAG_SECS: i64 = 120;
 
 /// The tenant's group: SSH from the EC2 Instance Connect endpoint only; all egress (the tunnel
 /// dials out). Nothing reaches the VM from outside: the hostname is served through the tunnel.
-pub async fn ensure_group(ctx: &Context, acct: &Account, owner: &Owner, status_sg: Option<&str>) -> Result<SecurityGroup, Error> {
+pub async fn ensure_group(
+    ctx: &Context,
+    acct: &Account,
+    owner: &Owner,
+    status_sg: Option<&str>,
+) -> Result<SecurityGroup, Error> {
     let ingress: Vec<Rule> = acct
         .eic_sg
         .iter()
@@ -104,11 +109,25 @@ pub async fn converge(
     for step in p.steps {
         match step {
             Step::Record { attempt, reason } => {
-                st.launch = Some(LaunchRecord { token: launch_token(&owner.uid, attempt), attempt, spec_hash: hash.clone(), launched_at: None });
+                st.launch = Some(LaunchRecord {
+                    token: launch_token(&owner.uid, attempt),
+                    attempt,
+                    spec_hash: hash.clone(),
+                    launched_at: None,
+                });
                 super::apply_status(ctx, t, st).await?;
                 if reason == LaunchReason::Lost {
                     let old = st.instance_id.clone().unwrap_or_default();
-                    publish(ctx, &regarding, true, "Relaunching", format!("tenant VM {old} was terminated or lost outside the operator; launching attempt {attempt}")).await;
+                    publish(
+                        ctx,
+                        &regarding,
+                        true,
+                        "Relaunching",
+                        format!(
+                            "tenant VM {old} was terminated or lost outside the operator; launching attempt {attempt}"
+                        ),
+                    )
+                    .await;
                 }
                 current = Some(launch(ctx, acct, t, owner, m, &hash, attempt, st).await?);
             }
@@ -116,7 +135,14 @@ pub async fn converge(
             Step::Terminate { ids, .. } => {
                 acct.instances.terminate(&ids).await?;
                 acct.cache.set_instance_state(&owner.uid, &ids, InstanceState::ShuttingDown);
-                publish(ctx, &regarding, true, "DuplicateTerminated", format!("terminated duplicate tenant VM(s) {}", ids.join(", "))).await;
+                publish(
+                    ctx,
+                    &regarding,
+                    true,
+                    "DuplicateTerminated",
+                    format!("terminated duplicate tenant VM(s) {}", ids.join(", ")),
+                )
+                .await;
             }
             Step::Stop { id } => {
                 acct.instances.stop(&id).await?;
@@ -200,13 +226,27 @@ async fn launch(
     st.image = Some(m.boot.image.to_owned());
     st.redeploy = None;
     super::apply_status(ctx, t, st).await?;
-    publish(ctx, &t.object_ref(&()), false, "Launched", format!("launched tenant VM {} ({}) attempt {attempt} in {}", inst.id, m.instance_type, acct.region)).await;
+    publish(
+        ctx,
+        &t.object_ref(&()),
+        false,
+        "Launched",
+        format!("launched tenant VM {} ({}) attempt {attempt} in {}", inst.id, m.instance_type, acct.region),
+    )
+    .await;
     Ok(inst)
 }
 
 /// Moves the running VM to `image` in place (SSM Run Command; no reboot, no terminate), one
 /// command at a time, and follows it to its end. Returns when to look again, if it runs.
-pub async fn redeploy(ctx: &Context, acct: &Account, t: &Tenant, vm: &Instance, image: &str, st: &mut TenantStatus) -> Result<Option<std::time::Duration>, Error> {
+pub async fn redeploy(
+    ctx: &Context,
+    acct: &Account,
+    t: &Tenant,
+    vm: &Instance,
+    image: &str,
+    st: &mut TenantStatus,
+) -> Result<Option<std::time::Duration>, Error> {
     let regarding = t.object_ref(&());
     let now = Timestamp::now().to_string();
     if let Some(r) = st.redeploy.as_mut().filter(|r| r.state == RedeployState::Pending) {
@@ -223,19 +263,40 @@ pub async fn redeploy(ctx: &Context, acct: &Account, t: &Tenant, vm: &Instance, 
                 r.state = RedeployState::Failed;
                 r.finished_at = Some(now);
                 r.message = Some(why.clone());
-                let note = format!("redeploy of {} on {} failed: {why} (SSM command {}); it keeps running {}", r.image, vm.id, r.command_id, st.image.clone().unwrap_or_default());
+                let note = format!(
+                    "redeploy of {} on {} failed: {why} (SSM command {}); it keeps running {}",
+                    r.image,
+                    vm.id,
+                    r.command_id,
+                    st.image.clone().unwrap_or_default()
+                );
                 publish(ctx, &regarding, true, "RedeployFailed", note).await;
             }
         }
         return Ok(None);
     }
-    let already = st.image.as_deref() == Some(image) || st.redeploy.as_ref().is_some_and(|r| r.image == image && r.state == RedeployState::Failed);
+    let already = st.image.as_deref() == Some(image)
+        || st.redeploy.as_ref().is_some_and(|r| r.image == image && r.state == RedeployState::Failed);
     if already || vm.state != InstanceState::Running {
         return Ok(None);
     }
     let cmd = format!("/opt/molecule/redeploy.sh '{image}'");
     let id = acct.commands.send(&vm.id, &format!("molecule redeploy {image}"), &[cmd]).await?;
-    st.redeploy = Some(RedeployStatus { image: image.to_owned(), command_id: id.clone(), state: RedeployState::Pending, message: None, started_at: now, finished_at: None });
-    publish(ctx, &regarding, false, "Redeploying", format!("redeploying {image} on tenant VM {} in place (SSM command {id})", vm.id)).await;
+    st.redeploy = Some(RedeployStatus {
+        image: image.to_owned(),
+        command_id: id.clone(),
+        state: RedeployState::Pending,
+        message: None,
+        started_at: now,
+        finished_at: None,
+    });
+    publish(
+        ctx,
+        &regarding,
+        false,
+        "Redeploying",
+        format!("redeploying {image} on tenant VM {} in place (SSM command {id})", vm.id),
+    )
+    .await;
     Ok(Some(std::time::Duration::from_secs(2)))
 }

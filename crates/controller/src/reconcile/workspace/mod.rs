@@ -196,15 +196,11 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     {
         return waiting_for_tenant(ctx, ws, &old, st, reason, &message, &now).await;
     }
-    // A canary tenant's group lives in another account: it cannot be a rule's source here.
-    let tenant_sg = tenant_status.security_group_id.as_deref().filter(|_| tenant_status.account.as_deref() != Some("canary"));
-
     // Network and data volume come before the instance that needs them.
-    let (sg, data_volume) =
-        match network_and_volume(ctx, ws, &owner, &resolved, tenant_sg, &st).await {
-            Ok(x) => x,
-            Err((e, concerns)) => return Err(early_failure(ctx, ws, &old, st, e, &now, concerns).await),
-        };
+    let (sg, data_volume) = match network_and_volume(ctx, ws, &owner, &resolved, &tenant_status, &st).await {
+        Ok(x) => x,
+        Err((e, concerns)) => return Err(early_failure(ctx, ws, &old, st, e, &now, concerns).await),
+    };
     st.security_group_id = Some(sg.id.clone());
     st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
 
@@ -338,9 +334,11 @@ async fn network_and_volume(
     ws: &Workspace,
     owner: &Owner,
     resolved: &molecule_crds::resolve::Resolved,
-    tenant_sg: Option<&str>,
+    tenant: &molecule_crds::v1alpha1::TenantStatus,
     st: &WorkspaceStatus,
 ) -> Result<(crate::cloud::SecurityGroup, Option<crate::cloud::Volume>), (Error, &'static str)> {
+    // A canary tenant's group lives in another account: it cannot be a rule's source here.
+    let tenant_sg = tenant.security_group_id.as_deref().filter(|_| tenant.account.as_deref() != Some("canary"));
     let sg = network::ensure(ctx, ws, owner, tenant_sg, st.security_group_id.as_deref())
         .await
         .map_err(|e| (e, "NetworkReady"))?;
