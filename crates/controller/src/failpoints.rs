@@ -15,6 +15,10 @@ pub const ALL: &[&str] = &[
     "workspace.delete.after-sg",
     "workspace.delete.after-volume",
     "workspace.delete.after-dns",
+    "tenant.sg.after-create",
+    "tenant.launch.after-record",
+    "tenant.launch.after-run",
+    "tenant.erase.after-progress",
 ];
 
 /// The armed failpoints.

@@ -18,8 +18,8 @@ use crate::context::{Account, Context};
 use crate::reconcile::{Error, kube_err};
 
 /// The steps, in order (the names appear in `status.erasure.step` and the Erasing condition).
-pub const STEPS: [&str; 8] =
-    ["Workspaces", "Instances", "TenantVm", "SecurityGroups", "Cloudflare", "Dns", "Bundle", "Credentials"];
+pub const STEPS: [&str; 9] =
+    ["Workspaces", "Instances", "TenantVm", "SecurityGroups", "Cloudflare", "Dns", "Bundle", "Credentials", "Receipt"];
 
 /// What every step needs.
 pub struct Erasure<'a> {
@@ -65,7 +65,11 @@ impl Erasure<'_> {
         self.dns().await.map_err(|e| ("Dns", e))?;
         self.bundle().await.map_err(|e| ("Bundle", e))?;
         self.credentials().await.map_err(|e| ("Credentials", e))?;
-        Ok(())
+        // The receipt is complete only when every resource it lists is confirmed gone.
+        match self.receipt.resources.iter().find(|e| e.confirmed_gone_at.is_none()) {
+            Some(e) => Err(("Receipt", wait(format!("{} {} to be confirmed gone", e.kind, e.id)))),
+            None => Ok(()),
+        }
     }
 
     /// Lists everything the caches know with the tenant's tag, before anything is deleted.
@@ -94,7 +98,7 @@ impl Erasure<'_> {
             mine.iter().map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any())).collect();
         for (w, id) in mine.iter().zip(&ids) {
             self.receipt.requested("Workspace", id, None, &self.now);
-            if let Some(h) = w.status.as_ref().and_then(|s| s.hostname.as_deref()) {
+            if let Some(h) = w.status.as_ref().and_then(|s| s.hostname.as_deref()).filter(|_| self.ctx.dns.is_some()) {
                 self.receipt.seen("DnsRecord", &format!("A {h}"), None);
             }
             if w.metadata.deletion_timestamp.is_none() {

@@ -443,9 +443,10 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let outcome = erasure.run().await;
     if rc != before || outcome.is_ok() {
         if outcome.is_ok() {
-            rc.completed_at = Some(now.clone());
+            rc.completed_at.get_or_insert_with(|| now.clone());
         }
         receipt::save(ctx, &receipt_name, &rc).await?;
+        ctx.failpoints.hit("tenant.erase.after-progress").await;
     }
     let generation = t.metadata.generation;
     match outcome {

@@ -116,6 +116,7 @@ pub async fn converge(
                     launched_at: None,
                 });
                 super::apply_status(ctx, t, st).await?;
+                ctx.failpoints.hit("tenant.launch.after-record").await;
                 if reason == LaunchReason::Lost {
                     let old = st.instance_id.clone().unwrap_or_default();
                     publish(
