@@ -103,8 +103,6 @@ pub struct TenantSettings {
     pub cp_base_url: Option<String>,
     /// Namespace of credentials Secrets and erasure receipts.
     pub operator_namespace: String,
-    /// Label selector of the Tenants reconciled.
-    pub selector: Option<String>,
     /// Route 53 zone's domain of workspace hostnames (swept on erasure).
     pub workspace_domain: String,
 }
@@ -168,8 +166,9 @@ pub struct Context {
     pub tenant: TenantSettings,
     /// Digest of the bundle last written, by Tenant uid: an unchanged bundle costs no call.
     pub bundles: Mutex<HashMap<String, String>>,
-    /// Tunnel tokens read, by tunnel ID (kept in memory only, for the bundle).
-    pub tunnel_tokens: Mutex<HashMap<String, String>>,
+    /// Tunnel tokens read, by tunnel ID, with when the tunnel was last found (kept in memory
+    /// only, for the bundle).
+    pub tunnel_tokens: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Context {

@@ -128,7 +128,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
 
     let (cloud, canary) = build_accounts(&args, &metrics).await?;
     let cache = cloud.cache.clone();
-    let (tenants, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref()).await;
+    let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
     let settings = context::Settings {
         region: args.aws_region.clone(),
@@ -199,7 +199,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     tokio::join!(
         reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
-        reconcile::tenant::run(ctx, ws_for_tenants, workspaces, shutdown.clone()),
+        reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),
     );
     tracing::info!("shutting down");
     Ok(())
@@ -244,7 +244,6 @@ fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
         backup_prefix: args.tenant_backup_s3_prefix.clone(),
         cp_base_url: args.cp_base_url.clone(),
         operator_namespace: args.operator_namespace.clone(),
-        selector: args.tenant_selector.clone(),
         workspace_domain: args.workspace_domain.clone(),
     }
 }
@@ -326,6 +325,7 @@ async fn build_canary(
     let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), vpc.clone()));
     let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
     let cache = Arc::new(cloud::cache::FleetCache::new(
+        "canary",
         identity.filter(),
         instances.clone(),
         network.clone(),
@@ -378,6 +378,7 @@ async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<
     let secrets: Arc<dyn cloud::secrets::Secrets> = Arc::new(cloud::aws::secrets::SecretsManager(aws.clone()));
     let commands: Arc<dyn cloud::commands::Commands> = Arc::new(cloud::aws::ssm::Ssm(aws.clone()));
     let cache = Arc::new(cloud::cache::FleetCache::new(
+        "main",
         identity.filter(),
         instances.clone(),
         network.clone(),
@@ -409,13 +410,19 @@ fn watch_workspaces(
     Ok((store, subs))
 }
 
-/// The one Tenant watch: its store serves admission, its events (Tenant names) wake the Tenant's
-/// Workspaces. Returns once the store holds the first full list.
-async fn watch_tenants(
-    client: Client,
-    selector: Option<&str>,
-) -> (kube::runtime::reflector::Store<Tenant>, tokio::sync::broadcast::Receiver<String>) {
-    let (tenants, tenant_writer) = kube::runtime::reflector::store::<Tenant>();
+/// The one Tenant watch: its store serves admission and the Tenant controller (which gets every
+/// event), and the names of Tenants whose Workspace-facing parts changed wake their Workspaces.
+/// The Tenant store, the Tenant controller's event stream, and the names of changed Tenants.
+type TenantWatch = (
+    kube::runtime::reflector::Store<Tenant>,
+    kube::runtime::reflector::ReflectHandle<Tenant>,
+    tokio::sync::broadcast::Receiver<String>,
+);
+
+fn watch_tenants(client: Client, selector: Option<&str>) -> Result<TenantWatch, Error> {
+    let (tenants, tenant_writer) = kube::runtime::reflector::store_shared::<Tenant>(TENANT_CHANGE_BUFFER);
+    let for_controller =
+        tenant_writer.subscribe().ok_or_else(|| Error::Config("the Tenant watch is not shared".into()))?;
     let (tenant_tx, tenant_rx) = tokio::sync::broadcast::channel::<String>(TENANT_CHANGE_BUFFER);
     let mut wc = kube::runtime::watcher::Config::default();
     if let Some(sel) = selector {
@@ -426,7 +433,7 @@ async fn watch_tenants(
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), wc)
         .default_backoff()
-        .reflect(tenant_writer)
+        .reflect_shared(tenant_writer)
         .touched_objects()
         .filter(move |t| {
             let keep = t.as_ref().map_or(true, |t| {
@@ -444,8 +451,7 @@ async fn watch_tenants(
             futures::future::ready(())
         });
     tokio::spawn(tenant_watch);
-    let _ = tenants.wait_until_ready().await;
-    (tenants, tenant_rx)
+    Ok((tenants, for_controller, tenant_rx))
 }
 
 async fn shutdown_signal() {

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         },
         Command::Run(args) => {
             molecule_operator::telemetry::init(&args.log_format);
-            match molecule_operator::run(*args).await {
+            match Box::pin(molecule_operator::run(*args)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "operator stopped");

@@ -39,6 +39,13 @@ pub struct KindReason {
     pub reason: &'static str,
 }
 
+/// The AWS account a fleet cache lists (main or canary).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountLabel {
+    /// main or canary.
+    pub account: &'static str,
+}
+
 /// Every metric of the operator, registered once.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -56,10 +63,10 @@ pub struct Metrics {
     pub relaunches: Family<KindReason, Counter>,
     /// Admission refusals by reason.
     pub not_admitted: Family<KindReason, Counter>,
-    /// Full refreshes of the fleet cache.
-    pub cache_refreshes: Counter,
-    /// Instances in the fleet cache.
-    pub cached_instances: Gauge,
+    /// Full refreshes of the fleet caches, by account.
+    pub cache_refreshes: Family<AccountLabel, Counter>,
+    /// Instances in the fleet caches, by account.
+    pub cached_instances: Family<AccountLabel, Gauge>,
     /// 1 while this replica leads (always 1 without leader election).
     pub leader: Gauge,
     /// Tenant erasures completed (receipt written, finalizer removed).
@@ -84,9 +91,9 @@ impl Metrics {
         r.register("instance_relaunches", "Instances relaunched after loss", relaunches.clone());
         let not_admitted = Family::<KindReason, Counter>::default();
         r.register("not_admitted", "Admission refusals by reason", not_admitted.clone());
-        let cache_refreshes = Counter::default();
+        let cache_refreshes = Family::<AccountLabel, Counter>::default();
         r.register("fleet_cache_refreshes", "Full refreshes of the fleet cache", cache_refreshes.clone());
-        let cached_instances = Gauge::default();
+        let cached_instances = Family::<AccountLabel, Gauge>::default();
         r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
         let leader = Gauge::default();
         r.register("leader", "1 while this replica leads and reconciles", leader.clone());

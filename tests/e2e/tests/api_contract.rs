@@ -1,6 +1,6 @@
 //! The v1alpha1 contract against the real API server: CRDs install, every valid sample is
 //! accepted, every invalid sample is rejected naming its field, `kubectl explain` and the printer
-//! columns are useful, and spec.tenant is immutable.
+//! columns are useful, and spec.tenant and spec.canary are immutable.
 
 // Integration tests fail by panicking; helpers here are test code too.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
@@ -177,6 +177,26 @@ fn spec_tenant_is_immutable() {
     let ws2 = ws("acme").replace("runtime: codex", "runtime: codex, state: Stopped");
     kubectl_ok(&env, &["apply", "-f", "-"], Some(&ws2));
     kubectl_ok(&env, &["delete", "namespace", &ns, "--wait=false"], None);
+}
+
+#[test]
+fn spec_canary_is_immutable() {
+    let env = env();
+    install(&env);
+    // No operator reconciles this Tenant (no scenario label): only the API server is exercised.
+    let name = unique("immut-tn");
+    let tn = |canary: bool, tier: u8| {
+        format!(
+            "apiVersion: moleculesai.app/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\nspec: {{canary: {canary}, tier: {tier}}}\n"
+        )
+    };
+    kubectl_ok(&env, &["apply", "-f", "-"], Some(&tn(false, 2)));
+    let out = env.kubectl(&["apply", "-f", "-"], Some(&tn(true, 2))).expect("kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "changing spec.canary was accepted");
+    assert!(stderr.contains("spec.canary") && stderr.contains("immutable"), "{stderr}");
+    kubectl_ok(&env, &["apply", "-f", "-"], Some(&tn(false, 3)));
+    kubectl_ok(&env, &["delete", "tenant", &name, "--wait=false"], None);
 }
 
 fn tokio_block<F: std::future::Future>(f: F) -> F::Output {

@@ -158,11 +158,20 @@ pub struct TenantBoot<'a> {
     pub image: &'a str,
 }
 
+/// Refuses an image reference that could break out of shell quoting (the CRD's pattern already
+/// refuses it at apply time; this guards the SSM command and user-data too).
+pub fn check_image(image: &str) -> Result<(), RenderError> {
+    match image.chars().find(|c| !(c.is_ascii_alphanumeric() || "._/:@+-".contains(*c))) {
+        Some(found) => Err(RenderError::Unsafe { field: "spec.image".into(), found }),
+        None => Ok(()),
+    }
+}
+
 /// Renders a tenant VM's user-data.
 pub fn tenant(b: &TenantBoot<'_>) -> Result<String, RenderError> {
     check("status.hostname", b.hostname, &['\''])?;
     check("status.secretArn", b.bundle_arn, &['\''])?;
-    check("spec.image", b.image, &['\'', '"', '$', '`', '\\', ' '])?;
+    check_image(b.image)?;
     let out = fill(
         TENANT,
         &[

@@ -99,6 +99,7 @@ impl Cached for Volume {
 
 /// See the module docs.
 pub struct FleetCache {
+    account: &'static str,
     filter: BTreeMap<String, String>,
     instances: Arc<dyn Instances>,
     network: Arc<dyn Network>,
@@ -154,8 +155,9 @@ fn fingerprint(s: &Snapshot, uid: &str) -> u64 {
 }
 
 impl FleetCache {
-    /// A cache of everything carrying `filter` (our managed-by and env tags).
+    /// A cache of everything carrying `filter` (our managed-by and env tags) in `account`.
     pub fn new(
+        account: &'static str,
         filter: BTreeMap<String, String>,
         instances: Arc<dyn Instances>,
         network: Arc<dyn Network>,
@@ -163,6 +165,7 @@ impl FleetCache {
         metrics: Metrics,
     ) -> Self {
         Self {
+            account,
             filter,
             instances,
             network,
@@ -186,8 +189,9 @@ impl FleetCache {
         let instances = self.instances.list(&self.filter).await?;
         let groups = self.network.list(&self.filter).await?;
         let volumes = self.volumes.list(&self.filter).await?;
-        self.metrics.cache_refreshes.inc();
-        self.metrics.cached_instances.set(i64::try_from(instances.len()).unwrap_or(i64::MAX));
+        let label = crate::metrics::AccountLabel { account: self.account };
+        self.metrics.cache_refreshes.get_or_create(&label).inc();
+        self.metrics.cached_instances.get_or_create(&label).set(i64::try_from(instances.len()).unwrap_or(i64::MAX));
 
         let mut owners = HashMap::new();
         let tag_sets = instances

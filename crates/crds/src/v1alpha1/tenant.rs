@@ -65,8 +65,10 @@ pub struct TenantSpec {
     pub state: PowerState,
 
     /// Launch the tenant in the canary account and region configured on the operator, with the
-    /// canary image. Default false.
+    /// canary image. Default false. Immutable: a Tenant cannot move between accounts (delete and
+    /// recreate it, which erases it).
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.canary is immutable: a Tenant cannot move between accounts; delete and recreate it"))]
     pub canary: bool,
 
     /// EC2 instance type of the tenant VM (default: the operator's EC2_INSTANCE_TYPE, t3.small).
@@ -74,10 +76,11 @@ pub struct TenantSpec {
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"))]
     pub instance_type: Option<String>,
 
-    /// Tenant platform container image (default: the operator's tenant image, or its canary image
-    /// when `canary`). Changing it redeploys the platform in place, with no reboot.
+    /// Tenant platform container image reference, `registry/repository:tag` or `@sha256:...`
+    /// (default: the operator's tenant image, or its canary image when `canary`). Changing it
+    /// redeploys the platform in place, with no reboot. Letters, digits and `._/:@+-` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 512), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$"))]
     pub image: Option<String>,
 
     /// Quota overrides. Each field set here replaces the default of the tier.

@@ -77,8 +77,14 @@ pub async fn ensure(
     Ok(arn)
 }
 
-/// Force-deletes every bundle of the owner (no recovery window); returns the ARNs still there.
-pub async fn erase(ctx: &Context, acct: &Account, owner: &Owner, known: Option<&str>) -> Result<Vec<String>, Error> {
+/// Force-deletes every bundle of the owner (no recovery window); returns (every ARN asked to go,
+/// those still there).
+pub async fn erase(
+    ctx: &Context,
+    acct: &Account,
+    owner: &Owner,
+    known: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), Error> {
     let mut filter = ctx.identity.filter();
     filter.insert(OWNER_UID.into(), owner.uid.clone());
     let mut arns: Vec<String> = acct.secrets.list(&filter).await?.into_iter().map(|s| s.arn).collect();
@@ -88,14 +94,14 @@ pub async fn erase(ctx: &Context, acct: &Account, owner: &Owner, known: Option<&
         arns.push(k.to_owned());
     }
     let mut left = Vec::new();
-    for arn in arns {
-        acct.secrets.delete(&arn).await?;
-        if acct.secrets.exists(&arn).await? {
-            left.push(arn);
+    for arn in &arns {
+        acct.secrets.delete(arn).await?;
+        if acct.secrets.exists(arn).await? {
+            left.push(arn.clone());
         }
     }
     if let Ok(mut m) = ctx.bundles.lock() {
         m.remove(&owner.uid);
     }
-    Ok(left)
+    Ok((arns, left))
 }

@@ -298,10 +298,10 @@ impl Erasure<'_> {
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
-        if let Some(k) = &known {
-            self.receipt.requested("Secret", k, Some(place(a)), &self.now);
+        let (asked, left) = super::bundle::erase(self.ctx, a, self.owner, known.as_deref()).await?;
+        for arn in &asked {
+            self.receipt.requested("Secret", arn, Some(place(a)), &self.now);
         }
-        let left = super::bundle::erase(self.ctx, a, self.owner, known.as_deref()).await?;
         if let Some(arn) = left.first() {
             return Err(wait(format!("secret {arn} to be deleted")));
         }

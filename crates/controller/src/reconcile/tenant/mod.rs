@@ -18,7 +18,6 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::v1alpha1::{ErasureStatus, PowerState, Tenant, TenantPhase, TenantStatus, Workspace};
 use serde_json::json;
@@ -34,8 +33,14 @@ use crate::reconcile::{Error, kube_err, publish};
 pub const FINALIZER: &str = "moleculesai.app/tenant-erasure";
 /// Requeue of a converged Tenant (reads come from caches; Cloudflare is asked once).
 const STEADY_REQUEUE: Duration = Duration::from_mins(5);
-/// Requeue while provisioning.
+/// Requeue while the VM launches (its state is seen in the fleet cache, at no AWS cost).
 const PROVISIONING_REQUEUE: Duration = Duration::from_secs(3);
+/// Requeue while a setting or a foreign record keeps the Tenant from Ready.
+const BLOCKED_REQUEUE: Duration = Duration::from_mins(1);
+/// How long a tunnel found and configured stays trusted without asking Cloudflare again (its
+/// deletion outside the operator is noticed within this time; a Workspace change does not cost a
+/// Cloudflare call).
+const TUNNEL_RECHECK: Duration = Duration::from_mins(5);
 
 /// The reconciler's shared state.
 pub struct Reconciler {
@@ -88,20 +93,18 @@ pub fn account_for<'a>(ctx: &'a Context, t: &Tenant) -> Result<&'a Arc<Account>,
     ctx.canary.as_ref().map_err(|why| ("CanaryNotConfigured", format!("spec.canary: {why}")))
 }
 
-/// Runs the Tenant controller until shutdown. `workspace_events` is the operator's one
+/// Runs the Tenant controller until shutdown, on the operator's one Tenant watch
+/// (`tenant_events`, its store in the Context). `workspace_events` is the operator's one
 /// Workspace watch (shared with the Workspace controller): a Workspace change updates its
 /// Tenant's usage.
 pub async fn run(
     ctx: Arc<Context>,
+    tenant_events: impl futures::Stream<Item = Arc<Tenant>> + Send + 'static,
     workspace_events: impl futures::Stream<Item = Arc<Workspace>> + Send + 'static,
     workspaces: Store<Workspace>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let mut wc = watcher::Config::default();
-    if let Some(sel) = &ctx.tenant.selector {
-        wc = wc.labels(sel);
-    }
-    let controller = Controller::new(Api::<Tenant>::all(ctx.client.clone()), wc);
+    let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
     let mut changes = vec![ctx.main.cache.subscribe()];
     if let Ok(c) = &ctx.canary {
         changes.push(c.cache.subscribe());
@@ -301,9 +304,7 @@ async fn converge(t: &Tenant, r: &Reconciler) -> Result<Action, Error> {
     part!("DnsReady", cname_step(ctx, t, &old, &mut st, &host, tunnel_id.as_deref(), &now).await);
     let vm_stopped = current.as_ref().is_none_or(|c| c.state == crate::cloud::InstanceState::Stopped);
     status::conclude(&mut st, want_running, vm_stopped, generation, &now);
-    if st.phase != Some(TenantPhase::Ready) && st.phase != Some(TenantPhase::Stopped) {
-        requeue = requeue.min(PROVISIONING_REQUEUE);
-    }
+    requeue = requeue.min(next_look(&st, want_running));
     finish(ctx, t, &old, &st).await?;
     Ok(Action::requeue(requeue))
 }
@@ -324,18 +325,22 @@ async fn tunnel_step(
         return Ok(None);
     };
     let known = old.tunnel_id.clone().filter(|_| molecule_crds::conditions::is_true(&old.conditions, "TunnelReady"));
+    let memo = |id: &str| ctx.tunnel_tokens.lock().ok().and_then(|m| m.get(id).cloned());
+    if let Some(id) = &known
+        && let Some((token, checked)) = memo(id)
+        && checked.elapsed() < TUNNEL_RECHECK
+    {
+        return Ok(Some((id.clone(), token)));
+    }
     let name = cloudflare::tunnel_name(&ctx.identity, &t.name_any());
     let (id, created) = cloudflare::ensure_tunnel(cf.as_ref(), &name, host, known.as_deref()).await?;
-    let cached = ctx.tunnel_tokens.lock().ok().and_then(|m| m.get(&id).cloned());
-    let token = if let Some(tok) = cached {
-        tok
-    } else {
-        let tok = cf.token(&id).await?;
-        if let Ok(mut m) = ctx.tunnel_tokens.lock() {
-            m.insert(id.clone(), tok.clone());
-        }
-        tok
+    let token = match memo(&id) {
+        Some((tok, _)) => tok,
+        None => cf.token(&id).await?,
     };
+    if let Ok(mut m) = ctx.tunnel_tokens.lock() {
+        m.insert(id.clone(), (token.clone(), std::time::Instant::now()));
+    }
     if created {
         let note = format!("Cloudflare tunnel {name} ({id}) created for {host}");
         publish(ctx, &t.object_ref(&()), false, "TunnelCreated", note).await;
@@ -379,6 +384,16 @@ async fn cname_step(
         cloudflare::Cname::NotOurs(m) => status::set(st, "DnsReady", false, "RecordNotOurs", m, generation, now),
     }
     Ok(())
+}
+
+/// When to look again: soon while the VM launches or boots, once a minute while something else
+/// keeps it from Ready (a setting, a record that is not ours), else the steady requeue.
+fn next_look(st: &TenantStatus, want_running: bool) -> Duration {
+    let inst = molecule_crds::conditions::get(&st.conditions, "InstanceReady");
+    if want_running && inst.is_some_and(|c| ["Launching", "Pending"].contains(&c.reason.as_str())) {
+        return PROVISIONING_REQUEUE;
+    }
+    if matches!(st.phase, Some(TenantPhase::Ready | TenantPhase::Stopped)) { STEADY_REQUEUE } else { BLOCKED_REQUEUE }
 }
 
 /// A Tenant that cannot be provisioned as configured: nothing is created; the condition says why.
@@ -426,17 +441,14 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
     }
     st.phase = Some(TenantPhase::Erasing);
     let before = rc.clone();
-    let mut accounts: Vec<&Account> = Vec::new();
-    let own = account_for(ctx, t).ok().map(AsRef::as_ref);
-    accounts.extend(own);
-    if !accounts.iter().any(|a| a.name == "main") {
-        accounts.push(ctx.main.as_ref());
-    }
-    if let Ok(c) = &ctx.canary
-        && !accounts.iter().any(|a| a.name == "canary")
-    {
-        accounts.push(c.as_ref());
-    }
+    let accounts = match erasure_accounts(ctx, t) {
+        Ok(a) => a,
+        Err(e) => {
+            erasure_blocked(&mut st, t, ctx, &rc.started_at, &receipt_name, "Workspaces", &e, now_ts);
+            finish(ctx, t, &old, &st).await?;
+            return Err(e);
+        }
+    };
     let host = hostname(&slug, &ctx.tenant.base_domain);
     let mut erasure =
         erase::Erasure { ctx, tenant: t, owner: &owner, hostname: &host, accounts, receipt: &mut rc, now: now.clone() };
@@ -448,7 +460,6 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
         receipt::save(ctx, &receipt_name, &rc).await?;
         ctx.failpoints.hit("tenant.erase.after-progress").await;
     }
-    let generation = t.metadata.generation;
     match outcome {
         Ok(()) => {
             let n = rc.resources.len();
@@ -468,34 +479,62 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
             Ok(Action::await_change())
         }
         Err((step, e)) => {
-            let started =
-                t.metadata.deletion_timestamp.as_ref().map_or_else(|| rc.started_at.clone(), |d| d.0.to_string());
-            st.erasure = Some(ErasureStatus {
-                started_at: started.clone(),
-                step: step.to_owned(),
-                blocked_by: Some(e.to_string()),
-                receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace),
-            });
-            status::set(&mut st, "Erasing", true, step, e.to_string(), generation, &now);
-            let overdue = started.parse::<Timestamp>().is_ok_and(|s| {
-                now_ts.duration_since(s).as_secs()
-                    > i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX)
-            });
-            if overdue {
-                status::set(
-                    &mut st,
-                    "Ready",
-                    false,
-                    "ErasureBlocked",
-                    format!("erasure step {step} is blocked past the deadline: {e}"),
-                    generation,
-                    &now,
-                );
-            } else {
-                status::set(&mut st, "Ready", false, "Erasing", format!("erasure step {step}"), generation, &now);
-            }
+            erasure_blocked(&mut st, t, ctx, &rc.started_at, &receipt_name, step, &e, now_ts);
             finish(ctx, t, &old, &st).await?;
             Err(e)
         }
+    }
+}
+
+/// The accounts an erasure looks in: the Tenant's own first, then every other one reachable.
+/// A Tenant whose own account is unreachable waits: erasing the rest and calling it complete
+/// would leave its resources behind unseen.
+fn erasure_accounts<'a>(ctx: &'a Context, t: &Tenant) -> Result<Vec<&'a Account>, Error> {
+    let own = account_for(ctx, t).map_err(|(_, why)| Error::Waiting {
+        what: format!("the canary account to erase the Tenant: {why}"),
+        retry: Duration::from_mins(1),
+    })?;
+    let mut accounts: Vec<&Account> = vec![own.as_ref()];
+    if own.name != "main" {
+        accounts.push(ctx.main.as_ref());
+    }
+    if let Ok(c) = &ctx.canary
+        && own.name != "canary"
+    {
+        accounts.push(c.as_ref());
+    }
+    Ok(accounts)
+}
+
+/// Status of an erasure that waits: the step, what blocks it, and past the deadline a Ready
+/// condition that names it.
+#[allow(clippy::too_many_arguments)]
+fn erasure_blocked(
+    st: &mut TenantStatus,
+    t: &Tenant,
+    ctx: &Context,
+    receipt_started: &str,
+    receipt_name: &str,
+    step: &str,
+    e: &Error,
+    now: Timestamp,
+) {
+    let generation = t.metadata.generation;
+    let now_s = now.to_string();
+    let started =
+        t.metadata.deletion_timestamp.as_ref().map_or_else(|| receipt_started.to_owned(), |d| d.0.to_string());
+    st.erasure = Some(ErasureStatus {
+        started_at: started.clone(),
+        step: step.to_owned(),
+        blocked_by: Some(e.to_string()),
+        receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace),
+    });
+    status::set(st, "Erasing", true, step, e.to_string(), generation, &now_s);
+    let deadline = i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX);
+    if started.parse::<Timestamp>().is_ok_and(|s| now.duration_since(s).as_secs() > deadline) {
+        let msg = format!("erasure step {step} is blocked past the deadline: {e}");
+        status::set(st, "Ready", false, "ErasureBlocked", msg, generation, &now_s);
+    } else {
+        status::set(st, "Ready", false, "Erasing", format!("erasure step {step}"), generation, &now_s);
     }
 }

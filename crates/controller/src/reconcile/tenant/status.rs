@@ -4,6 +4,7 @@ use molecule_crds::conditions;
 use molecule_crds::quota;
 use molecule_crds::v1alpha1::{Condition, ConditionStatus, TenantPhase, TenantStatus, TenantUsage, Workspace};
 
+use crate::cloud::tags::BOOT;
 use crate::cloud::{Instance, InstanceState};
 
 /// The condition types every Tenant reports besides Ready.
@@ -92,6 +93,10 @@ pub fn instance(
         st.private_ip.clone_from(&c.private_ip);
     }
     match current {
+        Some(c) if c.state == InstanceState::Running && c.tag(BOOT) == Some("failed") => {
+            let msg = format!("the bootstrap of tenant VM {} failed; see /var/log/molecule-bootstrap.log", c.id);
+            set(st, "InstanceReady", false, "BootFailed", msg, generation, now);
+        }
         Some(c) if c.state == InstanceState::Running => {
             set(st, "InstanceReady", true, "Running", format!("tenant VM {} runs", c.id), generation, now);
         }
@@ -134,7 +139,8 @@ pub fn transitions(old: &TenantStatus, new: &TenantStatus) -> Vec<(bool, String,
         let changed = a.is_none_or(|a| a.status != b.status || a.reason != b.reason);
         // Only what is worth a line in `kubectl describe`: failures of a part, and Ready.
         let bad = b.status != ConditionStatus::True;
-        let pending = ["Provisioning", "Launching", "Pending", "Booting"].contains(&b.reason.as_str());
+        let pending =
+            ["Provisioning", "Launching", "Pending", "Booting", "Stopped", "Erasing"].contains(&b.reason.as_str());
         if changed && ((bad && !pending) || (*t == "Ready" && !bad)) {
             out.push((bad, b.reason.clone(), format!("{t}: {}", b.message)));
         }

@@ -281,6 +281,7 @@ pub async fn redeploy(
     if already || vm.state != InstanceState::Running {
         return Ok(None);
     }
+    bootstrap::check_image(image)?;
     let cmd = format!("/opt/molecule/redeploy.sh '{image}'");
     let id = acct.commands.send(&vm.id, &format!("molecule redeploy {image}"), &[cmd]).await?;
     st.redeploy = Some(RedeployStatus {

@@ -132,6 +132,10 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     let ctx = r.ctx.clone();
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
+    // A Tenant missing from a store that has not been filled yet is not a missing Tenant.
+    if ctx.tenants.wait_until_ready().await.is_err() {
+        return Err(Error::Waiting { what: "the Tenant watch's first list".into(), retry: Duration::from_secs(1) });
+    }
     let res = finalizer(&api, FINALIZER, ws, |ev| async {
         match ev {
             Finalizer::Apply(ws) => converge(&ws, &r).await,
@@ -376,6 +380,14 @@ fn tenant_gate(ctx: &Context, tenant: &molecule_crds::v1alpha1::TenantStatus) ->
         return Some((
             "InstanceProfileMissing",
             "the operator has no EC2_WORKSPACE_IAM_PROFILE: a workspace could not read its tenant's bootstrap bundle"
+                .into(),
+        ));
+    }
+    if tenant.account.as_deref() == Some("canary") {
+        return Some((
+            "CanaryTenant",
+            "the Tenant lives in the canary account, whose bootstrap bundle a main-account workspace cannot read: \
+             Workspaces of canary Tenants are not launched"
                 .into(),
         ));
     }
