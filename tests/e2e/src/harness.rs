@@ -128,6 +128,51 @@ impl TestEnv {
         aws_sdk_route53::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
     }
 
+    /// Secrets Manager straight at moto (main account).
+    pub async fn secretsmanager_direct(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
+    }
+
+    /// The canary account, as the operator reaches it: STS AssumeRole on `CANARY_ROLE_ARN`, region
+    /// `CANARY_REGION`, straight at moto.
+    pub async fn canary_config(&self) -> Result<aws_config::SdkConfig, HarnessError> {
+        let moto = self.var("TESTENV_MOTO_URL");
+        let err = |message: String| HarnessError::Http { url: format!("{moto} sts:AssumeRole"), message };
+        let sts = aws_sdk_sts::Client::new(&self.aws_config(moto, 3).await);
+        let out = sts
+            .assume_role()
+            .role_arn(self.var("CANARY_ROLE_ARN"))
+            .role_session_name("molecule-e2e")
+            .send()
+            .await
+            .map_err(|e| err(format!("{e:?}")))?;
+        let c = out.credentials().ok_or_else(|| err("no credentials in the answer".into()))?;
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "testenv-canary",
+        );
+        Ok(aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(self.var("CANARY_REGION").to_owned()))
+            .endpoint_url(moto)
+            .credentials_provider(creds)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await)
+    }
+
+    /// EC2 of the canary account (region `CANARY_REGION`) straight at moto.
+    pub async fn ec2_canary_direct(&self) -> Result<aws_sdk_ec2::Client, HarnessError> {
+        Ok(aws_sdk_ec2::Client::new(&self.canary_config().await?))
+    }
+
+    /// Secrets Manager of the canary account (region `CANARY_REGION`) straight at moto.
+    pub async fn secretsmanager_canary_direct(&self) -> Result<aws_sdk_secretsmanager::Client, HarnessError> {
+        Ok(aws_sdk_secretsmanager::Client::new(&self.canary_config().await?))
+    }
+
     /// EC2 through the fault proxy, as the operator calls it, with `max_attempts` SDK attempts.
     pub async fn ec2_via_proxy(&self, max_attempts: u32) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.aws_config(self.var("AWS_ENDPOINT_URL"), max_attempts).await)

@@ -8,3 +8,4 @@ pub mod faults;
 pub mod harness;
 pub mod ids;
 pub mod scenario;
+pub mod tenant;

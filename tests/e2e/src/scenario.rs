@@ -2,21 +2,22 @@
 //! scenarios run in parallel without seeing each other's objects or cloud resources.
 //!
 //! The operator is started with `MOLECULE_OPERATOR_ID=e2e-<id>` (its tags, hence its fleet cache,
-//! are its own) and `WORKSPACE_SELECTOR=molecule-e2e=<id>` (it reconciles only this scenario's
-//! Workspaces).
+//! are its own), `WORKSPACE_SELECTOR=molecule-e2e=<id>` and `TENANT_SELECTOR=molecule-e2e=<id>` (it
+//! reconciles only this scenario's Workspaces and Tenant, which carry that label).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
-use molecule_crds::v1alpha1::Workspace;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use molecule_crds::v1alpha1::{Tenant, Workspace};
 use serde_json::{Value, json};
 
 use crate::harness::{HarnessError, OperatorProcess, TestEnv, repo_root, unique, wait_for};
 
-/// Label that ties a Workspace to its scenario.
+/// Label that ties a Workspace or a Tenant to its scenario.
 pub const LABEL: &str = "molecule-e2e";
 
 /// See the module docs.
@@ -37,6 +38,8 @@ pub struct Scenario {
     pub operator: Option<OperatorProcess>,
     /// Kubernetes client (admin).
     pub kube: kube::Client,
+    /// The test plants real orphans: the end-of-scenario check of zero false positives is off.
+    pub orphans_expected: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -52,33 +55,66 @@ fn free_port() -> u16 {
 impl Scenario {
     /// A namespace and a Tenant of `tier` listing it, with extra Tenant spec fields.
     pub async fn new(prefix: &str, tier: u8, tenant_extra: Value) -> Result<Self, HarnessError> {
+        Self::with_tenant(prefix, |id| {
+            let mut spec = json!({ "tier": tier, "namespaces": [id] });
+            if let (Some(s), Some(extra)) = (spec.as_object_mut(), tenant_extra.as_object()) {
+                s.extend(extra.clone());
+            }
+            json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "metadata": { "name": id }, "spec": spec })
+        })
+        .await
+    }
+
+    /// A scenario whose Tenant is `tenant(id)`, a whole Tenant manifest (name, spec, labels) chosen
+    /// by the test; `metadata.name` defaults to the id. The scenario label is added to it, every
+    /// namespace of `spec.namespaces` (default: the Tenant's name) is created, and the first one
+    /// is the scenario's namespace.
+    pub async fn with_tenant(prefix: &str, tenant: impl FnOnce(&str) -> Value) -> Result<Self, HarnessError> {
         let env = TestEnv::load()?;
         let id = unique(prefix);
         let kube = env.kube().await?;
-        let mut spec = json!({ "tier": tier, "namespaces": [id.clone()] });
-        if let (Some(s), Some(extra)) = (spec.as_object_mut(), tenant_extra.as_object()) {
-            s.extend(extra.clone());
+        let mut t = tenant(&id);
+        t["apiVersion"] = json!("moleculesai.app/v1alpha1");
+        t["kind"] = json!("Tenant");
+        if t["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+            t["metadata"]["name"] = json!(id);
         }
-        let manifest = json!({
-            "apiVersion": "v1", "kind": "List", "items": [
-                { "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": id } },
-                { "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "metadata": { "name": id }, "spec": spec },
-            ]
-        });
+        t["metadata"]["labels"][LABEL] = json!(id);
+        let name = t["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let mut namespaces: Vec<String> = t["spec"]["namespaces"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if namespaces.is_empty() {
+            namespaces.push(name.clone());
+        }
+        let mut items: Vec<Value> = namespaces
+            .iter()
+            .map(|n| json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": n } }))
+            .collect();
+        items.push(t);
+        let manifest = json!({ "apiVersion": "v1", "kind": "List", "items": items });
         let out = env.kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()))?;
         if !out.status.success() {
             return Err(HarnessError::Kube(String::from_utf8_lossy(&out.stderr).into_owned()));
         }
         Ok(Self {
             operator_id: format!("e2e-{id}"),
-            ns: id.clone(),
-            tenant: id.clone(),
+            ns: namespaces[0].clone(),
+            tenant: name,
             id,
             env,
             metrics_addr: String::new(),
             operator: None,
             kube,
+            orphans_expected: false,
         })
+    }
+
+    /// Declares that this scenario plants real orphans (out-of-band resources with its marks), so
+    /// its orphan findings are not false positives.
+    pub fn expect_orphans(&mut self) {
+        self.orphans_expected = true;
     }
 
     /// Starts (or restarts) the operator with the scenario's identity and `extra` settings.
@@ -88,6 +124,10 @@ impl Scenario {
         let mut vars: Vec<(&str, &str)> = vec![
             ("MOLECULE_OPERATOR_ID", &self.operator_id),
             ("WORKSPACE_SELECTOR", &selector),
+            ("TENANT_SELECTOR", &selector),
+            // Every scenario's operator scans for orphans all along; the end of the scenario
+            // asserts that no live resource was ever reported (see `Drop`).
+            ("ORPHAN_SCAN_INTERVAL_SECONDS", "2"),
             ("METRICS_ADDR", &self.metrics_addr),
             ("CLOUD_REFRESH_SECONDS", "1"),
             ("DEPROVISION_DEADLINE_SECONDS", "60"),
@@ -298,12 +338,302 @@ impl Scenario {
 
     /// Events about the Workspace `name`: (type, reason, note).
     pub async fn events(&self, name: &str) -> Vec<(String, String, String)> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.kube.clone(), &self.ns);
+        self.events_in(&self.ns, name).await
+    }
+
+    /// Events about the object `name` in namespace `ns`: (type, reason, note).
+    pub async fn events_in(&self, ns: &str, name: &str) -> Vec<(String, String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.kube.clone(), ns);
         let list = api.list(&kube::api::ListParams::default()).await.map(|l| l.items).unwrap_or_default();
         list.into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
             .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
             .collect()
+    }
+
+    // ----- Tenant -----
+
+    /// The Tenants API (cluster-scoped).
+    pub fn tenants(&self) -> Api<Tenant> {
+        Api::all(self.kube.clone())
+    }
+
+    /// The scenario's Tenant, if it exists.
+    pub async fn get_tenant(&self) -> Option<Tenant> {
+        self.tenants().get_opt(&self.tenant).await.ok().flatten()
+    }
+
+    /// The scenario's Tenant as the API server holds it, every field included (also those the
+    /// typed struct does not know).
+    pub async fn tenant_json(&self) -> Option<Value> {
+        let ar = ApiResource::erase::<Tenant>(&());
+        let api: Api<DynamicObject> = Api::all_with(self.kube.clone(), &ar);
+        let obj = api.get_opt(&self.tenant).await.ok().flatten()?;
+        serde_json::to_value(obj).ok()
+    }
+
+    /// Waits until `check` holds for the Tenant; returns it.
+    pub async fn wait_tenant(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Tenant) -> bool,
+    ) -> Result<Tenant, HarnessError> {
+        wait_for(&format!("tenant {}: {what}", self.tenant), timeout, || async {
+            self.get_tenant().await.filter(|t| check(t))
+        })
+        .await
+    }
+
+    /// Waits for the Tenant's Ready condition.
+    pub async fn wait_tenant_ready(&self, timeout: Duration) -> Result<Tenant, HarnessError> {
+        self.wait_tenant("Ready", timeout, |t| tenant_condition(t, "Ready").is_some_and(|c| c.0 == "True")).await
+    }
+
+    /// Waits until the Tenant object is gone.
+    pub async fn wait_tenant_gone(&self, timeout: Duration) -> Result<(), HarnessError> {
+        wait_for(&format!("tenant {} to be gone", self.tenant), timeout, || async {
+            matches!(self.tenants().get_opt(&self.tenant).await, Ok(None)).then_some(())
+        })
+        .await
+    }
+
+    /// Deletes the Tenant (does not wait).
+    pub async fn delete_tenant(&self) -> Result<(), HarnessError> {
+        self.tenants()
+            .delete(&self.tenant, &kube::api::DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| HarnessError::Kube(e.to_string()))
+    }
+
+    /// The tenant hostname, `<slug>.<TENANT_BASE_DOMAIN>`.
+    pub fn tenant_hostname(&self) -> String {
+        format!("{}.{}", self.tenant, self.env.var("TENANT_BASE_DOMAIN"))
+    }
+
+    /// The tenant's Cloudflare tunnel name, `<operator id>.<env>.<slug>`.
+    pub fn tunnel_name(&self) -> String {
+        format!("{}.{}.{}", self.operator_id, self.env.var("MOLECULE_ENV"), self.tenant)
+    }
+
+    /// Events about the Tenant, from every namespace (the Recorder puts the Events of a
+    /// cluster-scoped object in `default`): (type, reason, note).
+    pub async fn tenant_events(&self) -> Vec<(String, String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.kube.clone());
+        let list = api.list(&kube::api::ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        list.into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Tenant") && r.name.as_deref() == Some(self.tenant.as_str())
+                })
+            })
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Every Event in the cluster (core/v1 and events.k8s.io/v1, all namespaces), as JSON text.
+    pub async fn all_events_text(&self) -> String {
+        let core: Api<k8s_openapi::api::core::v1::Event> = Api::all(self.kube.clone());
+        let new: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.kube.clone());
+        let mut out = String::new();
+        if let Ok(l) = core.list(&kube::api::ListParams::default()).await {
+            out.push_str(&serde_json::to_string(&l.items).unwrap_or_default());
+        }
+        if let Ok(l) = new.list(&kube::api::ListParams::default()).await {
+            out.push_str(&serde_json::to_string(&l.items).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The name of the tenant's credentials Secret, `tenant-<slug>-credentials`.
+    pub fn credentials_name(&self) -> String {
+        format!("tenant-{}-credentials", self.tenant)
+    }
+
+    /// The tenant's credentials Secret in OPERATOR_NAMESPACE, if it exists.
+    pub async fn credentials_secret(&self) -> Option<Secret> {
+        let api: Api<Secret> = Api::namespaced(self.kube.clone(), self.env.var("OPERATOR_NAMESPACE"));
+        api.get_opt(&self.credentials_name()).await.ok().flatten()
+    }
+
+    /// The decoded data of the tenant's credentials Secret (empty when it does not exist).
+    pub async fn credentials(&self) -> BTreeMap<String, String> {
+        self.credentials_secret()
+            .await
+            .and_then(|s| s.data)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect()
+    }
+
+    /// The name of the erasure receipt ConfigMap: `erasure-<slug>-<first 8 characters of uid>`.
+    pub fn receipt_name(&self, tenant_uid: &str) -> String {
+        format!("erasure-{}-{}", self.tenant, tenant_uid.get(..8).unwrap_or(tenant_uid))
+    }
+
+    /// The erasure receipt ConfigMap in OPERATOR_NAMESPACE, if it exists.
+    pub async fn receipt_configmap(&self, tenant_uid: &str) -> Option<ConfigMap> {
+        let api: Api<ConfigMap> = Api::namespaced(self.kube.clone(), self.env.var("OPERATOR_NAMESPACE"));
+        api.get_opt(&self.receipt_name(tenant_uid)).await.ok().flatten()
+    }
+
+    /// The parsed `receipt.json` of the erasure receipt, if the ConfigMap exists and parses.
+    pub async fn receipt(&self, tenant_uid: &str) -> Option<Value> {
+        let cm = self.receipt_configmap(tenant_uid).await?;
+        let text = cm.data?.get("receipt.json")?.clone();
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Every instance (any state) tagged `moleculesai.app/tenant=<slug>` in one account.
+    pub async fn tenant_instances(&self, ec2: &aws_sdk_ec2::Client) -> Vec<aws_sdk_ec2::types::Instance> {
+        let f = Filter::builder().name("tag:moleculesai.app/tenant").values(&self.tenant).build();
+        let mut pages = ec2.describe_instances().filters(f).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(Ok(page)) = pages.next().await {
+            out.extend(page.reservations().iter().flat_map(|r| r.instances().to_vec()));
+        }
+        out
+    }
+
+    /// The user-data of an instance, decoded (empty when it has none).
+    pub async fn user_data(&self, ec2: &aws_sdk_ec2::Client, instance_id: &str) -> String {
+        let out = ec2
+            .describe_instance_attribute()
+            .instance_id(instance_id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await;
+        let b64 = out.ok().and_then(|o| o.user_data().and_then(|v| v.value()).map(str::to_owned)).unwrap_or_default();
+        aws_smithy_types::base64::decode(b64).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Secrets Manager secrets (ARN, tags) whose tags say they belong to the tenant (tenant slug or
+    /// the tenant's owner uid).
+    pub async fn tenant_secrets(
+        &self,
+        sm: &aws_sdk_secretsmanager::Client,
+        tenant_uid: &str,
+    ) -> Vec<(String, BTreeMap<String, String>)> {
+        let mut pages = sm.list_secrets().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(Ok(page)) = pages.next().await {
+            for sec in page.secret_list() {
+                let tags: BTreeMap<String, String> =
+                    sec.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect();
+                let ours = tags.get("moleculesai.app/owner-uid").map(String::as_str) == Some(tenant_uid)
+                    || tags.get("moleculesai.app/tenant") == Some(&self.tenant);
+                if ours {
+                    out.push((sec.arn().unwrap_or_default().to_owned(), tags));
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything of the tenant still somewhere, in both accounts: live instances, security groups
+    /// and non-deleted volumes tagged with the tenant, Secrets Manager secrets of the tenant, the
+    /// Cloudflare CNAME/TXT at the hostname and a live tunnel of the tenant's name, Route 53 records
+    /// at `ws_hostnames`, and the credentials Secret.
+    pub async fn tenant_leftovers(&self, tenant_uid: &str, ws_hostnames: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let tag = Filter::builder().name("tag:moleculesai.app/tenant").values(&self.tenant).build();
+        let mut accounts = vec![("main", self.env.ec2_direct().await, self.env.secretsmanager_direct().await)];
+        if let (Ok(ec2), Ok(sm)) = (self.env.ec2_canary_direct().await, self.env.secretsmanager_canary_direct().await) {
+            accounts.push(("canary", ec2, sm));
+        } else {
+            out.push("canary account unreachable (cannot check it)".to_owned());
+        }
+        for (account, ec2, sm) in &accounts {
+            for i in self.tenant_instances(ec2).await {
+                if i.state().and_then(|s| s.name()).is_none_or(|n| n.as_str() != "terminated") {
+                    out.push(format!("{account}: instance {}", i.instance_id().unwrap_or_default()));
+                }
+            }
+            match ec2.describe_security_groups().filters(tag.clone()).send().await {
+                Ok(g) => out.extend(
+                    g.security_groups()
+                        .iter()
+                        .map(|g| format!("{account}: security group {}", g.group_id().unwrap_or_default())),
+                ),
+                Err(e) => out.push(format!("{account}: DescribeSecurityGroups failed: {e:?}")),
+            }
+            match ec2.describe_volumes().filters(tag.clone()).send().await {
+                Ok(v) => out.extend(
+                    v.volumes()
+                        .iter()
+                        .filter(|v| v.state().is_none_or(|s| s.as_str() != "deleted"))
+                        .map(|v| format!("{account}: volume {}", v.volume_id().unwrap_or_default())),
+                ),
+                Err(e) => out.push(format!("{account}: DescribeVolumes failed: {e:?}")),
+            }
+            for (arn, _) in self.tenant_secrets(sm, tenant_uid).await {
+                out.push(format!("{account}: secret {arn}"));
+            }
+        }
+        let host = self.tenant_hostname();
+        let owner = format!("_molecule-owner.{host}");
+        match self.env.cloudflare_state().await {
+            Ok(cf) => {
+                let (Some(records), Some(tunnels)) = (cf["records"].as_array(), cf["tunnels"].as_array()) else {
+                    out.push(format!("cloudflare state has no records or tunnels list: {cf}"));
+                    return out;
+                };
+                for r in records {
+                    let name = r["name"].as_str().unwrap_or_default();
+                    if name == host || name == owner {
+                        out.push(format!("cloudflare: {} record {name}", r["type"].as_str().unwrap_or_default()));
+                    }
+                }
+                for t in tunnels {
+                    if t["name"].as_str() == Some(self.tunnel_name().as_str()) && t["deleted_at"].is_null() {
+                        out.push(format!("cloudflare: tunnel {}", t["id"].as_str().unwrap_or_default()));
+                    }
+                }
+            }
+            Err(e) => out.push(format!("cloudflare state unreadable: {e}")),
+        }
+        for h in ws_hostnames {
+            out.extend(self.records(h).await.into_iter().map(|(t, _)| format!("route53: {t} record {h}")));
+        }
+        if self.credentials_secret().await.is_some() {
+            out.push(format!("kubernetes secret {}", self.credentials_name()));
+        }
+        out
+    }
+}
+
+/// How long the end-of-scenario check waits for one more orphan scan.
+const LAST_SCAN_WAIT: Duration = Duration::from_secs(20);
+
+impl Drop for Scenario {
+    /// Zero false positives: unless the test planted real orphans, one more orphan scan runs after
+    /// the scenario's last step, and no scan of this scenario's operator may have reported
+    /// anything. (Skipped when the test already failed, or its operator is not running.)
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.orphans_expected {
+            return;
+        }
+        let Some(op) = self.operator.as_mut() else { return };
+        if !op.is_running() {
+            return;
+        }
+        let scans = |log: &str| log.matches("orphan scan finished").count();
+        let before = scans(&op.log());
+        let until = std::time::Instant::now() + LAST_SCAN_WAIT;
+        while scans(&op.log()) <= before && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = op.log();
+        assert!(scans(&log) > before, "scenario {}: no orphan scan ran after the last step\n{log}", self.id);
+        let found: Vec<&str> = log.lines().filter(|l| l.contains("orphan found")).collect();
+        assert!(
+            found.is_empty(),
+            "scenario {}: the orphan scan reported live resources:\n{}",
+            self.id,
+            found.join("\n")
+        );
     }
 }
 
@@ -312,6 +642,34 @@ pub fn condition(w: &Workspace, t: &str) -> Option<(String, String, String)> {
     let c = w.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)?;
     let status = serde_json::to_value(c.status).ok()?.as_str()?.to_owned();
     Some((status, c.reason.clone(), c.message.clone()))
+}
+
+/// A Tenant condition's (status, reason, message).
+pub fn tenant_condition(t: &Tenant, ty: &str) -> Option<(String, String, String)> {
+    let c = t.status.as_ref()?.conditions.iter().find(|c| c.type_ == ty)?;
+    let status = serde_json::to_value(c.status).ok()?.as_str()?.to_owned();
+    Some((status, c.reason.clone(), c.message.clone()))
+}
+
+/// Reads a Tenant sample from config/samples and rebinds it to the name `id`: its namespaces
+/// become `id` (for the one named like the sample) and `id-<rest>` (for `<sample name>-<rest>`,
+/// or any other).
+pub fn tenant_sample(file: &str, id: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join("config/samples").join(file)).unwrap_or_default();
+    let mut v: Value = serde_yaml_ng::from_str(&text).unwrap_or(Value::Null);
+    let old = v["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    v["metadata"]["name"] = json!(id);
+    if let Some(list) = v["spec"]["namespaces"].as_array_mut() {
+        for n in list.iter_mut() {
+            let cur = n.as_str().unwrap_or_default().to_owned();
+            *n = json!(if cur == old {
+                id.to_owned()
+            } else {
+                format!("{id}-{}", cur.strip_prefix(&format!("{old}-")).unwrap_or(&cur))
+            });
+        }
+    }
+    v
 }
 
 /// The uid of a Workspace.

@@ -138,15 +138,26 @@ async fn check_network_and_boot(
     let name = w.metadata.name.clone().unwrap();
     let st = w.status.clone().unwrap();
     let ec2 = s.env.ec2_direct().await;
-    // Security group: ingress only from the EIC endpoint group on 22; never 0.0.0.0/0 inbound.
+    // Security group: ingress only from the EIC endpoint group on 22 and from the Tenant's group on
+    // the agent port 8000 (docs/api.md, Network); never 0.0.0.0/0 inbound.
     let sg_id = st.security_group_id.clone().expect("securityGroupId");
     let sg = ec2.describe_security_groups().group_ids(&sg_id).send().await.unwrap();
     let g = &sg.security_groups()[0];
+    let tenant_sg = s.get_tenant().await.and_then(|t| t.status?.security_group_id).expect("the Tenant's group");
     for p in g.ip_permissions() {
         assert!(p.ip_ranges().is_empty() && p.ipv6_ranges().is_empty(), "{name}: CIDR ingress {p:?}");
-        assert_eq!((p.from_port(), p.to_port()), (Some(22), Some(22)), "{name}: only SSH from the EIC group");
-        assert_eq!(p.user_id_group_pairs()[0].group_id(), Some(s.env.var("EIC_ENDPOINT_SG_ID")));
+        let from = p.user_id_group_pairs()[0].group_id();
+        match (p.from_port(), p.to_port()) {
+            (Some(22), Some(22)) => assert_eq!(from, Some(s.env.var("EIC_ENDPOINT_SG_ID")), "{name}: SSH source"),
+            (Some(8000), Some(8000)) => assert_eq!(from, Some(tenant_sg.as_str()), "{name}: agent port source"),
+            ports => panic!("{name}: unexpected ingress on {ports:?}: {p:?}"),
+        }
     }
+    assert!(
+        g.ip_permissions().iter().any(|p| p.from_port() == Some(8000)
+            && p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(tenant_sg.as_str()))),
+        "{name}: the Tenant's group reaches the agent port"
+    );
     assert!(
         g.tags().iter().any(|t| t.key() == Some("moleculesai.app/owner-uid") && t.value() == Some(uid(w).as_str()))
     );

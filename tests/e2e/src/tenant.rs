@@ -1,0 +1,188 @@
+//! Tenant checks shared by the Tenant and erasure scenarios: the secret values a Tenant produces
+//! and where they must never show up, and what a completed erasure must leave (nothing) and
+//! write (the receipt). They return findings instead of panicking, so that a test can print all of
+//! them at once.
+
+use std::collections::BTreeSet;
+
+use molecule_crds::v1alpha1::Tenant;
+use serde_json::Value;
+
+use crate::scenario::Scenario;
+
+/// What a Tenant owned before its erasure: what its receipt must list and what must be gone.
+#[derive(Clone, Debug, Default)]
+pub struct TenantInventory {
+    /// The Tenant's metadata.uid.
+    pub tenant_uid: String,
+    /// Instance IDs: Workspace instances, the tenant VM, instances launched out of band.
+    pub instances: BTreeSet<String>,
+    /// Security group IDs (Workspaces' and the tenant's).
+    pub security_groups: BTreeSet<String>,
+    /// Volume IDs (data volumes).
+    pub volumes: BTreeSet<String>,
+    /// ARN of the bootstrap bundle.
+    pub secret_arn: String,
+    /// Cloudflare tunnel ID.
+    pub tunnel_id: String,
+    /// Route 53 names of the Workspaces.
+    pub ws_hostnames: Vec<String>,
+}
+
+impl TenantInventory {
+    /// The inventory of a provisioned Tenant (its VM, group, bundle and tunnel from its status).
+    pub fn of(t: &Tenant) -> Self {
+        let st = t.status.clone().unwrap_or_default();
+        let mut inv = Self {
+            tenant_uid: t.metadata.uid.clone().unwrap_or_default(),
+            secret_arn: st.secret_arn.unwrap_or_default(),
+            tunnel_id: st.tunnel_id.unwrap_or_default(),
+            ..Self::default()
+        };
+        inv.instances.extend(st.instance_id);
+        inv.security_groups.extend(st.security_group_id);
+        inv
+    }
+
+    /// Adds what a Ready Workspace has (instance, group, data volume, hostname).
+    pub fn add_workspace(&mut self, w: &molecule_crds::v1alpha1::Workspace) {
+        let st = w.status.clone().unwrap_or_default();
+        self.instances.extend(st.instance_id);
+        self.security_groups.extend(st.security_group_id);
+        self.volumes.extend(st.data_volume_id);
+        self.ws_hostnames.extend(st.hostname);
+    }
+}
+
+impl Scenario {
+    /// The secret values of the Tenant, labelled: the three generated credentials (from the
+    /// credentials Secret), every secret field of the bootstrap bundle (read back from Secrets
+    /// Manager) and the tunnel token (from the Cloudflare fake). Errors name what could not be
+    /// read or is malformed.
+    pub async fn tenant_secret_values(&self, t: &Tenant) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let creds = self.credentials().await;
+        for key in ["admin-token", "provision-shared-secret", "display-signing-secret"] {
+            let v = creds.get(key).ok_or_else(|| format!("credentials Secret has no {key}: {:?}", creds.keys()))?;
+            out.push((format!("credentials {key}"), v.clone()));
+        }
+        let st = t.status.clone().unwrap_or_default();
+        let arn = st.secret_arn.ok_or("status.secretArn is not set")?;
+        let sm = if st.account.as_deref() == Some("canary") {
+            self.env.secretsmanager_canary_direct().await.map_err(|e| e.to_string())?
+        } else {
+            self.env.secretsmanager_direct().await
+        };
+        let got = sm.get_secret_value().secret_id(&arn).send().await.map_err(|e| format!("GetSecretValue: {e:?}"))?;
+        let bundle: Value = serde_json::from_str(got.secret_string().unwrap_or_default())
+            .map_err(|e| format!("bundle is not JSON: {e}"))?;
+        for key in ["adminToken", "provisionSharedSecret", "displaySigningSecret", "tunnelToken", "ghcrPullToken"] {
+            if let Some(v) = bundle[key].as_str().filter(|v| v.len() >= 16) {
+                out.push((format!("bundle {key}"), v.to_owned()));
+            }
+        }
+        let tunnel = st.tunnel_id.ok_or("status.tunnelId is not set")?;
+        let account = self.env.var("CLOUDFLARE_ACCOUNT_ID");
+        let (code, body) = self
+            .env
+            .cloudflare("GET", &format!("/accounts/{account}/cfd_tunnel/{tunnel}/token"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = body["result"].as_str().filter(|_| code == 200).ok_or(format!("tunnel token: {code} {body}"))?;
+        out.push(("cloudflare tunnel token".to_owned(), token.to_owned()));
+        Ok(out)
+    }
+
+    /// Where any of `values` shows up: the Tenant object (status included), every Event of the
+    /// cluster, the operator log and the user-data of every instance tagged with the tenant (both
+    /// accounts). Empty when nothing leaked.
+    pub async fn secret_leaks(&self, values: &[(String, String)]) -> Vec<String> {
+        let mut places: Vec<(String, String)> = vec![
+            ("the Tenant object".to_owned(), self.tenant_json().await.map(|v| v.to_string()).unwrap_or_default()),
+            ("the cluster's Events".to_owned(), self.all_events_text().await),
+            ("the operator log".to_owned(), self.log()),
+        ];
+        let mut clients = vec![self.env.ec2_direct().await];
+        if let Ok(c) = self.env.ec2_canary_direct().await {
+            clients.push(c);
+        }
+        for ec2 in &clients {
+            for i in self.tenant_instances(ec2).await {
+                let id = i.instance_id().unwrap_or_default().to_owned();
+                places.push((format!("user-data of {id}"), self.user_data(ec2, &id).await));
+            }
+        }
+        let mut out = Vec::new();
+        for (label, value) in values {
+            for (place, text) in &places {
+                if text.contains(value.as_str()) {
+                    out.push(format!("{label} appears in {place}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// What is wrong after the erasure of a Tenant that owned `inv`: anything left in AWS (both
+    /// accounts), Cloudflare, Route 53 or Kubernetes, and whatever the receipt lacks (the
+    /// ConfigMap, its labels and keys, completedAt, an entry with confirmedGoneAt for every
+    /// resource of `inv`). Empty when the erasure is complete.
+    pub async fn erasure_problems(&self, inv: &TenantInventory) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tenant_leftovers(&inv.tenant_uid, &inv.ws_hostnames)
+            .await
+            .into_iter()
+            .map(|l| format!("left: {l}"))
+            .collect();
+        let Some(cm) = self.receipt_configmap(&inv.tenant_uid).await else {
+            out.push(format!("no receipt ConfigMap {}", self.receipt_name(&inv.tenant_uid)));
+            return out;
+        };
+        let labels = cm.metadata.labels.clone().unwrap_or_default();
+        if labels.get("moleculesai.app/erasure-receipt").map(String::as_str) != Some("true") {
+            out.push(format!("receipt label moleculesai.app/erasure-receipt missing: {labels:?}"));
+        }
+        if labels.get("moleculesai.app/tenant") != Some(&self.tenant) {
+            out.push(format!("receipt label moleculesai.app/tenant missing: {labels:?}"));
+        }
+        let data = cm.data.clone().unwrap_or_default();
+        for key in ["tenant", "tenantUid", "startedAt", "completedAt", "receipt.json"] {
+            if data.get(key).is_none_or(String::is_empty) {
+                out.push(format!("receipt ConfigMap has no data key {key}"));
+            }
+        }
+        let Some(r) = data.get("receipt.json").and_then(|t| serde_json::from_str::<Value>(t).ok()) else {
+            out.push("receipt.json does not parse".to_owned());
+            return out;
+        };
+        if r["tenant"].as_str() != Some(self.tenant.as_str()) {
+            out.push(format!("receipt tenant is {}", r["tenant"]));
+        }
+        if r["tenantUid"].as_str() != Some(inv.tenant_uid.as_str()) {
+            out.push(format!("receipt tenantUid is {}", r["tenantUid"]));
+        }
+        if r["startedAt"].as_str().is_none_or(str::is_empty) || r["completedAt"].as_str().is_none_or(str::is_empty) {
+            out.push(format!("receipt startedAt/completedAt: {} / {}", r["startedAt"], r["completedAt"]));
+        }
+        let resources = r["resources"].as_array().cloned().unwrap_or_default();
+        for e in &resources {
+            if e["confirmedGoneAt"].as_str().is_none_or(str::is_empty) {
+                out.push(format!("receipt entry without confirmedGoneAt: {e}"));
+            }
+        }
+        let want = inv
+            .instances
+            .iter()
+            .map(|i| ("Instance", i.as_str()))
+            .chain(inv.security_groups.iter().map(|g| ("SecurityGroup", g.as_str())))
+            .chain(inv.volumes.iter().map(|v| ("Volume", v.as_str())))
+            .chain([("Secret", inv.secret_arn.as_str()), ("Tunnel", inv.tunnel_id.as_str())]);
+        for (kind, id) in want {
+            let found = resources.iter().any(|e| e["kind"].as_str() == Some(kind) && e["id"].as_str() == Some(id));
+            if !found {
+                out.push(format!("receipt lacks {kind} {id}"));
+            }
+        }
+        out
+    }
+}
