@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// Seconds an orphan must be old before `reap` deletes it.
     #[arg(long, env = "ORPHAN_GRACE_SECONDS", default_value_t = 3600)]
     pub orphan_grace_seconds: u64,
+    /// Seconds a second live instance of a live owner must be old before the orphan scan reports
+    /// it (a launch whose instance ID has not reached status yet is not a duplicate).
+    #[arg(long, env = "ORPHAN_DUPLICATE_AGE_SECONDS", default_value_t = 300)]
+    pub orphan_duplicate_age_seconds: u64,
     /// Seconds a delete may wait for AWS before a condition names the blocking resource.
     #[arg(long, env = "DEPROVISION_DEADLINE_SECONDS", default_value_t = 600)]
     pub deprovision_deadline_seconds: u64,

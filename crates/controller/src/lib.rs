@@ -10,6 +10,7 @@ pub mod failpoints;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod orphans;
 pub mod reconcile;
 pub mod telemetry;
 
@@ -126,7 +127,14 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     }
     metrics.leader.set(1);
 
-    let (cloud, canary) = build_accounts(&args, &metrics).await?;
+    // The first listings wait out AWS errors; a SIGTERM meanwhile still stops the process.
+    let (cloud, canary) = tokio::select! {
+        built = build_accounts(&args, &metrics) => built?,
+        () = shutdown.clone() => {
+            tracing::info!("shutting down before the first fleet listing");
+            return Ok(());
+        }
+    };
     let cache = cloud.cache.clone();
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
@@ -197,6 +205,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     );
     let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
+    tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args)));
     tokio::join!(
         reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
         reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),

@@ -46,6 +46,13 @@ pub struct AccountLabel {
     pub account: &'static str,
 }
 
+/// An orphan kind (Instance, SecurityGroup, Volume, Secret, DnsRecord, Tunnel).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrphanLabel {
+    /// Kind.
+    pub kind: &'static str,
+}
+
 /// Every metric of the operator, registered once.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -71,6 +78,12 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Tenant erasures completed (receipt written, finalizer removed).
     pub erasures: Counter,
+    /// Orphans found by the last scan, by kind (all tenants, and those of no live tenant).
+    pub orphans: Family<OrphanLabel, Gauge>,
+    /// Orphans deleted under `ORPHAN_POLICY=reap`, by kind.
+    pub orphans_reaped: Family<OrphanLabel, Counter>,
+    /// Orphan scans completed.
+    pub orphan_scans: Counter,
 }
 
 impl Metrics {
@@ -99,9 +112,18 @@ impl Metrics {
         r.register("leader", "1 while this replica leads and reconciles", leader.clone());
         let erasures = Counter::default();
         r.register("tenant_erasures", "Tenant erasures completed with a receipt", erasures.clone());
+        let orphans = Family::<OrphanLabel, Gauge>::default();
+        r.register("orphans", "Orphans found by the last scan, by kind", orphans.clone());
+        let orphans_reaped = Family::<OrphanLabel, Counter>::default();
+        r.register("orphans_reaped", "Orphans deleted under ORPHAN_POLICY=reap, by kind", orphans_reaped.clone());
+        let orphan_scans = Counter::default();
+        r.register("orphan_scans", "Orphan scans completed", orphan_scans.clone());
         Self {
             leader,
             erasures,
+            orphans,
+            orphans_reaped,
+            orphan_scans,
             registry: Arc::new(r),
             aws_calls,
             reconciles,

@@ -130,12 +130,12 @@ fn owner_of(tags: &BTreeMap<String, String>) -> Option<OwnerRef> {
     Some(OwnerRef { kind, namespace, name })
 }
 
+/// Items by owner uid; items without one (ours by managed-by and env, owner unknown) under "",
+/// where only the orphan scan looks.
 fn group_by<T: Cached>(items: &[T]) -> HashMap<String, Vec<T>> {
     let mut m: HashMap<String, Vec<T>> = HashMap::new();
     for i in items {
-        if let Some(uid) = uid_of(i.tags()) {
-            m.entry(uid.clone()).or_default().push(i.clone());
-        }
+        m.entry(uid_of(i.tags()).cloned().unwrap_or_default()).or_default().push(i.clone());
     }
     m
 }
@@ -279,6 +279,16 @@ impl FleetCache {
     /// Volumes of an owner.
     pub fn volumes_of(&self, uid: &str) -> Vec<Volume> {
         self.snap.read().ok().and_then(|s| s.volumes.get(uid).cloned()).unwrap_or_default()
+    }
+
+    /// Everything in the cache: (instances, groups, volumes).
+    pub fn all(&self) -> (Vec<Instance>, Vec<SecurityGroup>, Vec<Volume>) {
+        let Ok(s) = self.snap.read() else { return (vec![], vec![], vec![]) };
+        (
+            s.instances.values().flatten().cloned().collect(),
+            s.groups.values().flatten().cloned().collect(),
+            s.volumes.values().flatten().cloned().collect(),
+        )
     }
 
     /// Everything tagged with tenant `slug`, whoever owns it: (instances, groups, volumes).

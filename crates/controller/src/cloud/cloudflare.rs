@@ -14,6 +14,11 @@ use super::{CfRecord, CloudError, CloudResult, ErrorKind, Tunnel, Tunnels};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// Page size of the listings (Cloudflare allows up to 1,000 tunnels and 5,000 records per page;
+/// 100 is accepted by both).
+const PER_PAGE: usize = 100;
+/// Pages read by one listing at most (a bound on one orphan scan's Cloudflare calls).
+const MAX_PAGES: usize = 200;
 /// Cloudflare error code of a missing object (tunnel or record).
 const NOT_FOUND_CODES: &[i64] = &[1003, 81044, 7003];
 
@@ -192,5 +197,37 @@ impl Tunnels for Cloudflare {
     async fn delete_record(&self, id: &str) -> CloudResult<()> {
         let path = format!("/zones/{}/dns_records/{id}", self.zone);
         gone_is_ok(self.call("DELETE", &path, None, "delete record", id).await)
+    }
+
+    async fn list_all(&self) -> CloudResult<Vec<Tunnel>> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path =
+                format!("/accounts/{}/cfd_tunnel?is_deleted=false&per_page={PER_PAGE}&page={page}", self.account);
+            let v = self.call("GET", &path, None, "list tunnels of", &self.account).await?;
+            let items: Vec<Tunnel> = v.as_array().into_iter().flatten().filter_map(tunnel).collect();
+            let last = items.len() < PER_PAGE;
+            out.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn all_records(&self, record_type: &str) -> CloudResult<Vec<CfRecord>> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path =
+                format!("/zones/{}/dns_records?type={}&per_page={PER_PAGE}&page={page}", self.zone, q(record_type));
+            let v = self.call("GET", &path, None, "list records of", &self.zone).await?;
+            let items: Vec<CfRecord> = v.as_array().into_iter().flatten().filter_map(record).collect();
+            let last = items.len() < PER_PAGE;
+            out.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(out)
     }
 }

@@ -399,4 +399,8 @@ pub trait Tunnels: Send + Sync {
     async fn create_record(&self, record_type: &str, name: &str, content: &str) -> CloudResult<CfRecord>;
     /// Deletes a record; a missing one is success.
     async fn delete_record(&self, id: &str) -> CloudResult<()>;
+    /// Every live tunnel of the account (all pages; the orphan scan).
+    async fn list_all(&self) -> CloudResult<Vec<Tunnel>>;
+    /// Every record of `record_type` in the zone (all pages; the orphan scan).
+    async fn all_records(&self, record_type: &str) -> CloudResult<Vec<CfRecord>>;
 }

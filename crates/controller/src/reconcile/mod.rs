@@ -82,6 +82,20 @@ impl Error {
     }
 }
 
+/// Waits until a watch store holds its first full list.
+///
+/// `Store::wait_until_ready` wakes only the most recent of several tasks waiting at once (its
+/// one-shot channel keeps one waker), so a task that waits beside another may never wake. Waiting
+/// in short slices re-registers each time; once any waiter has seen the store ready, every later
+/// call returns at once.
+pub async fn store_ready<K: kube::runtime::reflector::Lookup + Clone + 'static>(
+    store: &kube::runtime::reflector::Store<K>,
+) where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await.is_err() {}
+}
+
 /// Wraps a Kubernetes error with what we tried.
 pub fn kube_err(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
@@ -89,12 +103,26 @@ pub fn kube_err(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
 
 /// Publishes an Event; a failure to publish is logged, never fails the reconcile.
 pub async fn publish(ctx: &Context, regarding: &ObjectReference, warning: bool, reason: &str, note: String) {
+    publish_about(ctx, regarding, None, warning, reason, note).await;
+}
+
+/// Publishes an Event about `regarding` that names a `related` object (a cloud resource). The
+/// Recorder folds Events with the same reason, regarding and related object into one series, so
+/// Events about different resources stay separate only when each names its own.
+pub async fn publish_about(
+    ctx: &Context,
+    regarding: &ObjectReference,
+    related: Option<ObjectReference>,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_: if warning { EventType::Warning } else { EventType::Normal },
         reason: reason.to_owned(),
         note: Some(note.chars().take(1024).collect()),
         action: "Reconcile".into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&ev, regarding).await {
         tracing::warn!(error = %e, reason, "failed to publish event");

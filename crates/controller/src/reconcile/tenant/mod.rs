@@ -166,9 +166,17 @@ fn error_policy(t: Arc<Tenant>, e: &Error, r: Arc<Reconciler>) -> Action {
 }
 
 /// Writes the whole status with server-side apply (the one field manager of status).
+///
+/// The orphan fields are left out: the orphan scan owns them (its own field manager).
 pub async fn apply_status(ctx: &Context, t: &Tenant, st: &TenantStatus) -> Result<(), Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let patch = json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "status": st });
+    let mut status = serde_json::to_value(st).unwrap_or_default();
+    if let Some(m) = status.as_object_mut() {
+        for k in ["orphans", "orphanCount", "lastOrphanScanTime"] {
+            m.remove(k);
+        }
+    }
+    let patch = json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "status": status });
     api.patch_status(&t.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(kube_err("write the Tenant status"))?;

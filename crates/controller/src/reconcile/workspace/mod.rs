@@ -133,9 +133,7 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
     // A Tenant missing from a store that has not been filled yet is not a missing Tenant.
-    if ctx.tenants.wait_until_ready().await.is_err() {
-        return Err(Error::Waiting { what: "the Tenant watch's first list".into(), retry: Duration::from_secs(1) });
-    }
+    crate::reconcile::store_ready(&ctx.tenants).await;
     let res = finalizer(&api, FINALIZER, ws, |ev| async {
         match ev {
             Finalizer::Apply(ws) => converge(&ws, &r).await,
