@@ -193,16 +193,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         tunnel_tokens: std::sync::Mutex::default(),
     });
     tokio::spawn(cache.run(settings.refresh_interval));
-    tracing::info!(
-        operator_id = %args.operator_id,
-        env = %args.env,
-        region = %args.aws_region,
-        canary = ctx.canary.is_ok(),
-        cloudflare = ctx.tunnels.is_some(),
-        instance_types = ctx.catalog.iter().count(),
-        images = ctx.images.iter().count(),
-        "molecule-operator started"
-    );
+    log_start(&args, &ctx);
     let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args)));
@@ -241,6 +232,19 @@ async fn lead(client: &Client, args: &cli::RunArgs, shutdown: impl Future<Output
         () = leader::acquire(client.clone(), &args.operator_namespace, &lease, me) => true,
         () = shutdown => false,
     }
+}
+
+fn log_start(args: &cli::RunArgs, ctx: &context::Context) {
+    tracing::info!(
+        operator_id = %args.operator_id,
+        env = %args.env,
+        region = %args.aws_region,
+        canary = ctx.canary.is_ok(),
+        cloudflare = ctx.tunnels.is_some(),
+        instance_types = ctx.catalog.iter().count(),
+        images = ctx.images.iter().count(),
+        "molecule-operator started"
+    );
 }
 
 fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
