@@ -165,7 +165,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         commands: cloud.commands,
         cache: cache.clone(),
     });
-    let tunnels = build_tunnels(&args)?;
+    let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {
         client: client.clone(),
@@ -362,7 +362,7 @@ async fn build_canary(
 }
 
 /// The Cloudflare client, when its settings are complete (else Tenants say so in TunnelReady).
-fn build_tunnels(args: &cli::RunArgs) -> Result<Option<Arc<dyn cloud::Tunnels>>, Error> {
+fn build_tunnels(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Option<Arc<dyn cloud::Tunnels>>, Error> {
     let (Some(token), Some(account), Some(zone)) =
         (&args.cloudflare_api_token, &args.cloudflare_account_id, &args.cloudflare_zone_id)
     else {
@@ -370,7 +370,8 @@ fn build_tunnels(args: &cli::RunArgs) -> Result<Option<Arc<dyn cloud::Tunnels>>,
         return Ok(None);
     };
     let cf = cloud::cloudflare::Cloudflare::new(&args.cloudflare_api_url, token, account, zone)
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_metrics(metrics.clone());
     Ok(Some(Arc::new(cf)))
 }
 

@@ -46,6 +46,15 @@ pub struct AccountLabel {
     pub account: &'static str,
 }
 
+/// One Cloudflare API call: what it was for and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CfCall {
+    /// What was attempted ("list tunnels of", "create record", ...): a fixed set.
+    pub operation: &'static str,
+    /// ok, throttled, not_found, client_error, server_error or transport_error.
+    pub outcome: &'static str,
+}
+
 /// An orphan kind (Instance, SecurityGroup, Volume, Secret, DnsRecord, Tunnel).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrphanLabel {
@@ -84,6 +93,8 @@ pub struct Metrics {
     pub orphans_reaped: Family<OrphanLabel, Counter>,
     /// Orphan scans completed.
     pub orphan_scans: Counter,
+    /// Cloudflare API calls by operation and outcome.
+    pub cloudflare_calls: Family<CfCall, Counter>,
 }
 
 impl Metrics {
@@ -118,9 +129,12 @@ impl Metrics {
         r.register("orphans_reaped", "Orphans deleted under ORPHAN_POLICY=reap, by kind", orphans_reaped.clone());
         let orphan_scans = Counter::default();
         r.register("orphan_scans", "Orphan scans completed", orphan_scans.clone());
+        let cloudflare_calls = Family::<CfCall, Counter>::default();
+        r.register("cloudflare_calls", "Cloudflare API calls by operation and outcome", cloudflare_calls.clone());
         Self {
             leader,
             erasures,
+            cloudflare_calls,
             orphans,
             orphans_reaped,
             orphan_scans,

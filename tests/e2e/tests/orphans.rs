@@ -25,6 +25,7 @@ struct Planted {
     secret: String,
     tunnel: String,
     record: String,
+    volume: String,
     live_instance: String,
 }
 
@@ -98,6 +99,25 @@ async fn plant(s: &Scenario) -> Planted {
         .unwrap()
         .to_owned();
 
+    let subnet_az = ec2.describe_subnets().subnet_ids(s.env.var("EC2_SUBNET_ID")).send().await.unwrap().subnets()[0]
+        .availability_zone()
+        .unwrap()
+        .to_owned();
+    let volume = ec2
+        .create_volume()
+        .availability_zone(subnet_az)
+        .size(8)
+        .tag_specifications(spec(
+            &marks(s, &s.tenant, "Workspace", "00000000-dead-0000-0000-000000000004", &ghost),
+            ResourceType::Volume,
+        ))
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_owned();
+
     let gone = format!("gone-{}", s.id);
     let dead_tenant = "00000000-dead-0000-0000-000000000003";
     let sm = s.env.secretsmanager_direct().await;
@@ -133,7 +153,7 @@ async fn plant(s: &Scenario) -> Planted {
         let body = json!({"type": ty, "name": n, "content": content, "ttl": 1, "proxied": ty == "CNAME"});
         s.env.cloudflare("POST", &format!("/zones/{zone}/dns_records"), Some(body)).await.unwrap();
     }
-    Planted { stray, group, duplicate, secret, tunnel, record, live_instance }
+    Planted { stray, group, duplicate, secret, tunnel, record, volume, live_instance }
 }
 
 async fn instance_state(s: &Scenario, id: &str) -> String {
@@ -175,7 +195,7 @@ async fn every_kind_of_orphan_is_reported_and_nothing_is_deleted() {
     let p = plant(&s).await;
     // The tenant's own findings, in its status, within a scan interval or two.
     let t = s
-        .wait_tenant("three orphans in status", T, |t| t.status.as_ref().is_some_and(|x| x.orphan_count == Some(3)))
+        .wait_tenant("four orphans in status", T, |t| t.status.as_ref().is_some_and(|x| x.orphan_count == Some(4)))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let st = t.status.unwrap();
@@ -185,12 +205,14 @@ async fn every_kind_of_orphan_is_reported_and_nothing_is_deleted() {
     assert_eq!(stray.region, "us-east-1");
     let group = find(OrphanKind::SecurityGroup, &p.group).expect("left-behind group listed");
     assert!(group.reason.contains("no longer exists"), "{}", group.reason);
+    let vol = find(OrphanKind::Volume, &p.volume).expect("left-behind volume listed");
+    assert!(vol.reason.contains("no longer exists"), "{}", vol.reason);
     let dup = find(OrphanKind::Instance, &p.duplicate).expect("duplicate listed");
     assert!(dup.reason.contains("second instance") && dup.reason.contains(&p.live_instance), "{}", dup.reason);
     assert!(find(OrphanKind::Instance, &p.live_instance).is_none(), "the live instance is never an orphan");
     assert!(st.last_orphan_scan_time.is_some());
     let events = s.tenant_events().await;
-    for id in [&p.stray, &p.group, &p.duplicate] {
+    for id in [&p.stray, &p.group, &p.duplicate, &p.volume] {
         assert!(
             events.iter().any(|(ty, r, n)| ty == "Warning" && r == "OrphanFound" && n.contains(id.as_str())),
             "{id}: {events:?}"
@@ -206,7 +228,7 @@ async fn every_kind_of_orphan_is_reported_and_nothing_is_deleted() {
         let line = line.unwrap_or_else(|| panic!("no finding of {id}\n{log}"));
         assert!(line.contains(&format!("kind=\"{kind}\"")) && line.contains("no longer exists"), "{line}");
     }
-    for kind in ["Instance", "SecurityGroup", "Secret", "Tunnel", "DnsRecord"] {
+    for kind in ["Instance", "SecurityGroup", "Volume", "Secret", "Tunnel", "DnsRecord"] {
         let n = s.metric_sum("molecule_orphans", &[&format!("kind=\"{kind}\"")]).await;
         assert!(n >= 1.0, "molecule_orphans{{kind={kind}}} = {n}");
     }
@@ -229,7 +251,17 @@ async fn reap_removes_each_orphan_after_the_grace_period_and_nothing_live() {
     let mut s = Scenario::new("orphreap", 3, json!({})).await.unwrap();
     start(&mut s, &[("ORPHAN_POLICY", "reap"), ("ORPHAN_GRACE_SECONDS", "3")]);
     let p = plant(&s).await;
-    for id in [&p.stray, &p.duplicate, &p.group, &p.secret, &p.tunnel, &p.record] {
+    // A leftover ownership mark of a dead owner beside the live Tenant's own CNAME and mark (a
+    // slug reused after a failed erasure): the leftover goes, the live records stay.
+    let host = s.tenant_hostname();
+    let zone = s.env.var("CLOUDFLARE_ZONE_ID").to_owned();
+    let leftover = format!(
+        "heritage=molecule-operator,managed-by={},env=dev,owner-kind=Tenant,owner-uid=00000000-dead-0000-0000-000000000005",
+        s.operator_id
+    );
+    let body = json!({"type": "TXT", "name": format!("_molecule-owner.{host}"), "content": leftover, "ttl": 1});
+    s.env.cloudflare("POST", &format!("/zones/{zone}/dns_records"), Some(body)).await.unwrap();
+    for id in [&p.stray, &p.duplicate, &p.group, &p.volume, &p.secret, &p.tunnel, &p.record] {
         wait_for(&format!("{id} reaped"), T, || async {
             s.log().lines().any(|l| l.contains("orphan reaped") && l.contains(id.as_str())).then_some(())
         })
@@ -244,8 +276,19 @@ async fn reap_removes_each_orphan_after_the_grace_period_and_nothing_live() {
     assert!(!secret_exists(&s, &p.secret).await, "secret deleted");
     assert!(!tunnel_live(&s, &p.tunnel).await, "tunnel deleted");
     assert_eq!(records_at(&s, &p.record).await, 0, "CNAME deleted");
+    let vol = s.env.ec2_direct().await.describe_volumes().volume_ids(&p.volume).send().await;
+    assert!(
+        vol.map_or(true, |v| v.volumes().iter().all(|x| x.state().is_some_and(|st| st.as_str() != "available"))),
+        "volume deleted"
+    );
+    wait_for("the leftover mark reaped", T, || async {
+        (records_at(&s, &format!("_molecule-owner.{host}")).await == 1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert_eq!(records_at(&s, &host).await, 1, "the live Tenant's CNAME stays");
     let events = s.tenant_events().await;
-    for id in [&p.stray, &p.group, &p.duplicate] {
+    for id in [&p.stray, &p.group, &p.duplicate, &p.volume] {
         assert!(events.iter().any(|(_, r, n)| r == "OrphanReaped" && n.contains(id.as_str())), "{id}: {events:?}");
     }
     // The live Workspace's machine and the Tenant are untouched.

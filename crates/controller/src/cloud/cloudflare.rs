@@ -30,6 +30,7 @@ pub struct Cloudflare {
     account: String,
     zone: String,
     http: HttpClient<Https, Full<Bytes>>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Cloudflare {
@@ -58,7 +59,21 @@ impl Cloudflare {
             account: account.to_owned(),
             zone: zone.to_owned(),
             http: HttpClient::builder(TokioExecutor::new()).build(https),
+            metrics: None,
         })
+    }
+
+    /// Counts every call in `molecule_cloudflare_calls_total`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, operation: &'static str, outcome: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.cloudflare_calls.get_or_create(&crate::metrics::CfCall { operation, outcome }).inc();
+        }
     }
 
     /// Calls the API; returns `result` of a successful envelope.
@@ -78,12 +93,21 @@ impl Cloudflare {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
             .map_err(|e| err(ErrorKind::Rejected, action, target, "Request", &e.to_string()))?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| err(ErrorKind::Transient, action, target, "Transport", &e.to_string()))?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            self.count(action, "transport_error");
+            err(ErrorKind::Transient, action, target, "Transport", &e.to_string())
+        })?;
         let status = resp.status().as_u16();
+        self.count(
+            action,
+            match status {
+                200..=299 => "ok",
+                404 => "not_found",
+                429 => "throttled",
+                500.. => "server_error",
+                _ => "client_error",
+            },
+        );
         let bytes = resp
             .into_body()
             .collect()

@@ -31,6 +31,8 @@ pub struct Marked {
     pub alive: bool,
     /// For instances: launch time.
     pub launched_at: Option<Timestamp>,
+    /// For instances: the launch attempt tag.
+    pub attempt: Option<u32>,
 }
 
 /// A live owner.
@@ -42,6 +44,9 @@ pub struct LiveOwner {
     pub instance_id: Option<String>,
     /// A replacement is in progress (two instances are expected).
     pub replacing: bool,
+    /// The launch attempt its status records: an instance of an older attempt is a predecessor
+    /// (a replacement or a relaunch), not a duplicate.
+    pub attempt: Option<u32>,
 }
 
 /// Everything live, by uid, and the live Tenants' slugs.
@@ -69,6 +74,8 @@ pub struct Finding {
     pub tenant: Option<String>,
     /// Why, naming the owner it points at.
     pub reason: String,
+    /// The owner uid it carries (tells two marks at one DNS name apart).
+    pub owner_uid: Option<String>,
 }
 
 /// The findings among `marked`.
@@ -76,8 +83,25 @@ pub fn classify(marked: &[Marked], live: &Live, now: Timestamp) -> Vec<Finding> 
     marked.iter().filter(|m| m.alive).filter_map(|m| reason(m, live, now).map(|r| finding(m, r))).collect()
 }
 
+/// Whether a finding's owner is still missing from `live` (asked again right before a reap).
+pub fn still_orphan(f: &Finding, live: &Live) -> bool {
+    match f.kind {
+        OrphanKind::Tunnel => f.tenant.as_deref().is_none_or(|t| !live.tenants.contains(t)),
+        // A second instance of a live owner was judged with its owner live: keep that judgement.
+        _ if f.reason.starts_with("second instance") => true,
+        _ => f.owner_uid.as_deref().is_none_or(|u| !live.owners.contains_key(u)),
+    }
+}
+
 fn finding(m: &Marked, reason: String) -> Finding {
-    Finding { kind: m.kind, id: m.id.clone(), region: m.region.clone(), tenant: m.tenant.clone(), reason }
+    Finding {
+        kind: m.kind,
+        id: m.id.clone(),
+        region: m.region.clone(),
+        tenant: m.tenant.clone(),
+        reason,
+        owner_uid: m.owner_uid.clone(),
+    }
 }
 
 fn reason(m: &Marked, live: &Live, now: Timestamp) -> Option<String> {
@@ -99,6 +123,11 @@ fn reason(m: &Marked, live: &Live, now: Timestamp) -> Option<String> {
         return None;
     }
     let current = o.instance_id.as_deref()?;
+    if let (Some(mine), Some(theirs)) = (m.attempt, o.attempt)
+        && mine != theirs
+    {
+        return None;
+    }
     let old_enough = m.launched_at.is_some_and(|t| now.duration_since(t).as_secs() >= live.duplicate_age_secs);
     (current != m.id && old_enough)
         .then(|| format!("second instance of live {kind} {}; its status.instanceId is {current}", o.qualified))
@@ -123,6 +152,7 @@ mod tests {
             tenant: Some("acme".into()),
             alive: true,
             launched_at: now().checked_sub(jiff::SignedDuration::from_mins(minutes_old)).ok(),
+            attempt: Some(1),
         }
     }
 
@@ -130,7 +160,12 @@ mod tests {
         let mut l = Live::default();
         l.owners.insert(
             "u-ws".into(),
-            LiveOwner { qualified: "acme/agent".into(), instance_id: Some("i-1".into()), replacing: false },
+            LiveOwner {
+                qualified: "acme/agent".into(),
+                instance_id: Some("i-1".into()),
+                replacing: false,
+                attempt: Some(1),
+            },
         );
         l.tenants.insert("acme".into());
         l.duplicate_age_secs = 300;
@@ -160,6 +195,14 @@ mod tests {
             o.replacing = true;
         }
         assert!(classify(&[instance("i-2", Some("u-ws"), 60)], &l, now()).is_empty(), "a replacement");
+        // A predecessor of an older attempt is not a duplicate, whatever the phase says.
+        let mut older = instance("i-0", Some("u-ws"), 60);
+        older.attempt = Some(0);
+        let mut newer = live();
+        if let Some(o) = newer.owners.get_mut("u-ws") {
+            o.attempt = Some(1);
+        }
+        assert!(classify(&[older], &newer, now()).is_empty(), "a predecessor");
     }
 
     #[test]
@@ -183,6 +226,7 @@ mod tests {
             tenant: Some(slug.into()),
             alive: true,
             launched_at: None,
+            attempt: None,
         };
         assert!(classify(&[t("acme")], &live(), now()).is_empty());
         assert_eq!(classify(&[t("globex")], &live(), now()).len(), 1);

@@ -43,6 +43,7 @@ fn from_tags(kind: OrphanKind, id: &str, region: &str, tags: &BTreeMap<String, S
         tenant: tags.get(TENANT).cloned(),
         alive: true,
         launched_at: None,
+        attempt: None,
     }
 }
 
@@ -64,6 +65,7 @@ pub fn ec2(acct: &Account) -> Vec<Item> {
         let mut m = from_tags(OrphanKind::Instance, &i.id, &acct.region, &i.tags);
         m.alive = i.state.is_alive();
         m.launched_at = i.launch_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+        m.attempt = i.tag(crate::cloud::tags::LAUNCH_ATTEMPT).and_then(|a| a.parse().ok());
         out.push((m, Handle::Ec2(acct.name)));
     }
     for g in groups {
@@ -95,14 +97,15 @@ pub async fn route53(ctx: &Context) -> CloudResult<Vec<Item>> {
         let tenant = name.strip_suffix(&format!(".{domain}")).and_then(|h| h.rsplit('.').next()).map(str::to_owned);
         let m = Marked {
             kind: OrphanKind::DnsRecord,
-            id: name,
+            id: name.clone(),
             region: "global".into(),
             owner_kind: Some(kind),
             owner_uid: Some(uid),
-            owner: None,
+            owner: Some(name),
             tenant,
             alive: true,
             launched_at: None,
+            attempt: None,
         };
         out.push((m, Handle::Route53));
     }
@@ -115,7 +118,11 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
     let prefix = tunnel_name(&ctx.identity, "");
     let mut out = Vec::new();
     for t in cf.list_all().await? {
-        let Some(slug) = t.name.strip_prefix(&prefix) else { continue };
+        // A slug is a DNS label: a name with a dot after the prefix belongs to another operator
+        // id that starts like ours (`a` and `a.dev`).
+        let Some(slug) = t.name.strip_prefix(&prefix).filter(|s| !s.is_empty() && !s.contains('.')) else {
+            continue;
+        };
         let m = Marked {
             kind: OrphanKind::Tunnel,
             id: t.id.clone(),
@@ -126,6 +133,7 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
             tenant: Some(slug.to_owned()),
             alive: true,
             launched_at: None,
+            attempt: None,
         };
         out.push((m, Handle::Tunnel));
     }
@@ -145,6 +153,7 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
             tenant,
             alive: true,
             launched_at: None,
+            attempt: None,
         };
         out.push((m, Handle::CfRecords(vec![r.id.clone()])));
     }

@@ -93,7 +93,7 @@ pub async fn run(ctx: Arc<Context>, workspaces: Store<Workspace>, settings: Sett
 }
 
 /// The live owners: every Workspace and Tenant this operator sees, by uid.
-fn live(ctx: &Context, workspaces: &Store<Workspace>) -> Live {
+fn live_owners(ctx: &Context, workspaces: &Store<Workspace>) -> Live {
     let mut l = Live::default();
     for w in workspaces.state() {
         let st = w.status.clone().unwrap_or_default();
@@ -101,6 +101,7 @@ fn live(ctx: &Context, workspaces: &Store<Workspace>) -> Live {
             qualified: format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any()),
             instance_id: st.instance_id,
             replacing: st.phase == Some(WorkspacePhase::Replacing),
+            attempt: st.launch.as_ref().map(|l| l.attempt),
         };
         l.owners.insert(w.uid().unwrap_or_default(), o);
     }
@@ -109,6 +110,7 @@ fn live(ctx: &Context, workspaces: &Store<Workspace>) -> Live {
             qualified: t.name_any(),
             instance_id: t.status.as_ref().and_then(|s| s.instance_id.clone()),
             replacing: false,
+            attempt: t.status.as_ref().and_then(|s| s.launch.as_ref()).map(|l| l.attempt),
         };
         l.owners.insert(t.uid().unwrap_or_default(), o);
         l.tenants.insert(t.name_any());
@@ -142,14 +144,17 @@ async fn scan(
     settings: Settings,
 ) -> Result<usize, crate::cloud::CloudError> {
     let Settings { policy, grace, duplicate_age, .. } = settings;
-    let before = live(ctx, workspaces);
+    let before = live_owners(ctx, workspaces);
     let items = gather_all(ctx).await?;
-    let mut live = union(before, live(ctx, workspaces));
+    let mut live = union(before, live_owners(ctx, workspaces));
     live.duplicate_age_secs = i64::try_from(duplicate_age.as_secs()).unwrap_or(i64::MAX);
     let now = Timestamp::now();
     let marked: Vec<_> = items.iter().map(|(m, _)| m.clone()).collect();
     let findings = classify::classify(&marked, &live, now);
-    let handles: HashMap<(OrphanKind, String), Handle> = items.into_iter().map(|(m, h)| ((m.kind, m.id), h)).collect();
+    // Two marks can share a DNS name (a reused slug beside a leftover mark): the owner uid tells
+    // them apart.
+    let handles: HashMap<(OrphanKind, String, Option<String>), Handle> =
+        items.into_iter().map(|(m, h)| ((m.kind, m.id, m.owner_uid), h)).collect();
 
     if !memory.seeded {
         seed(ctx, memory);
@@ -174,8 +179,14 @@ async fn scan(
             })
             .collect();
         for f in due {
-            if let Some(h) = handles.get(&(f.kind, f.id.clone())) {
-                reap::reap(ctx, f, h).await;
+            // Re-checked just before the delete: an owner that appeared since the listing (a
+            // Tenant recreated with the same slug adopts its tunnel) keeps its resource.
+            let now_live = live_owners(ctx, workspaces);
+            if !classify::still_orphan(f, &now_live) {
+                continue;
+            }
+            if let Some(h) = handles.get(&(f.kind, f.id.clone(), f.owner_uid.clone())) {
+                reap::reap(ctx, f, h, &now_live).await;
             }
         }
     }
@@ -254,7 +265,8 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
                 reason: f.reason.clone(),
             })
             .collect();
-        mine.sort_by(|a, b| (&a.detected_at, a.kind, &a.id).cmp(&(&b.detected_at, b.kind, &b.id)));
+        let when = |o: &OrphanFinding| o.detected_at.parse::<Timestamp>().ok();
+        mine.sort_by(|a, b| (when(a), a.kind, &a.id).cmp(&(when(b), b.kind, &b.id)));
         let count = mine.len();
         mine.truncate(MAX_LISTED);
         let patch = json!({

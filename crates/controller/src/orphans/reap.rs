@@ -4,11 +4,12 @@
 use kube::{Resource, ResourceExt};
 use molecule_crds::v1alpha1::OrphanKind;
 
-use super::classify::Finding;
-use super::gather::Handle;
-use crate::cloud::{CloudResult, ErrorKind};
+use super::classify::{Finding, Live};
+use super::gather::{Handle, parse_mark};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, InstanceState, SecurityGroup, Volume};
 use crate::context::{Account, Context};
 use crate::reconcile::publish_about;
+use crate::reconcile::tenant::cloudflare::MARK_PREFIX;
 
 fn account<'a>(ctx: &'a Context, name: &str) -> Option<&'a Account> {
     if name == "main" {
@@ -18,46 +19,87 @@ fn account<'a>(ctx: &'a Context, name: &str) -> Option<&'a Account> {
     }
 }
 
-async fn delete(ctx: &Context, f: &Finding, h: &Handle) -> CloudResult<()> {
+fn unavailable(f: &Finding, what: &str) -> CloudError {
+    CloudError {
+        kind: ErrorKind::Rejected,
+        action: "reap orphan",
+        target: f.id.clone(),
+        code: "Unavailable".into(),
+        message: format!("{what} is not configured or not reachable"),
+    }
+}
+
+/// Whether the DNS ownership marks at a name all point at owners that are gone (a mark of a
+/// live owner beside a leftover one means the name is in use).
+fn marks_all_dead(ctx: &Context, txt: &[String], live: &Live) -> bool {
+    txt.iter().filter_map(|t| parse_mark(ctx, t)).all(|(_, uid)| !live.owners.contains_key(&uid))
+}
+
+async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudResult<bool> {
     match h {
         Handle::Ec2(a) | Handle::Secret(a) => {
-            let Some(acct) = account(ctx, a) else { return Ok(()) };
+            let acct = account(ctx, a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;
+            let uid = f.owner_uid.clone().unwrap_or_default();
             match f.kind {
-                OrphanKind::Instance => acct.instances.terminate(std::slice::from_ref(&f.id)).await,
-                OrphanKind::SecurityGroup => acct.network.delete(&f.id).await,
-                OrphanKind::Volume => acct.volumes.delete(&f.id).await,
-                OrphanKind::Secret => acct.secrets.delete(&f.id).await,
-                OrphanKind::DnsRecord | OrphanKind::Tunnel => Ok(()),
+                OrphanKind::Instance => {
+                    acct.instances.terminate(std::slice::from_ref(&f.id)).await?;
+                    acct.cache.set_instance_state(&uid, std::slice::from_ref(&f.id), InstanceState::ShuttingDown);
+                }
+                OrphanKind::SecurityGroup => {
+                    acct.network.delete(&f.id).await?;
+                    acct.cache.remove::<SecurityGroup>(&uid, &f.id);
+                }
+                OrphanKind::Volume => {
+                    acct.volumes.delete(&f.id).await?;
+                    acct.cache.remove::<Volume>(&uid, &f.id);
+                }
+                OrphanKind::Secret => acct.secrets.delete(&f.id).await?,
+                OrphanKind::DnsRecord | OrphanKind::Tunnel => return Err(unavailable(f, "this handle")),
             }
+            Ok(true)
         }
         Handle::Route53 => {
-            let Some(dns) = &ctx.dns else { return Ok(()) };
+            let dns = ctx.dns.as_ref().ok_or_else(|| unavailable(f, "WORKSPACE_HOSTED_ZONE_ID"))?;
             let current = dns.get(&f.id, "A").await?;
-            dns.delete(&f.id, "A", &current).await
+            if !marks_all_dead(ctx, &current.txt, live) {
+                return Ok(false);
+            }
+            dns.delete(&f.id, "A", &current).await?;
+            Ok(true)
         }
         Handle::CfRecords(ids) => {
-            let Some(cf) = &ctx.tunnels else { return Ok(()) };
-            // The CNAME first, then its ownership record: never an unowned CNAME left behind.
-            for r in cf.records("CNAME", &f.id).await? {
-                cf.delete_record(&r.id).await?;
+            let cf = ctx.tunnels.as_ref().ok_or_else(|| unavailable(f, "Cloudflare"))?;
+            // The CNAME goes only when no live owner's mark stays beside it; then the leftover
+            // mark. A CNAME is never left without its ownership record.
+            let marks = cf.records("TXT", &format!("{MARK_PREFIX}.{}", f.id)).await?;
+            let live_marks = marks
+                .iter()
+                .filter(|r| !ids.contains(&r.id))
+                .any(|r| parse_mark(ctx, &r.content).is_some_and(|(_, uid)| live.owners.contains_key(&uid)));
+            if !live_marks {
+                for r in cf.records("CNAME", &f.id).await? {
+                    cf.delete_record(&r.id).await?;
+                }
             }
             for id in ids {
                 cf.delete_record(id).await?;
             }
-            Ok(())
+            Ok(true)
         }
-        Handle::Tunnel => match &ctx.tunnels {
-            Some(cf) => cf.delete(&f.id).await,
-            None => Ok(()),
-        },
+        Handle::Tunnel => {
+            let cf = ctx.tunnels.as_ref().ok_or_else(|| unavailable(f, "Cloudflare"))?;
+            cf.delete(&f.id).await?;
+            Ok(true)
+        }
     }
 }
 
 /// Deletes one orphan; failures are logged and retried by the next scan.
-pub async fn reap(ctx: &Context, f: &Finding, h: &Handle) {
+pub async fn reap(ctx: &Context, f: &Finding, h: &Handle, live: &Live) {
     let kind = super::kind_str(f.kind);
-    match delete(ctx, f, h).await {
-        Ok(()) => {
+    match delete(ctx, f, h, live).await {
+        Ok(false) => tracing::info!(kind, id = %f.id, "orphan not reaped: a live owner's mark is beside it"),
+        Ok(true) => {
             tracing::warn!(kind, id = %f.id, region = %f.region, tenant = f.tenant.as_deref().unwrap_or(""), reason = %f.reason, "orphan reaped");
             ctx.metrics.orphans_reaped.get_or_create(&crate::metrics::OrphanLabel { kind }).inc();
             let tenant = f.tenant.as_deref().and_then(|s| ctx.tenants.state().into_iter().find(|t| t.name_any() == s));
