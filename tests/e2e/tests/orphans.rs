@@ -128,6 +128,12 @@ async fn plant(s: &Scenario) -> Planted {
     }
     let secret = create.send().await.unwrap().arn().unwrap().to_owned();
 
+    let (tunnel, record) = plant_cloudflare(s, &gone, dead_tenant).await;
+    Planted { stray, group, duplicate, secret, tunnel, record, volume, live_instance }
+}
+
+/// A tunnel named after the deleted tenant, and a CNAME with an ownership mark of a dead owner.
+async fn plant_cloudflare(s: &Scenario, gone: &str, dead_tenant: &str) -> (String, String) {
     let account = s.env.var("CLOUDFLARE_ACCOUNT_ID").to_owned();
     let zone = s.env.var("CLOUDFLARE_ZONE_ID").to_owned();
     let name = format!("{}.dev.{gone}", s.operator_id);
@@ -153,7 +159,7 @@ async fn plant(s: &Scenario) -> Planted {
         let body = json!({"type": ty, "name": n, "content": content, "ttl": 1, "proxied": ty == "CNAME"});
         s.env.cloudflare("POST", &format!("/zones/{zone}/dns_records"), Some(body)).await.unwrap();
     }
-    Planted { stray, group, duplicate, secret, tunnel, record, volume, live_instance }
+    (tunnel, record)
 }
 
 async fn instance_state(s: &Scenario, id: &str) -> String {
