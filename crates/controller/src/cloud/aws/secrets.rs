@@ -21,11 +21,12 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
 #[async_trait]
 impl Secrets for SecretsManager {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecretRef>> {
-        // Secrets Manager filters keys and values separately: filter on the values server side,
-        // then keep only the secrets that carry each pair.
-        let values: Vec<String> = filters.values().cloned().collect();
+        // Secrets Manager filters keys and values separately (values by prefix): filter server
+        // side on the most selective value (the operator id, else any), then keep only the
+        // secrets that carry each pair.
+        let value = filters.get(crate::cloud::tags::MANAGED_BY).or_else(|| filters.values().next());
         let mut call = self.0.secrets.list_secrets();
-        if let Some(v) = values.first() {
+        if let Some(v) = value {
             call = call.filters(Filter::builder().key(FilterNameStringType::TagValue).values(v).build());
         }
         let mut pages = call.into_paginator().page_size(100).send();
