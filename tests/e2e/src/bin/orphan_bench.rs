@@ -94,7 +94,7 @@ async fn seed(s: &Scenario, n: usize) -> Result<(), String> {
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut changes = Vec::new();
         for &i in chunk {
-            let name = format!("w{i}.gone-{i}.{domain}");
+            let name = format!("w{i}.gone-{i}-{}.{domain}", s.id);
             for (t, v) in [(RrType::A, "10.0.0.1".to_owned()), (RrType::Txt, format!("\"{}\"", mark(s, i)))] {
                 let set = ResourceRecordSet::builder()
                     .name(&name)
@@ -128,7 +128,7 @@ async fn seed(s: &Scenario, n: usize) -> Result<(), String> {
             .cloudflare("POST", &format!("/accounts/{account}/cfd_tunnel"), Some(t))
             .await
             .map_err(|e| e.to_string())?;
-        let r = json!({"type": "TXT", "name": format!("_molecule-owner.gone-{i}.moleculesai.test"), "content": mark(s, i), "ttl": 1});
+        let r = json!({"type": "TXT", "name": format!("_molecule-owner.gone-{i}-{}.moleculesai.test", s.id), "content": mark(s, i), "ttl": 1});
         s.env.cloudflare("POST", &format!("/zones/{cfzone}/dns_records"), Some(r)).await.map_err(|e| e.to_string())?;
     }
     Ok(())
