@@ -96,6 +96,39 @@ pub async fn store_ready<K: kube::runtime::reflector::Lookup + Clone + 'static>(
     while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await.is_err() {}
 }
 
+/// Counts a finished reconcile by kind and outcome, with its duration, and resets the object's
+/// backoff when it succeeded.
+pub fn record(
+    ctx: &Context,
+    kind: &'static str,
+    key: &str,
+    started: std::time::Instant,
+    res: &Result<kube::runtime::controller::Action, Error>,
+) {
+    let outcome = match res {
+        Ok(_) => {
+            ctx.backoff.succeeded(key);
+            "ok"
+        }
+        Err(e) => e.category(),
+    };
+    let labels = crate::metrics::ReconcileLabels { kind, outcome };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    ctx.metrics.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+}
+
+/// The requeue after a failed reconcile: a wait on the cloud keeps its own delay, an error backs
+/// off per object (and is logged).
+pub fn requeue_after(ctx: &Context, kind: &'static str, key: &str, e: &Error) -> kube::runtime::controller::Action {
+    if let Some(retry) = e.waiting() {
+        tracing::debug!(kind, object = %key, wait = %e, "waiting");
+        return kube::runtime::controller::Action::requeue(retry);
+    }
+    let delay = ctx.backoff.failed(key);
+    tracing::warn!(kind, object = %key, category = e.category(), error = %e, retry_in = ?delay, "reconcile failed");
+    kube::runtime::controller::Action::requeue(delay)
+}
+
 /// Wraps a Kubernetes error with what we tried.
 pub fn kube_err(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }

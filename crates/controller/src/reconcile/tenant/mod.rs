@@ -25,7 +25,6 @@ use serde_json::json;
 use crate::bootstrap::TenantBoot;
 use crate::cloud::tags::Owner;
 use crate::context::{Account, Context};
-use crate::metrics::ReconcileLabels;
 use crate::reconcile::workspace::steps::MANAGER;
 use crate::reconcile::{Error, kube_err, publish};
 
@@ -139,30 +138,14 @@ async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> 
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    let outcome = match &res {
-        Ok(_) => {
-            ctx.backoff.succeeded(&key);
-            "ok"
-        }
-        Err(e) => e.category(),
-    };
-    let labels = ReconcileLabels { kind: "Tenant", outcome };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    ctx.metrics.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
     res
 }
 
 // kube-runtime's error policy signature takes the Arcs by value.
 #[allow(clippy::needless_pass_by_value)]
 fn error_policy(t: Arc<Tenant>, e: &Error, r: Arc<Reconciler>) -> Action {
-    if let Some(retry) = e.waiting() {
-        tracing::debug!(tenant = %t.name_any(), wait = %e, "waiting");
-        return Action::requeue(retry);
-    }
-    let key = format!("tenant/{}", t.name_any());
-    let delay = r.ctx.backoff.failed(&key);
-    tracing::warn!(tenant = %t.name_any(), category = e.category(), error = %e, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    crate::reconcile::requeue_after(&r.ctx, "Tenant", &format!("tenant/{}", t.name_any()), e)
 }
 
 /// Writes the whole status with server-side apply (the one field manager of status).

@@ -30,7 +30,7 @@ use self::plan::Inputs;
 use self::status::{DnsState, View};
 use crate::cloud::tags::Owner;
 use crate::context::Context;
-use crate::metrics::{KindReason, ReconcileLabels};
+use crate::metrics::KindReason;
 use crate::reconcile::{Error, publish};
 
 /// The finalizer that holds a Workspace until its cloud resources are confirmed gone.
@@ -142,30 +142,19 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    let outcome = match &res {
-        Ok(_) => {
-            ctx.backoff.succeeded(&key);
-            "ok"
-        }
-        Err(e) => e.category(),
-    };
-    let labels = ReconcileLabels { kind: "Workspace", outcome };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    ctx.metrics.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    crate::reconcile::record(&ctx, "Workspace", &key, started, &res);
     res
 }
 
 // kube-runtime's error policy signature takes the Arcs by value.
 #[allow(clippy::needless_pass_by_value)]
 fn error_policy(ws: Arc<Workspace>, e: &Error, r: Arc<Reconciler>) -> Action {
-    if let Some(retry) = e.waiting() {
-        tracing::debug!(workspace = %ws.name_any(), wait = %e, "waiting on the cloud");
-        return Action::requeue(retry);
-    }
-    let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
-    let delay = r.ctx.backoff.failed(&key);
-    tracing::warn!(workspace = %key, category = e.category(), error = %e, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    crate::reconcile::requeue_after(
+        &r.ctx,
+        "Workspace",
+        &format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any()),
+        e,
+    )
 }
 
 /// The apply path: observe, plan, apply, status.
