@@ -18,6 +18,25 @@ pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
     changed
 }
 
+/// A condition of `type_`, True when `ok`, observed at `generation`, stamped `now` (RFC 3339).
+pub fn new(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: &str,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: ConditionStatus::from_bool(ok),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now.into(),
+        observed_generation: generation,
+    }
+}
+
 /// Finds the condition of type `type_`.
 pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

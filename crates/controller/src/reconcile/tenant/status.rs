@@ -20,17 +20,7 @@ pub fn set(
     generation: Option<i64>,
     now: &str,
 ) {
-    conditions::set(
-        &mut st.conditions,
-        Condition {
-            type_: t.into(),
-            status: ConditionStatus::from_bool(ok),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now.into(),
-            observed_generation: generation,
-        },
-    );
+    conditions::set(&mut st.conditions, conditions::new(t, ok, reason, message, generation, now));
 }
 
 /// A Tenant that cannot be provisioned as configured: `concerns` and Ready False, phase Failed.

@@ -399,17 +399,8 @@ async fn waiting_for_tenant(
     now: &str,
 ) -> Result<Action, Error> {
     let generation = ws.metadata.generation;
-    conditions::set(
-        &mut st.conditions,
-        molecule_crds::v1alpha1::Condition {
-            type_: "Admitted".into(),
-            status: molecule_crds::v1alpha1::ConditionStatus::True,
-            reason: "Admitted".into(),
-            message: "resolution, quotas and tenant binding passed".into(),
-            last_transition_time: now.into(),
-            observed_generation: generation,
-        },
-    );
+    let admitted = "resolution, quotas and tenant binding passed";
+    conditions::set(&mut st.conditions, conditions::new("Admitted", true, "Admitted", admitted, generation, now));
     status::set_failed(&mut st, &["InstanceReady"], reason, message, generation, now);
     st.phase = Some(molecule_crds::v1alpha1::WorkspacePhase::Pending);
     finish(ctx, ws, old, st).await?;

@@ -106,14 +106,7 @@ pub fn set_failed(
 }
 
 fn cond(t: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) -> Condition {
-    Condition {
-        type_: t.into(),
-        status: ConditionStatus::from_bool(ok),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: now.into(),
-        observed_generation: generation,
-    }
+    conditions::new(t, ok, reason, message, generation, now)
 }
 
 /// Writes every condition into `st` (transition times move only on status changes).
