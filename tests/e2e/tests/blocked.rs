@@ -25,8 +25,12 @@ async fn a_group_still_in_use_blocks_the_delete_with_a_condition_naming_it() {
         .await
         .unwrap();
     s.delete("w").await.unwrap();
+    // The first blocker past the deadline can be the wait for a listing newer than the terminate
+    // (under load); the condition follows the blocker until it is the group.
     let blocked = s
-        .wait_ws("w", "DeletionBlocked", T, |w| condition(w, "Ready").is_some_and(|c| c.1 == "DeletionBlocked"))
+        .wait_ws("w", "DeletionBlocked naming the group", T, |w| {
+            condition(w, "Ready").is_some_and(|c| c.1 == "DeletionBlocked" && c.2.contains(&sg))
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let msg = condition(&blocked, "Ready").unwrap().2;

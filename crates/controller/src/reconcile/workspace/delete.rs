@@ -185,6 +185,17 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     if let Err(err) = apply_status(ctx, ws, &st).await {
         tracing::warn!(error = %err, "failed to write the DeletionBlocked condition");
     }
-    publish(ctx, &ws.object_ref(&()), true, reason, message).await;
+    // The blocking resource is the Event's related object: Events about different blockers stay
+    // separate series (the Recorder folds same-reason Events about one object into the first).
+    let blocker = what
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+        .find(|w| ["sg-", "i-", "vol-"].iter().any(|p| w.starts_with(p)))
+        .unwrap_or("cloud-listing");
+    let related = k8s_openapi::api::core::v1::ObjectReference {
+        kind: Some("AwsResource".into()),
+        name: Some(blocker.to_owned()),
+        ..Default::default()
+    };
+    crate::reconcile::publish_about(ctx, &ws.object_ref(&()), Some(related), true, reason, message).await;
     tracing::warn!(workspace = %ws.name_any(), blocker = %what, "delete past its deadline");
 }
