@@ -103,8 +103,6 @@ pub struct TenantSettings {
     pub cp_base_url: Option<String>,
     /// Namespace of credentials Secrets and erasure receipts.
     pub operator_namespace: String,
-    /// Route 53 zone's domain of workspace hostnames (swept on erasure).
-    pub workspace_domain: String,
 }
 
 impl std::fmt::Debug for TenantSettings {
@@ -132,16 +130,8 @@ pub struct Context {
     pub catalog: Catalog,
     /// Image catalog.
     pub images: ImageCatalog,
-    /// EC2 instances.
-    pub instances: Arc<dyn Instances>,
-    /// Security groups.
-    pub network: Arc<dyn Network>,
-    /// EBS volumes.
-    pub volumes: Arc<dyn Volumes>,
     /// Workspace DNS zone, when configured.
     pub dns: Option<Arc<dyn Dns>>,
-    /// Shared cloud state.
-    pub cache: Arc<FleetCache>,
     /// Metrics.
     pub metrics: Metrics,
     /// Armed failpoints (tests only).
@@ -156,7 +146,7 @@ pub struct Context {
     /// failed: no new launch, and no delete decision, for that owner until the cache holds a
     /// listing that started after that.
     pub uncertain_launches: Mutex<HashMap<String, jiff::Timestamp>>,
-    /// The main account (its clients are the ones above).
+    /// The main account: Workspaces and main Tenants live here (clients and fleet cache).
     pub main: Arc<Account>,
     /// The canary account, or why there is none.
     pub canary: Result<Arc<Account>, String>,

@@ -158,9 +158,9 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         eic_sg: args.eic_endpoint_sg_id.clone(),
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
         tenant_profile: args.tenant_instance_profile.clone(),
-        instances: cloud.instances.clone(),
-        network: cloud.network.clone(),
-        volumes: cloud.volumes.clone(),
+        instances: cloud.instances,
+        network: cloud.network,
+        volumes: cloud.volumes,
         secrets: cloud.secrets,
         commands: cloud.commands,
         cache: cache.clone(),
@@ -174,11 +174,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         identity: cloud.identity,
         catalog,
         images,
-        instances: cloud.instances,
-        network: cloud.network,
-        volumes: cloud.volumes,
         dns: cloud.dns,
-        cache: cache.clone(),
         metrics,
         failpoints,
         backoff: backoff::Backoff::default(),
@@ -257,7 +253,6 @@ fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
         backup_prefix: args.tenant_backup_s3_prefix.clone(),
         cp_base_url: args.cp_base_url.clone(),
         operator_namespace: args.operator_namespace.clone(),
-        workspace_domain: args.workspace_domain.clone(),
     }
 }
 

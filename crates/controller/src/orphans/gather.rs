@@ -89,7 +89,7 @@ pub async fn secrets(ctx: &Context, acct: &Account) -> CloudResult<Vec<Item>> {
 /// Route 53 records under the workspace domain whose ownership mark is ours.
 pub async fn route53(ctx: &Context) -> CloudResult<Vec<Item>> {
     let Some(dns) = &ctx.dns else { return Ok(vec![]) };
-    let domain = ctx.tenant.workspace_domain.trim_matches('.').to_owned();
+    let domain = ctx.settings.workspace_domain.trim_matches('.').to_owned();
     let mut out = Vec::new();
     for (name, txt) in dns.txt_under(&domain).await? {
         let Some((kind, uid)) = txt.iter().find_map(|t| parse_mark(ctx, t)) else { continue };

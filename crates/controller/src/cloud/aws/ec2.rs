@@ -149,13 +149,19 @@ impl Instances for Ec2Instances {
         }
         self.aws.limiter.take(Class::Launch).await;
         let out = call.send().await.map_err(|e| cloud_error(&e, "launch instance", req.client_token.clone()))?;
-        out.instances().iter().find_map(to_instance).ok_or_else(|| crate::cloud::CloudError {
+        let mut inst = out.instances().iter().find_map(to_instance).ok_or_else(|| crate::cloud::CloudError {
             kind: crate::cloud::ErrorKind::Transient,
             action: "launch instance",
             target: req.client_token.clone(),
             code: "EmptyResponse".into(),
             message: "RunInstances returned no instance".into(),
-        })
+        })?;
+        // The tags were in the create call; an answer that omits them must not make a cache
+        // mistake this instance for somebody else's or for an older attempt.
+        for (k, v) in &req.tags {
+            inst.tags.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Ok(inst)
     }
 
     async fn terminate(&self, ids: &[String]) -> CloudResult<()> {

@@ -17,10 +17,6 @@ use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::{Account, Context};
 use crate::reconcile::{Error, kube_err};
 
-/// The steps, in order (the names appear in `status.erasure.step` and the Erasing condition).
-pub const STEPS: [&str; 9] =
-    ["Workspaces", "Instances", "TenantVm", "SecurityGroups", "Cloudflare", "Dns", "Bundle", "Credentials", "Receipt"];
-
 /// What every step needs.
 pub struct Erasure<'a> {
     /// Context.
@@ -154,16 +150,34 @@ impl Erasure<'_> {
             }
         }
         // Instances listed earlier that no listing shows any more are gone too.
-        self.confirm_absent("Instance", |a, id| a.cache.of_tenant(&self.owner.name).0.iter().any(|i| i.id == id));
+        self.confirm_absent("Instance");
         waiting.map_or(Ok(()), |w| Err(wait(w)))
     }
 
-    /// Marks pending entries of `kind` gone when a fresh listing of their account lacks them.
-    fn confirm_absent(&mut self, kind: &str, present: impl Fn(&Account, &str) -> bool) {
+    /// Marks pending entries of `kind` (Instance, SecurityGroup, Volume) gone when a listing of
+    /// their account newer than their delete lacks them (a terminated instance or a deleted volume
+    /// still listed counts as gone). Each account's cache is read once.
+    fn confirm_absent(&mut self, kind: &str) {
+        let present: std::collections::HashMap<&str, std::collections::HashSet<String>> = self
+            .accounts
+            .iter()
+            .map(|a| {
+                let (instances, groups, volumes) = a.cache.of_tenant(&self.owner.name);
+                let ids: std::collections::HashSet<String> = match kind {
+                    "Instance" => {
+                        instances.into_iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id).collect()
+                    }
+                    "SecurityGroup" => groups.into_iter().map(|g| g.id).collect(),
+                    _ => volumes.into_iter().filter(|v| v.state != "deleted").map(|v| v.id).collect(),
+                };
+                (a.name, ids)
+            })
+            .collect();
         for e in self.receipt.pending(kind) {
             let Some(a) = self.accounts.iter().find(|a| Some(a.name) == e.account.as_deref()) else { continue };
             let since = e.delete_requested_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-            if since.is_none_or(|t| a.cache.refreshed_since(t)) && !present(a, &e.id) {
+            let listed = present.get(a.name).is_some_and(|ids| ids.contains(&e.id));
+            if since.is_none_or(|t| a.cache.refreshed_since(t)) && !listed {
                 self.receipt.gone(kind, &e.id, &self.now);
             }
         }
@@ -207,10 +221,8 @@ impl Erasure<'_> {
             return Err(wait(w));
         }
         // A delete that succeeded is confirmed by the next listing.
-        self.confirm_absent("SecurityGroup", |a, id| a.cache.of_tenant(&self.owner.name).1.iter().any(|g| g.id == id));
-        self.confirm_absent("Volume", |a, id| {
-            a.cache.of_tenant(&self.owner.name).2.iter().any(|v| v.id == id && v.state != "deleted")
-        });
+        self.confirm_absent("SecurityGroup");
+        self.confirm_absent("Volume");
         let left: Vec<String> = ["SecurityGroup", "Volume"]
             .iter()
             .flat_map(|k| self.receipt.pending(k))
@@ -265,7 +277,7 @@ impl Erasure<'_> {
     /// 6. Route 53 records under the tenant's workspace subdomain whose ownership mark is ours.
     async fn dns(&mut self) -> Result<(), Error> {
         let Some(dns) = self.ctx.dns.clone() else { return Ok(()) };
-        let suffix = format!("{}.{}", self.owner.name, self.ctx.tenant.workspace_domain);
+        let suffix = format!("{}.{}", self.owner.name, self.ctx.settings.workspace_domain);
         let ours = |txt: &Vec<String>| {
             txt.iter().any(|t| {
                 t.starts_with("heritage=molecule-operator,")

@@ -8,10 +8,11 @@ use molecule_crds::v1alpha1::{LaunchRecord, RedeployState, RedeployStatus, Tenan
 use crate::bootstrap::{self, TenantBoot};
 use crate::cloud::commands::CommandState;
 use crate::cloud::tags::{LAUNCH_ATTEMPT, Owner};
-use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest, Peer, Rule, SecurityGroup};
+use crate::cloud::{Instance, InstanceState, LaunchRequest, Peer, Rule, SecurityGroup};
 use crate::context::{Account, Context};
 use crate::reconcile::workspace::drift::launch_token;
 use crate::reconcile::workspace::plan::{self, Inputs, LaunchReason, SPEC_HASH_TAG, Step};
+use crate::reconcile::workspace::steps::launch_guarded;
 use crate::reconcile::{Error, groups, publish};
 
 /// Root volume of the tenant VM: encrypted gp3, AWS's baseline performance.
@@ -65,15 +66,6 @@ pub struct Machine<'a> {
 fn spec_hash(m: &Machine<'_>) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(format!("{}|{}", m.instance_type, m.ami).as_bytes())[..8])
-}
-
-/// `Ok` once the account's cache holds a listing that started at or after `t`.
-fn listing_since(acct: &Account, t: Timestamp, what: &str) -> Result<(), Error> {
-    if acct.cache.refreshed_since(t) {
-        return Ok(());
-    }
-    acct.cache.request_refresh();
-    Err(Error::Waiting { what: what.to_owned(), retry: std::time::Duration::from_secs(1) })
 }
 
 /// Converges the VM; returns the current instance and whether it drifted from the spec.
@@ -180,13 +172,6 @@ async fn launch(
     st: &mut TenantStatus,
 ) -> Result<Instance, Error> {
     let uid = &owner.uid;
-    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|u| u.get(uid).copied());
-    if let Some(since) = uncertain {
-        listing_since(acct, since, "an earlier launch's outcome is unknown; waiting for a fresh instance listing")?;
-        if let Ok(mut u) = ctx.uncertain_launches.lock() {
-            u.remove(uid);
-        }
-    }
     let mut tags = ctx.identity.tags(owner);
     tags.insert(LAUNCH_ATTEMPT.into(), attempt.to_string());
     tags.insert(SPEC_HASH_TAG.into(), hash.to_owned());
@@ -204,21 +189,7 @@ async fn launch(
         user_data: bootstrap::tenant(&m.boot)?,
         tags,
     };
-    let mut inst = match acct.instances.launch(&req).await {
-        Ok(i) => i,
-        Err(e) => {
-            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled)
-                && let Ok(mut u) = ctx.uncertain_launches.lock()
-            {
-                u.insert(uid.clone(), Timestamp::now());
-            }
-            return Err(e.into());
-        }
-    };
-    for (k, v) in req.tags {
-        inst.tags.entry(k).or_insert(v);
-    }
-    acct.cache.put(uid, inst.clone());
+    let inst = launch_guarded(ctx, acct.instances.as_ref(), &acct.cache, uid, &req).await?;
     ctx.failpoints.hit("tenant.launch.after-run").await;
     if let Some(l) = st.launch.as_mut() {
         l.launched_at = Some(Timestamp::now().to_string());

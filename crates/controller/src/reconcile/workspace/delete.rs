@@ -94,17 +94,17 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
 async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), Error> {
     let uid = uid.to_owned();
     // 1. Instances: terminate all, wait for all to be terminated.
-    let instances = ctx.cache.instances_of(&uid);
+    let instances = ctx.main.cache.instances_of(&uid);
     let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
     if !to_terminate.is_empty() {
-        ctx.instances.terminate(&to_terminate).await?;
-        ctx.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
+        ctx.main.instances.terminate(&to_terminate).await?;
+        ctx.main.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
         ctx.failpoints.hit("workspace.delete.after-terminate").await;
     }
     let pending: Vec<&str> =
         instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
     if !pending.is_empty() {
-        ctx.cache.request_refresh();
+        ctx.main.cache.request_refresh();
         return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
     }
     // The cache says all gone. Trust it only from a listing that started after the delete did
@@ -114,7 +114,7 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
     let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
     let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
     let since = uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max);
-    listing_since(ctx, since, "a fleet listing newer than the delete")?;
+    listing_since(&ctx.main.cache, since, "a fleet listing newer than the delete")?;
     Ok(())
 }
 
@@ -122,9 +122,9 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
 async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> {
     let uid = uid.to_owned();
     // 2. Security groups.
-    for g in ctx.cache.groups_of(&uid) {
-        match ctx.network.delete(&g.id).await {
-            Ok(()) => ctx.cache.remove::<crate::cloud::SecurityGroup>(&uid, &g.id),
+    for g in ctx.main.cache.groups_of(&uid) {
+        match ctx.main.network.delete(&g.id).await {
+            Ok(()) => ctx.main.cache.remove::<crate::cloud::SecurityGroup>(&uid, &g.id),
             Err(e) if e.kind == ErrorKind::InUse => {
                 return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
             }
@@ -134,25 +134,25 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
     }
 
     // 3. Volumes: the data volume, and any root volume EC2 kept.
-    for v in ctx.cache.volumes_of(&uid) {
+    for v in ctx.main.cache.volumes_of(&uid) {
         if matches!(v.state.as_str(), "deleting" | "deleted") {
             continue;
         }
         if let Some(i) = &v.attached_to {
-            match ctx.volumes.detach(&v.id, i).await {
+            match ctx.main.volumes.detach(&v.id, i).await {
                 // A root volume EC2 deleted with its instance: gone is what we wanted.
                 Err(e) if e.kind == ErrorKind::NotFound => {
-                    ctx.cache.remove::<crate::cloud::Volume>(&uid, &v.id);
+                    ctx.main.cache.remove::<crate::cloud::Volume>(&uid, &v.id);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
                 Ok(()) => {}
             }
-            ctx.cache.request_refresh();
+            ctx.main.cache.request_refresh();
             return Err(wait(format!("volume {} to detach from {i}", v.id)));
         }
-        match ctx.volumes.delete(&v.id).await {
-            Ok(()) => ctx.cache.remove::<crate::cloud::Volume>(&uid, &v.id),
+        match ctx.main.volumes.delete(&v.id).await {
+            Ok(()) => ctx.main.cache.remove::<crate::cloud::Volume>(&uid, &v.id),
             Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
             Err(e) => return Err(e.into()),
         }

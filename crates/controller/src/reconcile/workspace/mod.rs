@@ -83,7 +83,7 @@ pub async fn run(
     let client = ctx.client.clone();
     let controller = Controller::for_shared_stream(events, workspaces.clone());
     let by_tenant = workspaces.clone();
-    let changes = ctx.cache.subscribe();
+    let changes = ctx.main.cache.subscribe();
     let cloud_changes = tokio_stream_from(changes).filter_map(|o| async move {
         (o.kind == "Workspace").then(|| ObjectRef::new(&o.name).within(o.namespace.as_deref().unwrap_or_default()))
     });
@@ -196,7 +196,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
 
     // Plan (pure) and apply.
-    let instances = ctx.cache.instances_of(&owner.uid);
+    let instances = ctx.main.cache.instances_of(&owner.uid);
     let p = plan::plan(&Inputs {
         instances: &instances,
         status_instance: st.instance_id.as_deref(),

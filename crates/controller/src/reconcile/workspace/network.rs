@@ -50,7 +50,7 @@ pub async fn ensure(
         egress,
         failpoint: "workspace.sg.after-create",
     };
-    groups::converge(ctx.network.as_ref(), &ctx.cache, &ctx.failpoints, d).await
+    groups::converge(ctx.main.network.as_ref(), &ctx.main.cache, &ctx.failpoints, d).await
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use serde_json::json;
 use super::drift::launch_token;
 use super::plan::{LaunchReason, SPEC_HASH_TAG, Step, TerminateWhy};
 use crate::bootstrap::{self, Display, WorkspaceBoot};
+use crate::cloud::cache::FleetCache;
 use crate::cloud::tags::{LAUNCH_ATTEMPT, Owner};
-use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest, Volume};
+use crate::cloud::{ErrorKind, Instance, InstanceState, Instances, LaunchRequest, Volume};
 use crate::context::Context;
 use crate::reconcile::{Error, kube_err, publish};
 
@@ -58,11 +59,11 @@ pub async fn apply_status(ctx: &Context, ws: &Workspace, st: &WorkspaceStatus) -
 
 /// `Ok` once the fleet cache holds a listing that started at or after `t`; until then asks for
 /// one (shared by every caller) and waits.
-pub fn listing_since(ctx: &Context, t: Timestamp, what: &str) -> Result<(), Error> {
-    if ctx.cache.refreshed_since(t) {
+pub fn listing_since(cache: &FleetCache, t: Timestamp, what: &str) -> Result<(), Error> {
+    if cache.refreshed_since(t) {
         return Ok(());
     }
-    ctx.cache.request_refresh();
+    cache.request_refresh();
     Err(Error::Waiting { what: what.to_owned(), retry: std::time::Duration::from_secs(1) })
 }
 
@@ -74,6 +75,7 @@ pub async fn run(
     steps: Vec<Step>,
     mut current: Option<Instance>,
 ) -> Result<Option<Instance>, Error> {
+    let main = &ctx.main;
     let uid = &t.owner.uid;
     let regarding = t.ws.object_ref(&());
     for step in steps {
@@ -83,34 +85,15 @@ pub async fn run(
                 let record = LaunchRecord { token, attempt, spec_hash: t.spec_hash.to_owned(), launched_at: None };
                 st.launch = Some(record);
                 apply_status(ctx, t.ws, st).await?;
-                let (warn, why, note) = match reason {
-                    LaunchReason::First => (false, "Launching", format!("launching attempt {attempt}")),
-                    LaunchReason::Lost => {
-                        ctx.metrics.relaunches.get_or_create(&kind_reason("Lost")).inc();
-                        let old = st.instance_id.clone().unwrap_or_default();
-                        (
-                            true,
-                            "Relaunching",
-                            format!(
-                                "instance {old} was terminated or lost outside the operator; launching attempt {attempt}"
-                            ),
-                        )
-                    }
-                    LaunchReason::Restart => {
-                        (false, "Starting", format!("spot workspace started again: launching attempt {attempt}"))
-                    }
-                    LaunchReason::Replace => {
-                        (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
-                    }
-                };
+                let (warn, why, note) = record_event(ctx, reason, attempt, st.instance_id.as_deref());
                 publish(ctx, &regarding, warn, why, note).await;
                 ctx.failpoints.hit("workspace.launch.after-record").await;
                 current = Some(launch(ctx, t, st, attempt).await?);
             }
             Step::Launch { attempt } => current = Some(launch(ctx, t, st, attempt).await?),
             Step::Terminate { ids, why } => {
-                ctx.instances.terminate(&ids).await?;
-                ctx.cache.set_instance_state(uid, &ids, InstanceState::ShuttingDown);
+                main.instances.terminate(&ids).await?;
+                main.cache.set_instance_state(uid, &ids, InstanceState::ShuttingDown);
                 let list = ids.join(", ");
                 match why {
                     TerminateWhy::Duplicate => {
@@ -139,31 +122,33 @@ pub async fn run(
                 }
             }
             Step::Stop { id } => {
-                ctx.instances.stop(&id).await?;
-                ctx.cache.set_instance_state(uid, std::slice::from_ref(&id), InstanceState::Stopping);
+                main.instances.stop(&id).await?;
+                main.cache.set_instance_state(uid, std::slice::from_ref(&id), InstanceState::Stopping);
                 if let Some(c) = current.as_mut() {
                     c.state = InstanceState::Stopping;
                 }
                 publish(ctx, &regarding, false, "Stopping", format!("stopping instance {id}")).await;
             }
             Step::Start { id } => {
-                ctx.instances.start(&id).await?;
-                ctx.cache.set_instance_state(uid, std::slice::from_ref(&id), InstanceState::Pending);
+                main.instances.start(&id).await?;
+                main.cache.set_instance_state(uid, std::slice::from_ref(&id), InstanceState::Pending);
                 if let Some(c) = current.as_mut() {
                     c.state = InstanceState::Pending;
                 }
                 publish(ctx, &regarding, false, "Starting", format!("starting instance {id}")).await;
             }
             Step::Detach { volume, from } => {
-                ctx.volumes.detach(&volume, &from).await?;
+                main.volumes.detach(&volume, &from).await?;
                 if let Some(v) = t.data_volume {
-                    ctx.cache.put(uid, Volume { attached_to: None, state: "available".into(), ..v.clone() });
+                    main.cache.put(uid, Volume { attached_to: None, state: "available".into(), ..v.clone() });
                 }
             }
             Step::Attach { volume, to } => {
-                ctx.volumes.attach(&volume, &to, DATA_DEVICE).await?;
+                main.volumes.attach(&volume, &to, DATA_DEVICE).await?;
                 if let Some(v) = t.data_volume {
-                    ctx.cache.put(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
+                    ctx.main
+                        .cache
+                        .put(uid, Volume { attached_to: Some(to.clone()), state: "in-use".into(), ..v.clone() });
                 }
                 publish(ctx, &regarding, false, "VolumeAttached", format!("data volume {volume} attached to {to}"))
                     .await;
@@ -173,22 +158,69 @@ pub async fn run(
     Ok(current)
 }
 
+/// The Event of a recorded launch attempt: (warning, reason, note).
+fn record_event(ctx: &Context, reason: LaunchReason, attempt: u32, old: Option<&str>) -> (bool, &'static str, String) {
+    match reason {
+        LaunchReason::First => (false, "Launching", format!("launching attempt {attempt}")),
+        LaunchReason::Lost => {
+            ctx.metrics.relaunches.get_or_create(&kind_reason("Lost")).inc();
+            let old = old.unwrap_or_default();
+            (
+                true,
+                "Relaunching",
+                format!("instance {old} was terminated or lost outside the operator; launching attempt {attempt}"),
+            )
+        }
+        LaunchReason::Restart => {
+            (false, "Starting", format!("spot workspace started again: launching attempt {attempt}"))
+        }
+        LaunchReason::Replace => {
+            (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
+        }
+    }
+}
+
 fn kind_reason(reason: &'static str) -> crate::metrics::KindReason {
     crate::metrics::KindReason { kind: "Workspace", reason }
+}
+
+/// RunInstances for an owner (a Workspace or a Tenant), guarded against a launch whose outcome is
+/// unknown: after a 5xx, a throttle or a lost answer the instance may exist, so no new launch for
+/// that owner until the account's cache holds a listing that started later (which then finds
+/// nothing, or the plan adopts what it finds). The instance is written through to the cache.
+pub async fn launch_guarded(
+    ctx: &Context,
+    instances: &dyn Instances,
+    cache: &FleetCache,
+    uid: &str,
+    req: &LaunchRequest,
+) -> Result<Instance, Error> {
+    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(uid).copied());
+    if let Some(since) = uncertain {
+        listing_since(cache, since, "an earlier launch's outcome is unknown; waiting for a fresh instance listing")?;
+        if let Ok(mut m) = ctx.uncertain_launches.lock() {
+            m.remove(uid);
+        }
+    }
+    match instances.launch(req).await {
+        Ok(inst) => {
+            cache.put(uid, inst.clone());
+            Ok(inst)
+        }
+        Err(e) => {
+            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled)
+                && let Ok(mut m) = ctx.uncertain_launches.lock()
+            {
+                m.insert(uid.to_owned(), Timestamp::now());
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// RunInstances for the recorded `attempt`.
 async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt: u32) -> Result<Instance, Error> {
     let uid = &t.owner.uid;
-    // An earlier launch of this owner ended without an answer: it may exist. Launch again only
-    // after a listing that started later has been read (and found nothing, or the plan adopts).
-    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(uid).copied());
-    if let Some(since) = uncertain {
-        listing_since(ctx, since, "an earlier launch's outcome is unknown; waiting for a fresh instance listing")?;
-        if let Ok(mut m) = ctx.uncertain_launches.lock() {
-            m.remove(uid);
-        }
-    }
     let c = &t.resolved.compute;
     let display = c.display_mode.is_enabled().then(|| {
         let d = t.ws.spec.compute.display.clone().unwrap_or_default();
@@ -221,23 +253,7 @@ async fn launch(ctx: &Context, t: &Target<'_>, st: &mut WorkspaceStatus, attempt
         user_data,
         tags,
     };
-    let mut inst = match ctx.instances.launch(&req).await {
-        Ok(i) => i,
-        Err(e) => {
-            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled)
-                && let Ok(mut m) = ctx.uncertain_launches.lock()
-            {
-                m.insert(uid.clone(), Timestamp::now());
-            }
-            return Err(e.into());
-        }
-    };
-    // The tags were in the create call; an answer that omits them must not make the cache
-    // mistake this instance for somebody else's or for an older attempt.
-    for (k, v) in req.tags {
-        inst.tags.entry(k).or_insert(v);
-    }
-    ctx.cache.put(uid, inst.clone());
+    let inst = launch_guarded(ctx, ctx.main.instances.as_ref(), &ctx.main.cache, uid, &req).await?;
     ctx.failpoints.hit("workspace.launch.after-run").await;
     let now = Timestamp::now().to_string();
     if let Some(l) = st.launch.as_mut() {

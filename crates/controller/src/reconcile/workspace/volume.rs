@@ -13,6 +13,7 @@ use crate::reconcile::Error;
 /// Finds or creates the data volume.
 pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Option<&str>) -> Result<Volume, Error> {
     let mut mine: Vec<Volume> = ctx
+        .main
         .cache
         .volumes_of(&owner.uid)
         .into_iter()
@@ -27,10 +28,11 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
     tags.insert(VOLUME_PURPOSE.into(), "data".into());
     let token = format!("data-{}", hex::encode(&Sha256::digest(owner.uid.as_bytes())[..16]));
     let v = ctx
+        .main
         .volumes
         .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags })
         .await?;
-    ctx.cache.put(&owner.uid, v.clone());
+    ctx.main.cache.put(&owner.uid, v.clone());
     ctx.failpoints.hit("workspace.volume.after-create").await;
     Ok(v)
 }
