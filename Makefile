@@ -4,6 +4,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTENV := tests/e2e/testenv
 CRD_DIR := charts/molecule-operator/crds
+# Each area (chart, health checks, image, plugin) keeps its targets in mk/<area>.mk and adds the
+# targets `make test` must run to EXTRA_TESTS.
+EXTRA_TESTS :=
+include $(wildcard mk/*.mk)
 
 .PHONY: help
 help: ## Show this help
@@ -52,7 +56,7 @@ e2e: tools ## End-to-end scenarios against the test world (starts and stops it i
 	tests/e2e/run.sh
 
 .PHONY: test
-test: unit e2e ## Every test: unit, property and end-to-end
+test: unit e2e $(EXTRA_TESTS) ## Every test: unit, property, end-to-end, chart and health checks
 
 .PHONY: bench
 bench: tools ## Workspace benchmark (BENCH_SIZES="50 100"); results go to docs/benchmarks.md by hand
