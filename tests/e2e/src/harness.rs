@@ -242,7 +242,9 @@ impl TestEnv {
 
     /// Starts the operator binary with the test world's environment plus `extra`.
     pub fn start_operator(&self, extra: &[(&str, &str)]) -> Result<OperatorProcess, HarnessError> {
-        let bin = repo_root().join("target/debug/molecule-operator");
+        // MOLECULE_OPERATOR_BIN: another build of the binary (make image-smoke runs the image's).
+        let bin = std::env::var_os("MOLECULE_OPERATOR_BIN")
+            .map_or_else(|| repo_root().join("target/debug/molecule-operator"), PathBuf::from);
         let log_path = std::env::temp_dir().join(format!("{}.log", unique("molecule-operator")));
         let log = std::fs::File::create(&log_path)
             .map_err(|source| HarnessError::Spawn { cmd: log_path.display().to_string(), source })?;
