@@ -1,0 +1,14 @@
+# Image: the operator's container image, built without a Docker engine (buildah, FROM scratch),
+# and its checks. docs/image.md. `image-smoke` is not in EXTRA_TESTS: it needs the release build
+# (~12 minutes cold), so CI calls it after `make test`.
+
+.PHONY: image image-check image-smoke
+image: ## Build the operator image into target/image/molecule-operator.oci.tar (release build, buildah)
+	tests/image/build.sh
+
+image-check: ## Check the Dockerfile and `make image` describe the same image (seconds, no build)
+	tests/image/dockerfile-check.sh
+
+image-smoke: image-check image tools ## Run `version` inside the image, check its config, run the smoke scenario with its binary
+	$(CARGO) build -p molecule-e2e --bins
+	tests/image/smoke.sh

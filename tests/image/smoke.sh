@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Checks the image `make image` built (`make image-smoke`): its config (user 65532, entrypoint,
+# command, OCI labels), its file tree (the binary, its libraries, the CA bundle, passwd/group, and
+# nothing else), `molecule-operator version` run INSIDE the image (buildah run, chroot isolation:
+# only the image's libraries are there), then the e2e smoke scenario with the binary copied out of
+# the image (MOLECULE_OPERATOR_BIN), against the running test world or one brought up and down.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$IMAGE_ROOT"
+EXTRACTED="$IMAGE_DIR/extracted/molecule-operator"
+
+fail() { image_die "FAIL: $*"; }
+pass() { image_log "ok: $*"; }
+
+# expect WHAT GOT WANT
+expect() {
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+  pass "$1 = $3"
+}
+
+check_config() {
+  local config
+  config=$(bah inspect --type container "$CTR")
+  expect "config user|entrypoint|cmd" "$(field "$config" 'c["User"]+"|"+json.dumps(c["Entrypoint"])+"|"+json.dumps(c["Cmd"])')" \
+    "$IMAGE_USER|$(tr -d ' ' <<<"$IMAGE_ENTRYPOINT")|$IMAGE_CMD"
+  local key
+  for key in title description version revision source licenses created; do
+    [ -n "$(field "$config" "l.get('org.opencontainers.image.$key', '')")" ] ||
+      fail "label org.opencontainers.image.$key missing or empty"
+  done
+  pass "OCI labels title, description, version, revision, source, licenses, created"
+  expect "label version" "$(field "$config" "l['org.opencontainers.image.version']")" "$VERSION"
+  expect "label revision" "$(field "$config" "l['org.opencontainers.image.revision']")" "$(git rev-parse HEAD)"
+}
+
+# field INSPECT_JSON EXPR: EXPR over the image config c (and its labels l), in Python.
+field() {
+  python3 -c 'import json,sys; c=json.loads(sys.argv[1])["OCIv1"]["config"]; l=c.get("Labels") or {}; print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# check_tree MOUNT: exactly the expected files, owners and modes; the binary is the release build.
+check_tree() {
+  local mnt=$1 unexpected
+  unexpected=$(cd "$mnt" && find . -type f ! -path ./molecule-operator ! -path './etc/passwd' \
+    ! -path './etc/group' ! -path './etc/nsswitch.conf' ! -path ".$IMAGE_CA_BUNDLE" \
+    ! -path './usr/share/doc/*/copyright' ! -name '*.so*')
+  [ -z "$unexpected" ] || fail "unexpected files in the image: $unexpected"
+  local n
+  n=$(find "$mnt" -name '*.so*' -type f | wc -l)
+  expect "libraries in the image = ldd's list" "$n" "$(wc -l <"$IMAGE_DIR/libraries.txt")"
+  expect "image binary = target/release binary" "$(sha256 "$mnt/molecule-operator")" "$(sha256 "$IMAGE_BIN")"
+  n=$(grep -c 'BEGIN CERTIFICATE' "$mnt$IMAGE_CA_BUNDLE")
+  [ "$n" -gt 100 ] || fail "CA bundle has $n certificates"
+  pass "CA bundle with $n certificates"
+  expect "passwd entry" "$(grep '^nonroot:' "$mnt/etc/passwd" | cut -d: -f3,4)" "$IMAGE_USER"
+  expect "home owner and /tmp mode" "$(stat -c %u:%g "$mnt/home/nonroot") $(stat -c %a "$mnt/tmp")" \
+    "$IMAGE_USER 1777"
+  SIZE=$(du -sb "$mnt" | cut -f1)
+}
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# check_image: config, tree and `version` in the image; copies the binary out.
+check_image() {
+  [ -f "$IMAGE_ARCHIVE" ] || fail "no $IMAGE_ARCHIVE: run make image"
+  CTR=$(bah from --quiet --name "molecule-operator-smoke-$$" "oci-archive:$IMAGE_ARCHIVE")
+  IMG=$(bah inspect --type container --format '{{.FromImageID}}' "$CTR")
+  check_config
+  local out mnt
+  out=$(bah run --isolation chroot "$CTR" -- /molecule-operator version 2>&1) ||
+    fail "molecule-operator version does not run in the image: $out"
+  expect "molecule-operator version (inside the image)" "$out" "molecule-operator $VERSION"
+  mnt=$(bah mount "$CTR")
+  check_tree "$mnt"
+  install -D -m 0755 "$mnt/molecule-operator" "$EXTRACTED"
+  bah umount "$CTR" >/dev/null
+  image_log "image: archive $(du -b "$IMAGE_ARCHIVE" | cut -f1) bytes, file tree $SIZE bytes"
+}
+
+cleanup() {
+  [ -z "$CTR" ] || bah rm "$CTR" >/dev/null 2>&1 || true
+  [ -z "$IMG" ] || bah rmi --force "$IMG" >/dev/null 2>&1 || true
+  CTR="" IMG=""
+}
+
+# smoke_with_extracted: the e2e smoke scenario with the image's binary. First a control run with
+# a binary that does not exist, which must fail: it proves the harness runs MOLECULE_OPERATOR_BIN
+# and not target/debug's.
+smoke_with_extracted() {
+  local control="$IMAGE_DIR/control.log"
+  if MOLECULE_OPERATOR_BIN=/nonexistent/molecule-operator cargo test -q -p molecule-e2e --test smoke \
+    -- operator_runs >"$control" 2>&1; then
+    fail "the smoke scenario passed with MOLECULE_OPERATOR_BIN=/nonexistent (log: $control)"
+  fi
+  pass "control: the smoke scenario fails with a missing MOLECULE_OPERATOR_BIN"
+  MOLECULE_OPERATOR_BIN="$EXTRACTED" cargo test -p molecule-e2e --test smoke
+  pass "smoke scenario with the image's binary"
+}
+
+start=$SECONDS
+image_need_packages
+VERSION=$(image_version)
+CTR="" IMG=""
+SIZE=0
+trap cleanup EXIT
+check_image
+cleanup
+trap - EXIT
+# world.sh: the running test world, or one brought up now and taken down on exit.
+source tests/e2e/testenv/world.sh
+smoke_with_extracted
+image_log "image-smoke passed in $((SECONDS - start))s"
