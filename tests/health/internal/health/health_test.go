@@ -144,3 +144,25 @@ func TestArgoCDRunnerSemantics(t *testing.T) {
 		t.Fatalf("stopped after %v, expected about %v", d, Timeout)
 	}
 }
+
+// docs/gitops.md carries the scripts in its argocd-cm snippet: they must be the chart's files.
+func TestGitopsDocSnippetIsTheChartsScripts(t *testing.T) {
+	doc, err := os.ReadFile("../../../../docs/gitops.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, src := range scripts(t) {
+		key := "resource.customizations.health.moleculesai.app_" + kind + ": |\n"
+		var b strings.Builder
+		b.WriteString(key)
+		for _, line := range strings.Split(strings.TrimRight(src, "\n"), "\n") {
+			if line != "" {
+				b.WriteString("    " + line)
+			}
+			b.WriteString("\n")
+		}
+		if !strings.Contains(string(doc), b.String()) {
+			t.Errorf("docs/gitops.md: the %s snippet differs from charts/molecule-operator/files/health (regenerate it)", kind)
+		}
+	}
+}
