@@ -258,9 +258,14 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         Err(e) => return Err(early_failure(ctx, ws, &old, st, e, &now, "DisplayReady").await),
     };
     // The machine that runs is what status shows; a pending drift shows in Drifted.
+    let phase = status::phase(&view);
+    let instance_price = ctx.catalog.get(&resolved.compute.instance_type).map(|t| t.hourly).unwrap_or_default();
     show_machine(&mut st, &resolved, current.as_ref(), drifted);
+    if !drifted {
+        st.estimated_hourly_usd = Some(status::hourly_usd(resolved.hourly, instance_price, phase));
+    }
     status::set_conditions(&mut st, &view, ws.metadata.generation, &now);
-    st.phase = Some(status::phase(&view));
+    st.phase = Some(phase);
     finish(ctx, ws, &old, st).await?;
     match (step_error, wait) {
         (Some(e), _) => Err(e),

@@ -1,5 +1,6 @@
 //! Phase, conditions and the desktop status of a Workspace, from what the reconcile saw. Pure.
 
+use molecule_crds::catalog::Usd;
 use molecule_crds::conditions;
 use molecule_crds::v1alpha1::{
     Condition, ConditionStatus, DisplayMode, DisplayStatusSpec, WorkspacePhase, WorkspaceStatus,
@@ -69,6 +70,17 @@ pub fn phase(v: &View<'_>) -> WorkspacePhase {
         (InstanceState::Stopped, false) => WorkspacePhase::Stopped,
         _ => WorkspacePhase::Provisioning,
     }
+}
+
+/// `status.estimatedHourlyUsd`: the instance list price plus gp3 storage, except that a Stopped
+/// Workspace pays only its volumes (AWS does not bill a stopped instance).
+pub fn hourly_usd(total: Usd, instance: Usd, phase: WorkspacePhase) -> String {
+    let billed = if phase == WorkspacePhase::Stopped {
+        Usd::from_nanos(total.nanos().saturating_sub(instance.nanos()))
+    } else {
+        total
+    };
+    billed.to_decimal_4()
 }
 
 /// The desktop status word.

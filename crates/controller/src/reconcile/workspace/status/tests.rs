@@ -96,3 +96,12 @@ fn drift_keeps_ready_and_says_so() {
     assert!(ready(&st));
     assert!(conditions::is_true(&st.conditions, "Drifted"));
 }
+
+#[test]
+fn a_stopped_workspace_pays_only_its_volumes() {
+    let total = molecule_crds::catalog::Usd::parse("0.1796").unwrap();
+    let instance = molecule_crds::catalog::Usd::parse("0.1664").unwrap();
+    assert_eq!(hourly_usd(total, instance, WorkspacePhase::Running), "0.1796");
+    assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopping), "0.1796");
+    assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopped), "0.0132", "storage only");
+}
