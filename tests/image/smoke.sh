@@ -67,14 +67,15 @@ check_image() {
   IMG=$(bah inspect --type container --format '{{.FromImageID}}' "$CTR")
   check_config
   local out mnt
-  out=$(bah run --isolation chroot "$CTR" -- /molecule-operator version 2>&1) ||
-    fail "molecule-operator version does not run in the image: $out"
-  expect "molecule-operator version (inside the image)" "$out" "molecule-operator $VERSION"
+  # The tree first: `buildah run` adds /etc/hosts, /etc/resolv.conf and /etc/hostname to it.
   mnt=$(bah mount "$CTR")
   check_tree "$mnt"
   install -D -m 0755 "$mnt/molecule-operator" "$EXTRACTED"
   bah umount "$CTR" >/dev/null
-  image_log "image: archive $(du -b "$IMAGE_ARCHIVE" | cut -f1) bytes, file tree $SIZE bytes"
+  out=$(bah run --isolation chroot "$CTR" -- /molecule-operator version 2>&1) ||
+    fail "molecule-operator version does not run in the image: $out"
+  expect "molecule-operator version (inside the image)" "$out" "molecule-operator $VERSION"
+  image_log "archive $(du -b "$IMAGE_ARCHIVE" | cut -f1) bytes, file tree $SIZE bytes"
 }
 
 cleanup() {
@@ -92,6 +93,7 @@ smoke_with_extracted() {
     -- operator_runs >"$control" 2>&1; then
     fail "the smoke scenario passed with MOLECULE_OPERATOR_BIN=/nonexistent (log: $control)"
   fi
+  grep -q 'nonexistent/molecule-operator' "$control" || fail "the control run failed for another reason: $control"
   pass "control: the smoke scenario fails with a missing MOLECULE_OPERATOR_BIN"
   MOLECULE_OPERATOR_BIN="$EXTRACTED" cargo test -p molecule-e2e --test smoke
   pass "smoke scenario with the image's binary"
