@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 use crate::harness::{HarnessError, OperatorProcess, TestEnv, repo_root, unique, wait_for};
 
+/// The annotation that confirms a Tenant's erasure; without it the API server refuses the DELETE.
+pub const ERASURE_ANNOTATION: &str = "moleculesai.app/erasure";
+
 /// Label that ties a Workspace or a Tenant to its scenario.
 pub const LABEL: &str = "molecule-e2e";
 
@@ -398,8 +401,20 @@ impl Scenario {
         .await
     }
 
-    /// Deletes the Tenant (does not wait).
+    /// Annotates the Tenant `moleculesai.app/erasure: confirmed`, the confirmation the chart's
+    /// ValidatingAdmissionPolicy (applied by the test world) requires before a Tenant DELETE.
+    pub async fn confirm_erasure(&self) -> Result<(), HarnessError> {
+        let patch = json!({ "metadata": { "annotations": { ERASURE_ANNOTATION: "confirmed" } } });
+        self.tenants()
+            .patch(&self.tenant, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| HarnessError::Kube(e.to_string()))
+    }
+
+    /// Confirms the erasure, then deletes the Tenant (does not wait).
     pub async fn delete_tenant(&self) -> Result<(), HarnessError> {
+        self.confirm_erasure().await?;
         self.tenants()
             .delete(&self.tenant, &kube::api::DeleteParams::default())
             .await

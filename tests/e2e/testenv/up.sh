@@ -77,7 +77,8 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --client-ca-file pki/ca.crt --authorization-mode RBAC \
   --service-cluster-ip-range 10.0.0.0/24 --service-account-issuer "https://127.0.0.1:$API_PORT" \
   --service-account-key-file pki/sa.pub --service-account-signing-key-file pki/sa.key \
-  --disable-admission-plugins ServiceAccount --allow-privileged=true \
+  --disable-admission-plugins ServiceAccount --enable-admission-plugins ValidatingAdmissionPolicy \
+  --allow-privileged=true \
   --enable-priority-and-fairness=false --profiling=false --v=0
 readyz() { curl -sf --cacert pki/ca.crt --cert pki/admin.crt --key pki/admin.key "https://127.0.0.1:$API_PORT/readyz"; }
 wait_for kube-apiserver 90 readyz || die "kube-apiserver did not become ready; see $STATE_DIR/logs/kube-apiserver.log"
@@ -103,7 +104,8 @@ KCFG
 kubeconfig admin.kubeconfig "{client-certificate: \"$STATE_DIR/pki/admin.crt\", client-key: \"$STATE_DIR/pki/admin.key\"}"
 KC=("$K8S_BIN/kubectl" --kubeconfig "$STATE_DIR/admin.kubeconfig")
 
-# --- the operator's identity: a real ServiceAccount bound to the chart's RBAC rules.
+# --- the operator's identity: a real ServiceAccount bound to the chart's RBAC rules, and the
+# chart's admission policies (Tenant deletion protection).
 OPERATOR_NAMESPACE=molecule-system
 "${KC[@]}" create namespace "$OPERATOR_NAMESPACE" >/dev/null 2>&1 || true
 "$E2E_DIR/testenv/rbac.sh" "$OPERATOR_NAMESPACE" > rbac.yaml

@@ -154,6 +154,7 @@ fn printer_columns_short_names_and_category() {
     );
     assert_eq!(tier, "2 Running Manual");
     kubectl_ok(&env, &["delete", "namespace", &ns, "--wait=false"], None);
+    kubectl_ok(&env, &["annotate", "tenant", &tn, "moleculesai.app/erasure=confirmed"], None);
     kubectl_ok(&env, &["delete", "tenant", &tn, "--wait=false"], None);
 }
 
@@ -196,6 +197,7 @@ fn spec_canary_is_immutable() {
     assert!(!out.status.success(), "changing spec.canary was accepted");
     assert!(stderr.contains("spec.canary") && stderr.contains("immutable"), "{stderr}");
     kubectl_ok(&env, &["apply", "-f", "-"], Some(&tn(false, 3)));
+    kubectl_ok(&env, &["annotate", "tenant", &name, "moleculesai.app/erasure=confirmed"], None);
     kubectl_ok(&env, &["delete", "tenant", &name, "--wait=false"], None);
 }
 

@@ -50,6 +50,9 @@ async fn tenant_round_trips_through_the_api_server() {
     let read = tenants.get(&name).await.expect("get");
     assert_eq!(read.status.and_then(|s| s.phase), Some(TenantPhase::Provisioning));
     assert_eq!(read.spec.tier, 3);
+    // The Tenant deletion policy refuses a DELETE without the erasure confirmation.
+    let confirm = json!({"metadata": {"annotations": {"moleculesai.app/erasure": "confirmed"}}});
+    tenants.patch(&name, &PatchParams::default(), &Patch::Merge(&confirm)).await.expect("confirm erasure");
     tenants.delete(&name, &kube::api::DeleteParams::default()).await.expect("delete");
 }
 
