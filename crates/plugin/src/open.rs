@@ -1,0 +1,111 @@
+//! `display open` and `display take --wait`: hold the lock (renewing it) while a tunnel runs or
+//! until Ctrl-C, then give it back.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use molecule_crds::v1alpha1::Workspace;
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::Open;
+use crate::client::Cluster;
+use crate::error::Error;
+use crate::{aws, display, lock};
+
+/// Renews the hold every third of its duration until Ctrl-C/SIGTERM (or `child` exits), then
+/// releases it. A take-over by someone else ends the hold with an error naming them.
+pub async fn hold_until_interrupted(
+    client: &kube::Client,
+    ws: &Workspace,
+    me: &str,
+    secs: i32,
+    mut child: Option<Child>,
+) -> Result<Option<std::process::ExitStatus>, Error> {
+    let every = Duration::from_secs(u64::try_from(secs / 3).unwrap_or(1).max(1));
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::Usage(format!("failed to watch SIGTERM: {e}")))?;
+    let mut status = None;
+    loop {
+        let exited = async {
+            match child.as_mut() {
+                Some(c) => c.wait().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every) => {
+                display::take(client, ws, me, secs, false).await?;
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            s = exited => { status = s; break; }
+        }
+    }
+    if let Some(c) = child.as_mut() {
+        let _ = c.kill().await;
+    }
+    display::release(client, ws, me, false).await?;
+    eprintln!("display lock released");
+    Ok(status)
+}
+
+/// `display open`: take the lock, tunnel to the desktop (or print the command when the AWS CLI
+/// is missing, holding the lock until Ctrl-C), release the lock on exit.
+pub async fn open(k: &Cluster, ns: &str, me: &str, o: &Open) -> Result<ExitCode, Error> {
+    let secs = lock::parse_duration(&o.for_).map_err(Error::Usage)?;
+    let ws = display::display_workspace(&k.client, ns, &o.workspace).await?;
+    let mut t = aws::target(&k.client, &ws, o.aws.region.clone()).await?;
+    if let Some(u) = &o.aws.os_user {
+        t.os_user.clone_from(u);
+    }
+    let protocol = ws.spec.compute.display.as_ref().map(|d| d.protocol).unwrap_or_default();
+    let remote = aws::display_port(protocol);
+    let local = o.local_port.unwrap_or(remote);
+    let taken = display::take(&k.client, &ws, me, secs, o.force).await?;
+    let cmd = aws::ssh_command(&t, Some((local, remote)));
+    println!("display of workspace {ns}/{} held by {} (renewed while this runs)", o.workspace, taken.holder);
+    println!("desktop: {}", aws::local_url(protocol, local));
+    println!("password: {}", aws::password_note(protocol));
+    let child = if aws::have_aws_cli() {
+        println!("tunnel: {}", aws::shell_line(&cmd));
+        match spawn(&cmd) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                display::release(&k.client, &ws, me, false).await?;
+                return Err(e);
+            }
+        }
+    } else {
+        println!("the AWS CLI (v2) is not on PATH; open the tunnel yourself with:");
+        println!("  {}", aws::shell_line(&cmd));
+        println!("press Ctrl-C to release the display lock");
+        None
+    };
+    let status = hold_until_interrupted(&k.client, &ws, me, secs, child).await?;
+    Ok(status.map_or(ExitCode::SUCCESS, exit_code))
+}
+
+fn spawn(cmd: &[String]) -> Result<Child, Error> {
+    let (prog, args) = cmd.split_first().ok_or_else(|| Error::Usage("empty command".into()))?;
+    Command::new(prog).args(args).kill_on_drop(true).spawn().map_err(|e| Error::Call {
+        action: "run".into(),
+        object: prog.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn exit_code(s: std::process::ExitStatus) -> ExitCode {
+    ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1))
+}
+
+/// Runs `cmd` in the foreground (stdio inherited) and exits with its code.
+pub async fn exec(cmd: &[String]) -> Result<ExitCode, Error> {
+    let mut c = spawn(cmd)?;
+    let s = c.wait().await.map_err(|e| Error::Call {
+        action: "wait for".into(),
+        object: cmd[0].clone(),
+        message: e.to_string(),
+    })?;
+    Ok(exit_code(s))
+}

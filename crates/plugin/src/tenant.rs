@@ -1,0 +1,169 @@
+//! `receipt TENANT` (the erasure receipt ConfigMaps in the operator namespace) and `orphans`
+//! (Tenant `status.orphans`).
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use molecule_crds::v1alpha1::Tenant;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, kube as kerr};
+use crate::out::{cell, table};
+
+/// One erased resource (the operator's `receipt.json` entry).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Workspace, Instance, SecurityGroup, ...
+    pub kind: String,
+    /// Its ID.
+    pub id: String,
+    /// main or canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// When its deletion was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_at: Option<String>,
+    /// When it was confirmed gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_gone_at: Option<String>,
+}
+
+/// A receipt.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// The ConfigMap it was read from.
+    #[serde(default)]
+    pub name: String,
+    /// Tenant slug.
+    pub tenant: String,
+    /// Tenant uid.
+    pub tenant_uid: String,
+    /// When the erasure started.
+    pub started_at: String,
+    /// When every resource was confirmed gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// Every resource.
+    #[serde(default)]
+    pub resources: Vec<Entry>,
+}
+
+/// Every receipt of `tenant` (a slug reused later has one per erasure), oldest first.
+pub async fn receipts(client: &kube::Client, operator_ns: &str, tenant: &str) -> Result<Vec<Receipt>, Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_ns);
+    let lp =
+        ListParams::default().labels(&format!("moleculesai.app/erasure-receipt=true,moleculesai.app/tenant={tenant}"));
+    let scope = format!("erasure receipts in namespace {operator_ns}");
+    let list = api.list(&lp).await.map_err(|e| kerr("list", &scope, e))?;
+    let mut out = Vec::new();
+    for cm in list.items {
+        let name = cm.name_any();
+        let text = cm.data.as_ref().and_then(|d| d.get("receipt.json")).cloned().unwrap_or_default();
+        let mut r: Receipt = serde_json::from_str(&text).map_err(|e| Error::Call {
+            action: "read".into(),
+            object: format!("erasure receipt {operator_ns}/{name}"),
+            message: format!("receipt.json does not parse: {e}"),
+        })?;
+        r.name = name;
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(Error::NotFound(format!("erasure receipt of tenant {tenant} (in namespace {operator_ns})")));
+    }
+    out.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    Ok(out)
+}
+
+/// A receipt for people: a header and one line per resource.
+pub fn render_receipt(r: &Receipt) -> String {
+    let done = r.resources.iter().filter(|e| e.confirmed_gone_at.is_some()).count();
+    let mut s = format!(
+        "Receipt:    {}\nTenant:     {} (uid {})\nStarted:    {}\nCompleted:  {}\nConfirmed:  {done}/{} resources gone\n\n",
+        r.name,
+        r.tenant,
+        r.tenant_uid,
+        r.started_at,
+        r.completed_at.as_deref().unwrap_or("<not yet: erasure in progress>"),
+        r.resources.len()
+    );
+    let rows: Vec<Vec<String>> = r
+        .resources
+        .iter()
+        .map(|e| {
+            vec![
+                e.kind.clone(),
+                e.id.clone(),
+                cell(e.account.as_deref()),
+                cell(e.region.as_deref()),
+                cell(e.delete_requested_at.as_deref()),
+                cell(e.confirmed_gone_at.as_deref()),
+            ]
+        })
+        .collect();
+    s.push_str(&table(&["KIND", "ID", "ACCOUNT", "REGION", "DELETE REQUESTED", "CONFIRMED GONE"], &rows));
+    s
+}
+
+/// One orphan finding with its Tenant.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    /// Tenant slug.
+    pub tenant: String,
+    /// Instance, SecurityGroup, ...
+    pub kind: String,
+    /// Cloud ID.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// First seen.
+    pub detected_at: String,
+    /// Why it is an orphan.
+    pub reason: String,
+    /// Kept on purpose (deletionPolicy Retain), not an orphan to reap.
+    pub retained: bool,
+}
+
+/// The findings (and, per Tenant, the total when the list is truncated).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphans {
+    /// Every finding listed in status.
+    pub orphans: Vec<Orphan>,
+    /// Tenants whose list holds fewer entries than `orphanCount`: (tenant, count).
+    pub truncated: Vec<(String, u32)>,
+}
+
+/// Reads `status.orphans` of one Tenant or of all.
+pub async fn orphans(client: &kube::Client, tenant: Option<&str>) -> Result<Orphans, Error> {
+    let api: Api<Tenant> = Api::all(client.clone());
+    let tenants = match tenant {
+        Some(t) => vec![api.get(t).await.map_err(|e| kerr("get", &format!("tenant {t}"), e))?],
+        None => api.list(&ListParams::default()).await.map_err(|e| kerr("list", "tenants", e))?.items,
+    };
+    let mut out = Orphans { orphans: Vec::new(), truncated: Vec::new() };
+    for t in tenants {
+        let st = t.status.clone().unwrap_or_default();
+        let listed = st.orphans.len();
+        for o in st.orphans {
+            out.orphans.push(Orphan {
+                tenant: t.name_any(),
+                kind: serde_json::to_value(o.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                id: o.id,
+                region: o.region,
+                detected_at: o.detected_at,
+                reason: o.reason,
+                retained: o.retained,
+            });
+        }
+        if let Some(n) = st.orphan_count.filter(|n| usize::try_from(*n).unwrap_or(0) > listed) {
+            out.truncated.push((t.name_any(), n));
+        }
+    }
+    Ok(out)
+}
