@@ -15,7 +15,7 @@
 --   Degraded     phase Failed
 --   Suspended    stopped by spec (phase Stopped and spec.state Stopped)
 --   Healthy      Ready=True
---   Progressing  anything else (Reconciling=True: its message, else Ready's)
+--   Progressing  anything else (message: Ready's, else Reconciling's)
 local hs = { status = "Progressing", message = "" }
 
 local function condition(status, wanted)
@@ -117,10 +117,10 @@ if is_true(ready) then
   hs.message = describe(ready, "Ready")
   return hs
 end
-local reconciling = condition(status, "Reconciling")
-if is_true(reconciling) then
-  hs.message = describe(reconciling, "Reconciling")
-else
+-- Ready's reason and message say what is under way; Reconciling's when Ready has none.
+if ready ~= nil and ready.message ~= nil and ready.message ~= "" then
   hs.message = describe(ready, "Waiting for Ready")
+else
+  hs.message = describe(condition(status, "Reconciling"), describe(ready, "Waiting for Ready"))
 end
 return hs
