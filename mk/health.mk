@@ -11,3 +11,9 @@ health-test: ## Argo CD Lua health checks and kstatus against every fixture (Go,
 	cd $(HEALTH_DIR) && go run ./cmd/healthcheck -verify fixtures
 
 EXTRA_TESTS += health-test
+
+.PHONY: health-capture
+health-capture: ## Recapture tests/health/fixtures/captured from the e2e scenarios (needs the test world)
+	$(CARGO) build -p molecule-operator --bins
+	HEALTH_CAPTURE=1 $(CARGO) test -p molecule-e2e --test health
+	git status --short -- $(HEALTH_DIR)/fixtures/captured
