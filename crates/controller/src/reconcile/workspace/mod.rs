@@ -258,14 +258,9 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         Err(e) => return Err(early_failure(ctx, ws, &old, st, e, &now, "DisplayReady").await),
     };
     // The machine that runs is what status shows; a pending drift shows in Drifted.
-    let phase = status::phase(&view);
-    let instance_price = ctx.catalog.get(&resolved.compute.instance_type).map(|t| t.hourly).unwrap_or_default();
-    show_machine(&mut st, &resolved, current.as_ref(), drifted);
-    if !drifted {
-        st.estimated_hourly_usd = Some(status::hourly_usd(resolved.hourly, instance_price, phase));
-    }
+    show_machine(&mut st, &resolved, current.as_ref(), drifted, status::phase(&view), &ctx.catalog);
     status::set_conditions(&mut st, &view, ws.metadata.generation, &now);
-    st.phase = Some(phase);
+    st.phase = Some(status::phase(&view));
     finish(ctx, ws, &old, st).await?;
     match (step_error, wait) {
         (Some(e), _) => Err(e),
@@ -293,12 +288,15 @@ async fn apply_steps(
 }
 
 /// The machine that runs is what status shows; a pending drift shows in Drifted. A new catalog
-/// image is not drift: the AMI shown is the one the instance really runs.
+/// image is not drift: the AMI shown is the one the instance really runs. A Stopped Workspace
+/// costs only its volumes.
 fn show_machine(
     st: &mut WorkspaceStatus,
     resolved: &molecule_crds::resolve::Resolved,
     current: Option<&crate::cloud::Instance>,
     drifted: bool,
+    phase: molecule_crds::v1alpha1::WorkspacePhase,
+    catalog: &molecule_crds::catalog::Catalog,
 ) {
     if drifted && st.resolved.is_some() {
         return;
@@ -308,7 +306,8 @@ fn show_machine(
         shown.ami_id.clone_from(&c.image_id);
     }
     st.resolved = Some(shown);
-    st.estimated_hourly_usd = Some(resolved.hourly.to_decimal_4());
+    let instance = catalog.get(&resolved.compute.instance_type).map(|t| t.hourly).unwrap_or_default();
+    st.estimated_hourly_usd = Some(status::hourly_usd(resolved.hourly, instance, phase));
 }
 
 /// When the current attempt was launched.
