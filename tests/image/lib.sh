@@ -26,9 +26,10 @@ export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 image_die() { echo "image: $*" >&2; exit 1; }
 image_log() { echo "image: $*" >&2; }
 
-# bah ARGS...: buildah on the private storage.
+# bah ARGS...: buildah on the private storage (BAH: the same as a command line, for setsid).
+BAH=(buildah --root "$IMAGE_CACHE/root" --runroot "$IMAGE_CACHE/run" --storage-driver vfs)
 bah() {
-  buildah --root "$IMAGE_CACHE/root" --runroot "$IMAGE_CACHE/run" --storage-driver vfs "$@"
+  "${BAH[@]}" "$@"
 }
 
 # image_need_packages: installs buildah (Debian's) and the CA bundle when missing.

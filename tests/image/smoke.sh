@@ -30,7 +30,11 @@ check_config() {
   done
   pass "OCI labels title, description, version, revision, source, licenses, created"
   expect "label version" "$(field "$config" "l['org.opencontainers.image.version']")" "$VERSION"
-  expect "label revision" "$(field "$config" "l['org.opencontainers.image.revision']")" "$(git rev-parse HEAD)"
+  # The commit the image was built from (HEAD may have moved since): a commit of this repository.
+  local rev
+  rev=$(field "$config" "l['org.opencontainers.image.revision']")
+  [[ $rev =~ ^[0-9a-f]{40}$ ]] && git cat-file -e "$rev^{commit}" || fail "label revision '$rev' is no commit here"
+  pass "label revision = $rev (a commit of this repository)"
 }
 
 # field INSPECT_JSON EXPR: EXPR over the image config c (and its labels l), in Python.
@@ -79,6 +83,8 @@ check_image() {
 }
 
 cleanup() {
+  [ -z "$RUN_PGID" ] || kill -KILL -- "-$RUN_PGID" 2>/dev/null || true
+  RUN_PGID=""
   [ -z "$CTR" ] || bah rm "$CTR" >/dev/null 2>&1 || true
   [ -z "$IMG" ] || bah rmi --force "$IMG" >/dev/null 2>&1 || true
   CTR="" IMG=""
@@ -99,10 +105,68 @@ smoke_with_extracted() {
   pass "smoke scenario with the image's binary"
 }
 
+# operator_env_args: --env NAME=VALUE for the test world's settings, as the harness passes them,
+# but no credentials on a command line: AWS keys go in a shared credentials file, and the
+# Cloudflare token is left out (the operator then runs without tunnels, which it says).
+operator_env_args() {
+  local name
+  for name in $(grep -oE '(^export | )[A-Z][A-Z0-9_]*=' tests/e2e/.testenv/env | tr -d ' =' | sed 's/^export//'); do
+    case $name in
+      PATH | KUBECONFIG | AWS_ACCESS_KEY_ID | AWS_SECRET_ACCESS_KEY | CLOUDFLARE_API_TOKEN) ;;
+      *) printf -- '--env\n%s=%s\n' "$name" "${!name}" ;;
+    esac
+  done
+}
+
+# operator_in_image: `molecule-operator run` INSIDE the image (uid 65532, only the image's files
+# plus the test world's state mounted read-only) against the test world: /healthz answers, it
+# logs "started", and SIGTERM stops it.
+operator_in_image() {
+  local dir port state="$IMAGE_ROOT/tests/e2e/.testenv" log="$IMAGE_DIR/operator-in-image.log" args=()
+  dir=$(mktemp -d) && chmod 0755 "$dir"
+  printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$dir/credentials"
+  chmod 0644 "$dir/credentials"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  mapfile -t args < <(operator_env_args)
+  CTR=$(bah from --quiet --name "molecule-operator-run-$$" "oci-archive:$IMAGE_ARCHIVE")
+  IMG=$(bah inspect --type container --format '{{.FromImageID}}' "$CTR")
+  # Its own process group, so that SIGTERM reaches the operator under buildah's runtime.
+  setsid "${BAH[@]}" run --isolation chroot --volume "$state:$state:ro" --volume "$dir:/aws:ro" "${args[@]}" \
+    --env "KUBECONFIG=$TESTENV_OPERATOR_KUBECONFIG" --env AWS_SHARED_CREDENTIALS_FILE=/aws/credentials \
+    --env "METRICS_ADDR=127.0.0.1:$port" --env WORKSPACE_SELECTOR=molecule-e2e=smoke-none \
+    "$CTR" -- /molecule-operator run >"$log" 2>&1 &
+  RUN_PGID=$!
+  wait_until 30 curl -fsS "http://127.0.0.1:$port/healthz" || fail "operator in the image not healthy: $(cat "$log")"
+  wait_until 30 grep -q 'molecule-operator started' "$log" || fail "operator in the image did not start: $(cat "$log")"
+  pass "operator runs inside the image against the test world (healthy, started)"
+  local op rc=0
+  op=$(ps -o pid=,uid=,args= --sid "$RUN_PGID" | awk '$2 == 65532 && $3 == "/molecule-operator" {print $1}')
+  [ -n "$op" ] || fail "no process of uid 65532 under buildah run: $(ps -o pid=,uid=,args= --sid "$RUN_PGID")"
+  pass "the operator runs as uid 65532 (pid $op)"
+  # What the kubelet does: SIGTERM to the operator alone. It must stop cleanly, exit status 0.
+  kill -TERM "$op"
+  wait_until 15 bash -c "! kill -0 $op" || fail "operator in the image ignored SIGTERM"
+  wait "$RUN_PGID" || rc=$?
+  RUN_PGID=""
+  expect "exit status after SIGTERM" "$rc" 0
+  rm -rf "$dir"
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
 start=$SECONDS
 image_need_packages
 VERSION=$(image_version)
-CTR="" IMG=""
+CTR="" IMG="" RUN_PGID=""
 SIZE=0
 trap cleanup EXIT
 check_image
@@ -110,5 +174,10 @@ cleanup
 trap - EXIT
 # world.sh: the running test world, or one brought up now and taken down on exit.
 source tests/e2e/testenv/world.sh
+# world.sh's own EXIT trap (taking down a world it brought up) runs after ours.
+WORLD_DOWN=$(trap -p EXIT)
+trap 'cleanup; [ -z "$WORLD_DOWN" ] || tests/e2e/testenv/down.sh' EXIT
+operator_in_image
+cleanup
 smoke_with_extracted
 image_log "image-smoke passed in $((SECONDS - start))s"
