@@ -5,6 +5,7 @@
 # target/image/molecule-operator.oci.tar. The Dockerfile describes the same image for a release
 # pipeline with BuildKit (docs/image.md).
 set -euo pipefail
+# shellcheck source=tests/image/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$IMAGE_ROOT"
 
@@ -26,7 +27,7 @@ copy_file() {
 copy_copyright() {
   local pkg
   pkg=$(dpkg -S "$(readlink -f "$1")" 2>/dev/null | head -n1 | cut -d: -f1) || true
-  [ -z "$pkg" ] && pkg=$(dpkg -S "$1" 2>/dev/null | head -n1 | cut -d: -f1) || true
+  if [ -z "$pkg" ]; then pkg=$(dpkg -S "$1" 2>/dev/null | head -n1 | cut -d: -f1) || true; fi
   [ -n "$pkg" ] && [ -f "/usr/share/doc/$pkg/copyright" ] || return 0
   install -D -m 0644 "/usr/share/doc/$pkg/copyright" "$ROOTFS/usr/share/doc/$pkg/copyright"
 }

@@ -3,6 +3,7 @@
 # entrypoint, command, binary path, CA bundle, OCI labels and their fixed values, the release build
 # command, the pinned toolchain and the Debian release. No build, no engine: seconds.
 set -euo pipefail
+# shellcheck source=tests/image/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$IMAGE_ROOT"
 DOCKERFILE=Dockerfile
@@ -30,10 +31,8 @@ has "WORKDIR /"
 label title molecule-operator
 label description "$(image_cargo_field description)"
 label licenses "$(image_cargo_field license)"
-label version '${VERSION}'
-label revision '${REVISION}'
-label source '${SOURCE}'
-label created '${CREATED}'
+# The labels set from build args: the Dockerfile holds the references themselves (${VERSION}, ...).
+for key in version revision source created; do label "$key" "\${${key^^}}"; done
 has "ARG SOURCE=$(image_cargo_field repository)"
 has "cargo build --release --locked --target \"\$triple\" -p $IMAGE_PACKAGE --bin molecule-operator;"
 # The builder's toolchain is rust-toolchain.toml's; both stages and this machine are Debian 12

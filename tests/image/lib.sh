@@ -1,5 +1,5 @@
 # Shared settings of the image scripts (build.sh, smoke.sh). Sourced, never run.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the settings are read by the scripts that source this
 #
 # The image built here and the one the Dockerfile describes are the same image: keep the paths,
 # user, labels, entrypoint and command below in step with the Dockerfile (docs/image.md compares

@@ -5,6 +5,7 @@
 # only the image's libraries are there), then the e2e smoke scenario with the binary copied out of
 # the image (MOLECULE_OPERATOR_BIN), against the running test world or one brought up and down.
 set -euo pipefail
+# shellcheck source=tests/image/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$IMAGE_ROOT"
 EXTRACTED="$IMAGE_DIR/extracted/molecule-operator"
@@ -33,7 +34,9 @@ check_config() {
   # The commit the image was built from (HEAD may have moved since): a commit of this repository.
   local rev
   rev=$(field "$config" "l['org.opencontainers.image.revision']")
-  [[ $rev =~ ^[0-9a-f]{40}$ ]] && git cat-file -e "$rev^{commit}" || fail "label revision '$rev' is no commit here"
+  if ! [[ $rev =~ ^[0-9a-f]{40}$ ]] || ! git cat-file -e "$rev^{commit}"; then
+    fail "label revision '$rev' is no commit here"
+  fi
   pass "label revision = $rev (a commit of this repository)"
 }
 
