@@ -132,9 +132,14 @@ pub fn shell_line(c: &[String]) -> String {
         .join(" ")
 }
 
-/// Whether `aws` is on PATH.
+/// Whether the AWS CLI v2 is on PATH (v1 has no `ec2-instance-connect ssh`).
 pub fn have_aws_cli() -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("aws").is_file()))
+    std::process::Command::new("aws")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("aws-cli/2"))
 }
 
 #[cfg(test)]

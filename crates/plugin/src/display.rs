@@ -77,7 +77,7 @@ pub async fn status(client: &kube::Client, ns: &str, name: &str) -> Result<Statu
         Ok(l) => match lock::hold(l.as_ref(), Timestamp::now()) {
             Some(h) => {
                 let (k, who) = h.identity.split_once(':').unwrap_or_default();
-                (k.to_owned(), who.to_owned(), Some(h.until.to_string()))
+                (k.to_owned(), who.to_owned(), Some(lock::show_time(h.until)))
             }
             None => ("none".to_owned(), String::new(), None),
         },
@@ -114,7 +114,7 @@ fn held(object: &str, h: &Hold, hint: &str) -> Error {
     Error::Held {
         object: object.to_owned(),
         holder: h.identity.clone(),
-        until: h.until.to_string(),
+        until: lock::show_time(h.until),
         hint: hint.to_owned(),
     }
 }
@@ -167,7 +167,7 @@ pub async fn take(client: &kube::Client, ws: &Workspace, me: &str, secs: i32, fo
                     announce(client, ws, "DisplayTakenOver", &format!("{me} took the display over from {p}")).await?;
                 }
                 let until = now.checked_add(jiff::SignedDuration::from_secs(i64::from(secs))).unwrap_or(now);
-                return Ok(Taken { holder: me.to_owned(), expires_at: until.to_string(), previous });
+                return Ok(Taken { holder: me.to_owned(), expires_at: lock::show_time(until), previous });
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(kerr("update", &format!("lease {ns}/{}", lease_name(&name)), e)),

@@ -73,6 +73,11 @@ pub fn decide(current: Option<&Hold>, me: &str, force: bool) -> Result<Take, Ref
     if force { Ok(Take::TakeOver(h.clone())) } else { Err(Refusal::Held(h.clone())) }
 }
 
+/// A time as kubectl shows it: RFC 3339, whole seconds, UTC.
+pub fn show_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Parses `30m`, `1h`, `90s`, `1h30m` (or plain seconds) into seconds.
 pub fn parse_duration(s: &str) -> Result<i32, String> {
     let bad = || format!("duration {s:?} must look like 30m, 1h, 90s or 1h30m");

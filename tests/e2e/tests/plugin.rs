@@ -1,0 +1,327 @@
+//! kubectl-molecule (crates/plugin) as a user runs it: the built binary as a real process with the
+//! test world's kubeconfig and AWS settings, against a running operator. Checks exit codes, the
+//! one-line errors, and what the operator mirrors into status.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use molecule_crds::catalog::{Catalog, Usd};
+use molecule_crds::v1alpha1::{Workspace, WorkspacePhase};
+use molecule_e2e::harness::repo_root;
+use molecule_e2e::scenario::Scenario;
+use serde_json::{Value, json};
+
+const READY: Duration = Duration::from_secs(90);
+const MIRROR: Duration = Duration::from_secs(10);
+
+/// The plugin with the world's environment, a PATH without the AWS CLI, and `extra` variables.
+fn cmd(s: &Scenario, args: &[&str], extra: &[(&str, &str)]) -> Command {
+    let bin = repo_root().join("target/debug/kubectl-molecule");
+    assert!(bin.exists(), "build the plugin first: cargo build -p molecule-plugin");
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env_clear()
+        .envs(s.env.vars().iter().filter(|(k, _)| k.as_str() != "PATH"))
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .envs(extra.iter().copied());
+    c
+}
+
+fn run(s: &Scenario, args: &[&str]) -> Output {
+    run_with(s, args, &[])
+}
+
+fn run_with(s: &Scenario, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    cmd(s, args, extra).output().expect("run kubectl-molecule")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts success; returns stdout.
+fn ok(o: &Output, what: &str) -> String {
+    assert!(o.status.success(), "{what}: exit {:?}\nstderr: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    stdout(o)
+}
+
+/// Asserts exit code 1 with exactly one line on stderr containing every needle; returns it.
+fn fails(o: &Output, what: &str, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{what}: expected exit 1, stdout {}, stderr {err}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line on stderr: {err:?}");
+    for n in needles {
+        assert!(err.contains(n), "{what}: {n:?} missing from {err:?}");
+    }
+    err
+}
+
+fn display_of(w: &Workspace) -> (String, String) {
+    w.status
+        .as_ref()
+        .and_then(|s| s.display.as_ref())
+        .map_or_else(Default::default, |d| (d.controller.clone(), d.controlled_by.clone()))
+}
+
+async fn wait_controller(s: &Scenario, name: &str, controller: &str, by: &str, t: Duration) -> Duration {
+    let start = Instant::now();
+    s.wait_ws(name, &format!("display controller {controller} {by}"), t, |w| {
+        display_of(w) == (controller.into(), by.into())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    start.elapsed()
+}
+
+async fn holder(s: &Scenario, name: &str) -> Option<String> {
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(s.kube.clone(), &s.ns);
+    let l = leases.get(&format!("{name}-display")).await.expect("lease");
+    l.spec.and_then(|x| x.holder_identity).filter(|h| !h.is_empty())
+}
+
+async fn desktop_scenario(prefix: &str) -> Scenario {
+    let mut s = Scenario::new(prefix, 4, json!({})).await.expect("scenario");
+    s.start_operator(&[]).expect("operator");
+    s.apply(&s.sample("workspace-desktop.yaml", "desk")).expect("apply desk");
+    s.apply(&s.sample("workspace-minimal.yaml", "plain")).expect("apply plain");
+    s.wait_ready("desk", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    s
+}
+
+#[tokio::test]
+async fn users_and_agents_take_and_release_the_display_lock() {
+    let s = desktop_scenario("plug-lock").await;
+    let ns = s.ns.as_str();
+    let st = ok(&run(&s, &["display", "status", "desk", "-n", ns]), "status");
+    assert!(st.contains("CONTROLLER") && st.contains("1600x900") && st.contains("novnc"), "{st}");
+
+    // A user takes it; the operator mirrors it within seconds.
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "alice", "--for", "10m"]), "alice takes");
+    let took = wait_controller(&s, "desk", "user", "alice", MIRROR).await;
+    eprintln!("status.display.controller showed user after {took:?}");
+    // An agent is refused while the user holds it, with --force too; so is another user without it.
+    let agent = run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot"]);
+    fails(&agent, "agent take", &[&format!("workspace {ns}/desk"), "held by user:alice until"]);
+    let forced = run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--force"]);
+    fails(&forced, "agent forced take", &["user:alice", "an agent never takes the desktop from a user"]);
+    fails(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob release", &["held by user:alice"]);
+    assert_eq!(holder(&s, "desk").await.as_deref(), Some("user:alice"));
+    let json: Value =
+        serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
+    assert_eq!((json["controller"].as_str(), json["holder"].as_str()), (Some("user"), Some("alice")));
+
+    // Release: none again.
+    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "alice releases");
+    wait_controller(&s, "desk", "none", "", MIRROR).await;
+
+    // An agent holds it; a user takes it over with --force, and the agent is told by an Event.
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1h"]), "agent takes");
+    wait_controller(&s, "desk", "agent", "bot", MIRROR).await;
+    fails(
+        &run(&s, &["display", "take", "desk", "-n", ns, "--as", "bob"]),
+        "bob take",
+        &["held by agent:bot", "--force"],
+    );
+    let out = ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "bob", "--force"]), "bob forces");
+    assert!(out.contains("taken over from agent:bot"), "{out}");
+    wait_controller(&s, "desk", "user", "bob", MIRROR).await;
+    let events = s.events("desk").await;
+    assert!(
+        events.iter().any(|(_, r, n)| r == "DisplayTakenOver" && n.contains("user:bob") && n.contains("agent:bot")),
+        "no DisplayTakenOver Event naming both: {events:?}"
+    );
+    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob releases");
+
+    // Two takers at once: optimistic concurrency lets exactly one win.
+    let a = cmd(&s, &["display", "take", "desk", "-n", ns, "--as", "carol"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = cmd(&s, &["display", "take", "desk", "-n", ns, "--as", "dave"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(
+        [a.status.success(), b.status.success()].iter().filter(|x| **x).count(),
+        1,
+        "exactly one winner: {a:?} {b:?}"
+    );
+    let winner = if a.status.success() { "user:carol" } else { "user:dave" };
+    assert_eq!(holder(&s, "desk").await.as_deref(), Some(winner));
+    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--force", "--as", "admin"]), "forced release");
+
+    // An expired lock reads as none, in status and in the plugin.
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "erin", "--for", "3s"]), "short take");
+    wait_controller(&s, "desk", "user", "erin", MIRROR).await;
+    wait_controller(&s, "desk", "none", "", Duration::from_secs(30)).await;
+    let json: Value =
+        serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
+    assert_eq!(json["controller"], "none", "{json}");
+    // The expired holder no longer blocks anyone.
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1m"]), "agent after expiry");
+    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot"]), "agent releases");
+}
+
+#[tokio::test]
+async fn display_open_holds_the_lock_and_prints_the_tunnel() {
+    let s = desktop_scenario("plug-open").await;
+    let ns = s.ns.as_str();
+    let w = s.get("desk").await.unwrap();
+    let instance = w.status.unwrap().instance_id.unwrap();
+    let mut child = cmd(&s, &["display", "open", "desk", "-n", ns, "--as", "frank", "--local-port", "16080"], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let printed = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        let mut buf = [0u8; 256];
+        while !text.contains("Ctrl-C") {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        text
+    })
+    .await
+    .unwrap();
+    for needle in [
+        format!("--instance-id {instance}"),
+        "--connection-type eice".to_owned(),
+        "--local-forwarding 16080:localhost:6080".to_owned(),
+        "http://localhost:16080/vnc.html".to_owned(),
+        "password:".to_owned(),
+    ] {
+        assert!(printed.contains(&needle), "{needle:?} missing from:\n{printed}");
+    }
+    assert_eq!(holder(&s, "desk").await.as_deref(), Some("user:frank"), "open holds the lock");
+    wait_controller(&s, "desk", "user", "frank", MIRROR).await;
+    let int = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(int.success());
+    let st = child.wait().unwrap();
+    assert!(st.success(), "open exits 0 after Ctrl-C: {st:?}");
+    assert_eq!(holder(&s, "desk").await, None, "released on exit");
+    wait_controller(&s, "desk", "none", "", MIRROR).await;
+}
+
+#[tokio::test]
+async fn errors_are_one_line_naming_the_object() {
+    let s = desktop_scenario("plug-err").await;
+    let ns = s.ns.as_str();
+    fails(&run(&s, &["display", "status", "nope", "-n", ns]), "missing", &[&format!("workspace {ns}/nope not found")]);
+    fails(
+        &run(&s, &["display", "take", "plain", "-n", ns, "--as", "a"]),
+        "no display",
+        &[&format!("workspace {ns}/plain is not a display Workspace")],
+    );
+    fails(&run(&s, &["console", "nope", "-n", ns]), "console missing", &[&format!("workspace {ns}/nope not found")]);
+    fails(
+        &run(&s, &["receipt", "no-such-tenant", "--operator-namespace", s.env.var("OPERATOR_NAMESPACE")]),
+        "receipt",
+        &["erasure receipt of tenant no-such-tenant", "not found"],
+    );
+    fails(&run(&s, &["orphans", "--tenant", "no-such-tenant"]), "orphans", &["tenant no-such-tenant not found"]);
+    fails(
+        &run(&s, &["display", "take", "desk", "-n", ns, "--as", "robot:x"]),
+        "bad identity",
+        &["robot:x", "agent:<id> or user:<name>"],
+    );
+    // No permission: the same kubeconfig impersonating a user without any RBAC.
+    let text = std::fs::read_to_string(s.env.var("KUBECONFIG")).unwrap();
+    let mut kc: Value = serde_yaml_ng::from_str(&text).unwrap();
+    for u in kc["users"].as_array_mut().unwrap() {
+        u["user"]["as"] = json!("nobody-at-all");
+    }
+    let path = std::env::temp_dir().join(format!("{}-nobody.kubeconfig", s.id));
+    std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+    let o = run_with(&s, &["display", "status", "desk", "-n", ns], &[("KUBECONFIG", path.to_str().unwrap())]);
+    fails(&o, "forbidden", &[&format!("no permission to get workspace {ns}/desk"), "nobody-at-all"]);
+    let o = run_with(&s, &["cost", "-A"], &[("KUBECONFIG", path.to_str().unwrap())]);
+    fails(&o, "forbidden cost", &["no permission to list workspaces in all namespaces"]);
+    let _ = std::fs::remove_file(path);
+    let o = run(&s, &["completion", "bash"]);
+    assert!(ok(&o, "completion").contains("kubectl-molecule"));
+    let o = run(&s, &["__complete", "display", "t"]);
+    assert_eq!(ok(&o, "__complete"), "take\n:4\n");
+}
+
+fn usd(s: Option<&str>) -> Usd {
+    Usd::parse(s.unwrap_or("x")).unwrap_or_else(|e| panic!("price {s:?}: {e}"))
+}
+
+#[tokio::test]
+async fn console_cost_and_a_stopped_workspace() {
+    let mut s = Scenario::new("plug-cost", 4, json!({})).await.expect("scenario");
+    s.start_operator(&[]).expect("operator");
+    s.apply(&s.sample("workspace-minimal.yaml", "a")).expect("apply a");
+    s.apply(&s.sample("workspace-data-volume.yaml", "b")).expect("apply b");
+    let a = s.wait_ready("a", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    s.wait_ready("b", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let ns = s.ns.as_str();
+
+    // console: what moto answers GetConsoleOutput for the instance, through the fault proxy.
+    let id = a.status.as_ref().unwrap().instance_id.clone().unwrap();
+    let direct = s.env.ec2_direct().await.get_console_output().instance_id(&id).send().await.unwrap();
+    let want = aws_smithy_types::base64::decode(direct.output().unwrap_or_default()).unwrap();
+    let calls = |v: &Value| v["total"]["ec2.GetConsoleOutput"].as_u64().unwrap_or(0);
+    let before = calls(&s.env.fault_counts().await.unwrap());
+    let got = ok(&run(&s, &["console", "a", "-n", ns]), "console");
+    assert!(!want.is_empty(), "moto has console output");
+    assert_eq!(got, String::from_utf8_lossy(&want), "console prints moto's output");
+    let after = calls(&s.env.fault_counts().await.unwrap());
+    assert!(after > before, "the plugin called EC2 through AWS_ENDPOINT_URL (the fault proxy)");
+    let ssh = ok(&run(&s, &["ssh", "a", "-n", ns]), "ssh");
+    assert!(
+        ssh.contains(&format!(
+            "aws ec2-instance-connect ssh --instance-id {id} --os-user ubuntu --connection-type eice"
+        )),
+        "{ssh}"
+    );
+
+    // A Stopped Workspace costs only its volumes.
+    s.patch("a", json!({"spec": {"state": "Stopped"}})).await.unwrap();
+    let stopped = s
+        .wait_ws("a", "Stopped", READY, |w| w.status.as_ref().and_then(|x| x.phase) == Some(WorkspacePhase::Stopped))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let running = usd(a.status.as_ref().unwrap().estimated_hourly_usd.as_deref());
+    let itype = stopped.status.as_ref().unwrap().resolved.as_ref().unwrap().instance_type.clone();
+    let instance_price = Catalog::builtin().get(&itype).unwrap().hourly;
+    let storage = Usd::from_nanos(running.nanos() - instance_price.nanos());
+    assert_eq!(
+        stopped.status.as_ref().unwrap().estimated_hourly_usd.as_deref(),
+        Some(storage.to_decimal_4().as_str()),
+        "stopped: storage only (running {running}, {itype} {instance_price})"
+    );
+
+    // cost: the totals are the sums of the Workspaces' estimatedHourlyUsd.
+    let list = s.api().list(&kube::api::ListParams::default()).await.unwrap().items;
+    let sum = list
+        .iter()
+        .fold(Usd::default(), |acc, w| acc + usd(w.status.as_ref().and_then(|x| x.estimated_hourly_usd.as_deref())));
+    let r: Value = serde_json::from_str(&ok(&run(&s, &["cost", "-n", ns, "-o", "json"]), "cost json")).unwrap();
+    assert_eq!(r["workspaces"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["totalHourlyUsd"], sum.to_decimal_4(), "{r}");
+    assert_eq!(r["tenants"][0]["tenant"], s.tenant.as_str());
+    assert_eq!(r["tenants"][0]["hourlyUsd"], sum.to_decimal_4());
+    let line = r["workspaces"].as_array().unwrap().iter().find(|l| l["name"] == "a").unwrap().clone();
+    assert_eq!(
+        (line["phase"].as_str(), line["hourlyUsd"].as_str()),
+        (Some("Stopped"), Some(storage.to_decimal_4().as_str()))
+    );
+    let by_tenant: Value =
+        serde_json::from_str(&ok(&run(&s, &["cost", "--tenant", &s.tenant, "-o", "json"]), "tenant")).unwrap();
+    assert_eq!(by_tenant["totalHourlyUsd"], sum.to_decimal_4(), "--tenant spans namespaces: {by_tenant}");
+    let table = ok(&run(&s, &["cost", "-n", ns]), "cost table");
+    assert!(table.lines().any(|l| l.starts_with("TOTAL") && l.ends_with(&sum.to_decimal_4())), "{table}");
+    let orphans = ok(&run(&s, &["orphans", "--tenant", &s.tenant]), "orphans");
+    assert!(orphans.contains("No orphans found."), "{orphans}");
+}
