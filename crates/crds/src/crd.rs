@@ -5,9 +5,27 @@ use kube::CustomResourceExt;
 
 use crate::v1alpha1::{Tenant, Workspace};
 
-/// Both CRDs, Tenant first.
+/// Annotation on each generated CRD: a digest of its spec. The operator compares it with its own
+/// at start, so a binary never runs against CRDs of another version.
+pub const SCHEMA_HASH_ANNOTATION: &str = "moleculesai.app/schema-hash";
+
+/// Both CRDs, Tenant first, each annotated with the digest of its spec.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), Workspace::crd()]
+    vec![with_hash(Tenant::crd()), with_hash(Workspace::crd())]
+}
+
+fn with_hash(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    use sha2::Digest;
+    // serde_json writes struct fields in declaration order and maps sorted: a stable digest.
+    let spec = serde_json::to_vec(&crd.spec).unwrap_or_default();
+    let digest = hex::encode(&sha2::Sha256::digest(&spec)[..8]);
+    crd.metadata.annotations.get_or_insert_with(Default::default).insert(SCHEMA_HASH_ANNOTATION.into(), digest);
+    crd
+}
+
+/// The schema digest a CRD carries, if any.
+pub fn schema_hash(crd: &CustomResourceDefinition) -> Option<&str> {
+    crd.metadata.annotations.as_ref()?.get(SCHEMA_HASH_ANNOTATION).map(String::as_str)
 }
 
 /// File name (in `charts/molecule-operator/crds/`) and YAML text of each CRD.

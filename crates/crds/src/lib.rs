@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod conditions;
 pub mod crd;
 pub mod images;
+pub mod kstatus;
 pub mod quota;
 pub mod reasons;
 pub mod resolve;

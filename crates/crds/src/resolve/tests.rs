@@ -25,6 +25,7 @@ fn spec(runtime: &str, compute: ComputeSpec) -> WorkspaceSpec {
         tier: 2,
         state: crate::v1alpha1::PowerState::Running,
         update_policy: crate::v1alpha1::UpdatePolicy::Manual,
+        deletion_policy: crate::v1alpha1::DeletionPolicy::Delete,
         env: std::collections::BTreeMap::new(),
         compute,
     }

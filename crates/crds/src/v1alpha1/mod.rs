@@ -15,8 +15,8 @@ pub use tenant::{
     TenantSpec, TenantStatus, TenantUsage,
 };
 pub use workspace::{
-    ComputeSpec, DisplaySpec, DisplayStatus, DisplayStatusSpec, LaunchRecord, NetworkSpec, OsSpec, ResolvedCompute,
-    UpdatePolicy, VolumeSpec, Workspace, WorkspacePhase, WorkspaceSpec, WorkspaceStatus,
+    ComputeSpec, DeletionPolicy, DisplaySpec, DisplayStatus, DisplayStatusSpec, LaunchRecord, NetworkSpec, OsSpec,
+    ResolvedCompute, UpdatePolicy, VolumeSpec, Workspace, WorkspacePhase, WorkspaceSpec, WorkspaceStatus,
 };
 
 /// The API group of both kinds.

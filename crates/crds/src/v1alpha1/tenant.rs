@@ -316,4 +316,9 @@ pub struct OrphanFinding {
     pub detected_at: String,
     /// Why it is an orphan, naming the owner it points at.
     pub reason: String,
+    /// True when the resource was kept on purpose (its Workspace was deleted with
+    /// `deletionPolicy: Retain`): listed for the record, not counted in `orphanCount`, never
+    /// reaped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retained: bool,
 }

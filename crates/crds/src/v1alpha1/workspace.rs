@@ -66,6 +66,14 @@ pub struct WorkspaceSpec {
     #[serde(default)]
     pub update_policy: UpdatePolicy,
 
+    /// What deleting the Workspace does to its cloud resources. Delete (default): the instance,
+    /// security group, data volume and DNS record are deleted, and the Workspace goes only once AWS
+    /// confirms them gone. Retain: they are left as they are, tagged
+    /// `moleculesai.app/retained=true`, and the Workspace goes at once; the orphan scan lists
+    /// them as retained (never reaped).
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
     /// Non-secret environment variables for the runtime. They are written into the instance's
     /// user-data: never put a secret here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -91,6 +99,16 @@ pub enum UpdatePolicy {
     Manual,
     /// Replace the instance as soon as the spec changes.
     Recreate,
+}
+
+/// What deleting a Workspace does to its cloud resources.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the cloud resources and wait until AWS confirms them gone.
+    #[default]
+    Delete,
+    /// Leave the cloud resources, tagged `moleculesai.app/retained=true`.
+    Retain,
 }
 
 /// Machine sizing of a Workspace.
