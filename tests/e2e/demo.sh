@@ -14,12 +14,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 kubectl apply --server-side -f charts/molecule-operator/crds
 kubectl wait --for=condition=Established --timeout=60s crd/tenants.moleculesai.app crd/workspaces.moleculesai.app
-KUBECONFIG="$TESTENV_OPERATOR_KUBECONFIG" target/debug/molecule-operator run &
+# The metrics port is picked like every test-world port: free, on loopback.
+source tests/e2e/testenv/lib.sh
+metrics_addr="127.0.0.1:$(free_port)"
+KUBECONFIG="$TESTENV_OPERATOR_KUBECONFIG" METRICS_ADDR="$metrics_addr" target/debug/molecule-operator run &
 op_pid=$!
 kubectl apply -f config/samples/namespaces.yaml
 kubectl apply -f config/samples/
 echo "molecule-operator runs as pid $op_pid with its own ServiceAccount; Ctrl-C stops everything."
 echo "In another shell: source tests/e2e/.testenv/env && kubectl get molecule -A"
+echo "Metrics, health and readiness: http://$metrics_addr/metrics, /healthz, /readyz"
 while kill -0 "$op_pid" 2>/dev/null; do
   clear 2>/dev/null || true
   date

@@ -174,6 +174,11 @@ pub struct RunArgs {
     /// Test-only failpoints (comma-separated); honoured only with MOLECULE_ENV=dev.
     #[arg(long, env = "MOLECULE_FAILPOINTS", hide = true)]
     pub failpoints: Option<String>,
+    /// Server-side-apply this binary's own CRDs at start (needs RBAC to create and patch them),
+    /// so an upgrade of the operator upgrades its CRDs. Either way the installed CRDs must match
+    /// this binary, or the operator stops with the command that fixes it.
+    #[arg(long, env = "INSTALL_CRDS", default_value_t = false)]
+    pub install_crds: bool,
     /// Take part in leader election (one active replica).
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,

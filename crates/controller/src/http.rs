@@ -16,6 +16,11 @@ pub fn router(metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
-        .route("/metrics", get(|State(m): State<Metrics>| async move { m.encode() }))
+        .route(
+            "/metrics",
+            get(|State(m): State<Metrics>| async move {
+                ([(axum::http::header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], m.encode())
+            }),
+        )
         .with_state(metrics)
 }

@@ -6,7 +6,9 @@ pub mod bootstrap;
 pub mod cli;
 pub mod cloud;
 pub mod context;
+pub mod crds;
 pub mod failpoints;
+pub mod gauges;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -20,7 +22,6 @@ use futures::{FutureExt, StreamExt};
 use kube::runtime::WatchStreamExt;
 use molecule_crds::v1alpha1::{Tenant, Workspace};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
 
 /// Why the operator cannot start or stopped.
@@ -30,8 +31,33 @@ pub enum Error {
     #[error("failed to create the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     /// A CRD is missing or the API server is unreachable.
-    #[error("failed to find CRD {name}: {source} (install it with `make crds-install` or the Helm chart)")]
+    #[error(
+        "failed to find CRD {name}: {source} (install the CRDs: `kubectl apply --server-side -f charts/molecule-operator/crds/`, or `molecule-operator crds | kubectl apply --server-side -f -`, or run with INSTALL_CRDS=true)"
+    )]
     Crd {
+        /// CRD name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// An installed CRD is not the one this binary was built with.
+    #[error(
+        "CRD {name} does not match this operator {version} (installed schema {installed}, built with {built}): upgrade the CRDs first with `kubectl apply --server-side -f charts/molecule-operator/crds/` (or `molecule-operator crds | kubectl apply --server-side -f -`), or run with INSTALL_CRDS=true"
+    )]
+    CrdMismatch {
+        /// CRD name.
+        name: String,
+        /// This binary's version.
+        version: &'static str,
+        /// The installed CRD's schema digest (`none` without one).
+        installed: String,
+        /// This binary's schema digest.
+        built: String,
+    },
+    /// Applying the CRDs (INSTALL_CRDS) failed.
+    #[error("failed to install CRD {name}: {source}")]
+    CrdInstall {
         /// CRD name.
         name: String,
         /// Cause.
@@ -114,10 +140,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let failpoints = failpoints::Failpoints::parse(args.failpoints.as_deref(), &args.env)
         .map_err(|e| Error::Config(e.to_string()))?;
     let client = Client::try_default().await.map_err(Error::Client)?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in ["tenants.moleculesai.app", "workspaces.moleculesai.app"] {
-        crds.get(name).await.map_err(|source| Error::Crd { name: name.into(), source })?;
-    }
+    crds::ensure(&client, args.install_crds).await?;
     let metrics = metrics::Metrics::new();
     let shutdown = shutdown_signal().shared();
     serve_http(args.metrics_addr, &metrics, shutdown.clone()).await?;
@@ -193,6 +216,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args)));
+    tokio::spawn(gauges::run(ctx.clone(), workspaces.clone()));
     tokio::join!(
         reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
         reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),

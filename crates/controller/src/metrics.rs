@@ -62,6 +62,29 @@ pub struct OrphanLabel {
     pub kind: &'static str,
 }
 
+/// The build of the running binary.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: &'static str,
+}
+
+/// Objects of a kind in a phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// Workspace or Tenant.
+    pub kind: &'static str,
+    /// A phase of the kind's status (a fixed set), `None` before the first status.
+    pub phase: String,
+}
+
+/// A kind, alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Workspace or Tenant.
+    pub kind: &'static str,
+}
+
 /// Every metric of the operator, registered once.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -95,6 +118,17 @@ pub struct Metrics {
     pub orphan_scans: Counter,
     /// Cloudflare API calls by operation and outcome.
     pub cloudflare_calls: Family<CfCall, Counter>,
+    /// 1, labelled with the version of the running binary.
+    pub build_info: Family<BuildLabels, Gauge>,
+    /// Objects by kind and phase, from the watch caches.
+    pub objects: Family<PhaseLabels, Gauge>,
+    /// Objects with `Stalled=True`, by kind and reason (a fixed set of condition reasons).
+    pub stalled: Family<KindReason, Gauge>,
+    /// Seconds an object was not Ready before it became Ready (after creation, a start, a
+    /// relaunch or a replacement).
+    pub time_to_ready: Family<KindLabel, Histogram>,
+    /// Seconds since the last successful fleet listing started, by account.
+    pub cache_age: Family<AccountLabel, Gauge>,
 }
 
 impl Metrics {
@@ -131,7 +165,32 @@ impl Metrics {
         r.register("orphan_scans", "Orphan scans completed", orphan_scans.clone());
         let cloudflare_calls = Family::<CfCall, Counter>::default();
         r.register("cloudflare_calls", "Cloudflare API calls by operation and outcome", cloudflare_calls.clone());
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        r.register("build_info", "1, labelled with the version of the running binary", build_info.clone());
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        let objects = Family::<PhaseLabels, Gauge>::default();
+        r.register("objects", "Objects by kind and phase", objects.clone());
+        let stalled = Family::<KindReason, Gauge>::default();
+        r.register("stalled_objects", "Objects with Stalled=True, by kind and reason", stalled.clone());
+        let time_to_ready =
+            Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 14)));
+        r.register(
+            "time_to_ready_seconds",
+            "Seconds an object was not Ready before it became Ready",
+            time_to_ready.clone(),
+        );
+        let cache_age = Family::<AccountLabel, Gauge>::default();
+        r.register(
+            "fleet_cache_age_seconds",
+            "Seconds since the last successful fleet listing started",
+            cache_age.clone(),
+        );
         Self {
+            build_info,
+            objects,
+            stalled,
+            time_to_ready,
+            cache_age,
             leader,
             erasures,
             cloudflare_calls,
@@ -150,7 +209,10 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// The content type of [`Metrics::encode`]: prometheus-client writes OpenMetrics text.
+    pub const CONTENT_TYPE: &'static str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /// The OpenMetrics text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Encoding into a String cannot fail except on a formatter error, which String never gives.

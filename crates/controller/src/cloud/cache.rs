@@ -261,6 +261,11 @@ impl FleetCache {
         self.wake.notify_one();
     }
 
+    /// When the last successful refresh started.
+    pub fn last_refresh(&self) -> Option<Timestamp> {
+        self.snap.read().ok().and_then(|s| s.refreshed)
+    }
+
     /// Whether a refresh that started at or after `t` has completed.
     pub fn refreshed_since(&self, t: Timestamp) -> bool {
         self.snap.read().ok().and_then(|s| s.refreshed).is_some_and(|r| r >= t)

@@ -288,6 +288,8 @@ pub trait Instances: Send + Sync {
     async fn stop(&self, id: &str) -> CloudResult<()>;
     /// Starts a stopped instance.
     async fn start(&self, id: &str) -> CloudResult<()>;
+    /// Adds `tags` to EC2 resources of any type (instances, security groups, volumes).
+    async fn tag(&self, ids: &[String], tags: &BTreeMap<String, String>) -> CloudResult<()>;
 }
 
 /// Security groups.

@@ -27,6 +27,8 @@ pub const VOLUME_PURPOSE: &str = "moleculesai.app/volume";
 pub const BOOT: &str = "moleculesai.app/boot";
 /// Written by the instance's display stack: ready or offline.
 pub const DISPLAY: &str = "moleculesai.app/display";
+/// `true` on the resources of a Workspace deleted with `deletionPolicy: Retain`.
+pub const RETAINED: &str = "moleculesai.app/retained";
 
 /// Who owns a cloud resource.
 #[derive(Clone, Debug, PartialEq, Eq)]

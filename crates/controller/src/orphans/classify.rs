@@ -33,6 +33,9 @@ pub struct Marked {
     pub launched_at: Option<Timestamp>,
     /// For instances: the launch attempt tag.
     pub attempt: Option<u32>,
+    /// Tagged `moleculesai.app/retained=true`: its Workspace was deleted with
+    /// `deletionPolicy: Retain`.
+    pub retained: bool,
 }
 
 /// A live owner.
@@ -76,11 +79,31 @@ pub struct Finding {
     pub reason: String,
     /// The owner uid it carries (tells two marks at one DNS name apart).
     pub owner_uid: Option<String>,
+    /// Kept on purpose (`deletionPolicy: Retain`): reported, never reaped.
+    pub retained: bool,
 }
 
-/// The findings among `marked`.
+/// The findings among `marked`. A resource of a dead owner that was retained (it, or a tagged
+/// resource of the same owner: DNS records cannot carry tags) is a retained finding, not an orphan.
 pub fn classify(marked: &[Marked], live: &Live, now: Timestamp) -> Vec<Finding> {
-    marked.iter().filter(|m| m.alive).filter_map(|m| reason(m, live, now).map(|r| finding(m, r))).collect()
+    let retained: HashSet<&str> = marked.iter().filter(|m| m.retained).filter_map(|m| m.owner_uid.as_deref()).collect();
+    marked
+        .iter()
+        .filter(|m| m.alive)
+        .filter_map(|m| {
+            let r = reason(m, live, now)?;
+            let owner_gone = m.owner_uid.as_deref().is_some_and(|u| !live.owners.contains_key(u));
+            let kept = owner_gone && (m.retained || m.owner_uid.as_deref().is_some_and(|u| retained.contains(u)));
+            Some(if kept { retained_finding(m) } else { finding(m, r) })
+        })
+        .collect()
+}
+
+fn retained_finding(m: &Marked) -> Finding {
+    let owner = m.owner.as_deref().unwrap_or("?");
+    let mut f = finding(m, format!("retained: Workspace {owner} was deleted with deletionPolicy Retain"));
+    f.retained = true;
+    f
 }
 
 /// Whether a finding's owner is still missing from `live` (asked again right before a reap).
@@ -88,6 +111,7 @@ pub fn still_orphan(f: &Finding, live: &Live) -> bool {
     match f.kind {
         OrphanKind::Tunnel => f.tenant.as_deref().is_none_or(|t| !live.tenants.contains(t)),
         // A second instance of a live owner was judged with its owner live: keep that judgement.
+        _ if f.retained => false,
         _ if f.reason.starts_with("second instance") => true,
         _ => f.owner_uid.as_deref().is_none_or(|u| !live.owners.contains_key(u)),
     }
@@ -101,6 +125,7 @@ fn finding(m: &Marked, reason: String) -> Finding {
         tenant: m.tenant.clone(),
         reason,
         owner_uid: m.owner_uid.clone(),
+        retained: false,
     }
 }
 
@@ -153,6 +178,7 @@ mod tests {
             alive: true,
             launched_at: now().checked_sub(jiff::SignedDuration::from_mins(minutes_old)).ok(),
             attempt: Some(1),
+            retained: false,
         }
     }
 
@@ -227,8 +253,43 @@ mod tests {
             alive: true,
             launched_at: None,
             attempt: None,
+            retained: false,
         };
         assert!(classify(&[t("acme")], &live(), now()).is_empty());
         assert_eq!(classify(&[t("globex")], &live(), now()).len(), 1);
+    }
+
+    #[test]
+    fn retained_resources_of_a_deleted_owner_are_retained_findings_never_reaped() {
+        let mut kept = instance("i-5", Some("u-gone"), 60);
+        kept.retained = true;
+        let record = Marked {
+            kind: OrphanKind::DnsRecord,
+            id: "agent.acme.ws.internal".into(),
+            region: "global".into(),
+            owner_kind: Some("Workspace".into()),
+            owner_uid: Some("u-gone".into()),
+            owner: Some("agent.acme.ws.internal".into()),
+            tenant: Some("acme".into()),
+            alive: true,
+            launched_at: None,
+            attempt: None,
+            retained: false,
+        };
+        let other = instance("i-6", Some("u-other-gone"), 60);
+        let f = classify(&[kept, record, other], &live(), now());
+        assert_eq!(f.len(), 3);
+        assert!(f[0].retained && f[0].reason.starts_with("retained"), "{:?}", f[0]);
+        assert!(f[1].retained, "the record of a retained owner is retained too: {:?}", f[1]);
+        assert!(!f[2].retained, "another dead owner's instance stays an orphan");
+        assert!(!still_orphan(&f[0], &live()), "a retained finding is never reaped");
+        assert!(still_orphan(&f[2], &live()));
+    }
+
+    #[test]
+    fn a_retained_tag_on_a_live_owners_resource_changes_nothing() {
+        let mut m = instance("i-1", Some("u-ws"), 60);
+        m.retained = true;
+        assert!(classify(&[m], &live(), now()).is_empty());
     }
 }

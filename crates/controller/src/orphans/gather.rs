@@ -10,7 +10,7 @@ use molecule_crds::v1alpha1::OrphanKind;
 
 use super::classify::Marked;
 use crate::cloud::CloudResult;
-use crate::cloud::tags::{OWNER, OWNER_KIND, OWNER_UID, TENANT};
+use crate::cloud::tags::{OWNER, OWNER_KIND, OWNER_UID, RETAINED, TENANT};
 use crate::context::{Account, Context};
 use crate::reconcile::tenant::cloudflare::{MARK_PREFIX, tunnel_name};
 
@@ -44,6 +44,7 @@ fn from_tags(kind: OrphanKind, id: &str, region: &str, tags: &BTreeMap<String, S
         alive: true,
         launched_at: None,
         attempt: None,
+        retained: tags.get(RETAINED).is_some_and(|v| v == "true"),
     }
 }
 
@@ -106,6 +107,7 @@ pub async fn route53(ctx: &Context) -> CloudResult<Vec<Item>> {
             alive: true,
             launched_at: None,
             attempt: None,
+            retained: false,
         };
         out.push((m, Handle::Route53));
     }
@@ -134,6 +136,7 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
             alive: true,
             launched_at: None,
             attempt: None,
+            retained: false,
         };
         out.push((m, Handle::Tunnel));
     }
@@ -154,6 +157,7 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
             alive: true,
             launched_at: None,
             attempt: None,
+            retained: false,
         };
         out.push((m, Handle::CfRecords(vec![r.id.clone()])));
     }

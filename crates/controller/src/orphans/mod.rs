@@ -172,6 +172,7 @@ async fn scan(
     if policy == Policy::Reap {
         let due: Vec<&Finding> = findings
             .iter()
+            .filter(|f| !f.retained)
             .filter(|f| {
                 memory.first_seen.get(&(f.kind, f.id.clone())).is_some_and(|t| {
                     now.duration_since(*t).as_secs() >= i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)
@@ -236,7 +237,7 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
         OrphanKind::DnsRecord,
         OrphanKind::Tunnel,
     ] {
-        let n = findings.iter().filter(|f| f.kind == k).count();
+        let n = findings.iter().filter(|f| f.kind == k && !f.retained).count();
         ctx.metrics
             .orphans
             .get_or_create(&crate::metrics::OrphanLabel { kind: kind_str(k) })
@@ -246,10 +247,16 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
     let tenants: BTreeMap<String, Arc<Tenant>> = ctx.tenants.state().into_iter().map(|t| (t.name_any(), t)).collect();
     for f in new {
         let tenant = f.tenant.as_deref().unwrap_or("");
-        tracing::warn!(kind = kind_str(f.kind), id = %f.id, region = %f.region, tenant, reason = %f.reason, "orphan found");
+        let reason = if f.retained {
+            tracing::info!(kind = kind_str(f.kind), id = %f.id, region = %f.region, tenant, reason = %f.reason, "retained resource found");
+            "RetainedResource"
+        } else {
+            tracing::warn!(kind = kind_str(f.kind), id = %f.id, region = %f.region, tenant, reason = %f.reason, "orphan found");
+            "OrphanFound"
+        };
         if let Some(t) = tenants.get(tenant) {
             let note = format!("{} {} in {}: {}", kind_str(f.kind), f.id, f.region, f.reason);
-            publish_about(ctx, &t.object_ref(&()), Some(resource_ref(f)), true, "OrphanFound", note).await;
+            publish_about(ctx, &t.object_ref(&()), Some(resource_ref(f)), !f.retained, reason, note).await;
         }
     }
     let at = now.to_string();
@@ -263,11 +270,13 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
                 region: f.region.clone(),
                 detected_at: memory.first_seen.get(&(f.kind, f.id.clone())).copied().unwrap_or(now).to_string(),
                 reason: f.reason.clone(),
+                retained: f.retained,
             })
             .collect();
         let when = |o: &OrphanFinding| o.detected_at.parse::<Timestamp>().ok();
         mine.sort_by(|a, b| (when(a), a.kind, &a.id).cmp(&(when(b), b.kind, &b.id)));
-        let count = mine.len();
+        // Retained resources are listed for the record; orphanCount counts only real orphans.
+        let count = mine.iter().filter(|o| !o.retained).count();
         mine.truncate(MAX_LISTED);
         let patch = json!({
             "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",

@@ -1,6 +1,7 @@
 //! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
 
 pub mod groups;
+pub mod paused;
 pub mod tenant;
 pub mod workspace;
 
@@ -160,4 +161,29 @@ pub async fn publish_about(
     if let Err(e) = ctx.recorder.publish(&ev, regarding).await {
         tracing::warn!(error = %e, reason, "failed to publish event");
     }
+}
+
+/// Whether `obj` carries `moleculesai.app/paused: "true"`: no cloud call is made for it.
+pub fn is_paused(obj: &impl kube::ResourceExt) -> bool {
+    molecule_crds::kstatus::is_paused(
+        obj.annotations().get(molecule_crds::kstatus::PAUSED_ANNOTATION).map(String::as_str),
+    )
+}
+
+/// Derives `Reconciling`, `Stalled` and `Paused` into `conds` for `obj` (see
+/// [`molecule_crds::kstatus`]); `settled` is true when the object rests in a state its spec asks
+/// for that is not Ready by design (stopped).
+pub fn derive_kstatus(
+    conds: &mut Vec<molecule_crds::v1alpha1::Condition>,
+    obj: &impl kube::ResourceExt,
+    settled: bool,
+) {
+    let now = jiff::Timestamp::now().to_string();
+    let i = molecule_crds::kstatus::Inputs {
+        paused: is_paused(obj),
+        settled,
+        generation: obj.meta().generation,
+        now: &now,
+    };
+    molecule_crds::kstatus::derive(conds, i);
 }

@@ -164,6 +164,24 @@ impl Instances for Ec2Instances {
         Ok(inst)
     }
 
+    async fn tag(&self, ids: &[String], tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<aws_sdk_ec2::types::Tag> =
+            tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
+        self.aws.limiter.take(Class::Mutate).await;
+        self.aws
+            .ec2
+            .create_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "tag resources", ids.join(",")))?;
+        Ok(())
+    }
+
     async fn terminate(&self, ids: &[String]) -> CloudResult<()> {
         if ids.is_empty() {
             return Ok(());

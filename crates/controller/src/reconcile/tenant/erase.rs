@@ -8,10 +8,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
-use molecule_crds::v1alpha1::{Tenant, Workspace};
+use molecule_crds::v1alpha1::{ErasureStatus, Tenant, TenantStatus, Workspace};
 
 use super::receipt::Receipt;
-use super::{cloudflare, credentials};
+use super::{cloudflare, credentials, status};
 use crate::cloud::tags::{OWNER_UID, Owner};
 use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::{Account, Context};
@@ -333,5 +333,38 @@ impl Erasure<'_> {
         } else {
             Err(wait(format!("Secret {id} to be deleted")))
         }
+    }
+}
+
+/// Status of an erasure that waits: the step, what blocks it, and past the deadline a Ready
+/// condition that names it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn blocked_status(
+    st: &mut TenantStatus,
+    t: &Tenant,
+    ctx: &Context,
+    receipt_started: &str,
+    receipt_name: &str,
+    step: &str,
+    e: &Error,
+    now: Timestamp,
+) {
+    let generation = t.metadata.generation;
+    let now_s = now.to_string();
+    let started =
+        t.metadata.deletion_timestamp.as_ref().map_or_else(|| receipt_started.to_owned(), |d| d.0.to_string());
+    st.erasure = Some(ErasureStatus {
+        started_at: started.clone(),
+        step: step.to_owned(),
+        blocked_by: Some(e.to_string()),
+        receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace),
+    });
+    status::set(st, "Erasing", true, step, e.to_string(), generation, &now_s);
+    let deadline = i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX);
+    if started.parse::<Timestamp>().is_ok_and(|s| now.duration_since(s).as_secs() > deadline) {
+        let msg = format!("erasure step {step} is blocked past the deadline: {e}");
+        status::set(st, "Ready", false, "ErasureBlocked", msg, generation, &now_s);
+    } else {
+        status::set(st, "Ready", false, "Erasing", format!("erasure step {step}"), generation, &now_s);
     }
 }

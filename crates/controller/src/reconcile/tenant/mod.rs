@@ -19,7 +19,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
-use molecule_crds::v1alpha1::{ErasureStatus, PowerState, Tenant, TenantPhase, TenantStatus, Workspace};
+use molecule_crds::v1alpha1::{PowerState, Tenant, TenantPhase, TenantStatus, Workspace};
 use serde_json::json;
 
 use crate::bootstrap::TenantBoot;
@@ -130,6 +130,11 @@ async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> 
     let ctx = r.ctx.clone();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let key = format!("tenant/{}", t.name_any());
+    if crate::reconcile::is_paused(t.as_ref()) {
+        let res = crate::reconcile::paused::tenant(&ctx, &t).await;
+        crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
+        return res;
+    }
     let res = finalizer(&api, FINALIZER, t, |ev| async {
         match ev {
             Finalizer::Apply(t) => converge(&t, &r).await,
@@ -151,9 +156,14 @@ fn error_policy(t: Arc<Tenant>, e: &Error, r: Arc<Reconciler>) -> Action {
 /// Writes the whole status with server-side apply (the one field manager of status).
 ///
 /// The orphan fields are left out: the orphan scan owns them (its own field manager).
+///
+/// `Reconciling`, `Stalled` and `Paused` are derived here from the other conditions.
 pub async fn apply_status(ctx: &Context, t: &Tenant, st: &TenantStatus) -> Result<(), Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let mut status = serde_json::to_value(st).unwrap_or_default();
+    let mut st = st.clone();
+    let settled = st.phase == Some(molecule_crds::v1alpha1::TenantPhase::Stopped);
+    crate::reconcile::derive_kstatus(&mut st.conditions, t, settled);
+    let mut status = serde_json::to_value(&st).unwrap_or_default();
     if let Some(m) = status.as_object_mut() {
         for k in ["orphans", "orphanCount", "lastOrphanScanTime"] {
             m.remove(k);
@@ -172,6 +182,7 @@ async fn finish(ctx: &Context, t: &Tenant, old: &TenantStatus, st: &TenantStatus
     for (warning, reason, note) in status::transitions(old, st) {
         publish(ctx, &regarding, warning, &reason, note).await;
     }
+    crate::gauges::observe_ready(&ctx.metrics, "Tenant", &old.conditions, &st.conditions);
     if old == st {
         return Ok(());
     }
@@ -435,7 +446,7 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let accounts = match erasure_accounts(ctx, t) {
         Ok(a) => a,
         Err(e) => {
-            erasure_blocked(&mut st, t, ctx, &rc.started_at, &receipt_name, "Workspaces", &e, now_ts);
+            erase::blocked_status(&mut st, t, ctx, &rc.started_at, &receipt_name, "Workspaces", &e, now_ts);
             finish(ctx, t, &old, &st).await?;
             return Err(e);
         }
@@ -470,7 +481,7 @@ async fn cleanup(t: &Tenant, ctx: &Context) -> Result<Action, Error> {
             Ok(Action::await_change())
         }
         Err((step, e)) => {
-            erasure_blocked(&mut st, t, ctx, &rc.started_at, &receipt_name, step, &e, now_ts);
+            erase::blocked_status(&mut st, t, ctx, &rc.started_at, &receipt_name, step, &e, now_ts);
             finish(ctx, t, &old, &st).await?;
             Err(e)
         }
@@ -495,37 +506,4 @@ fn erasure_accounts<'a>(ctx: &'a Context, t: &Tenant) -> Result<Vec<&'a Account>
         accounts.push(c.as_ref());
     }
     Ok(accounts)
-}
-
-/// Status of an erasure that waits: the step, what blocks it, and past the deadline a Ready
-/// condition that names it.
-#[allow(clippy::too_many_arguments)]
-fn erasure_blocked(
-    st: &mut TenantStatus,
-    t: &Tenant,
-    ctx: &Context,
-    receipt_started: &str,
-    receipt_name: &str,
-    step: &str,
-    e: &Error,
-    now: Timestamp,
-) {
-    let generation = t.metadata.generation;
-    let now_s = now.to_string();
-    let started =
-        t.metadata.deletion_timestamp.as_ref().map_or_else(|| receipt_started.to_owned(), |d| d.0.to_string());
-    st.erasure = Some(ErasureStatus {
-        started_at: started.clone(),
-        step: step.to_owned(),
-        blocked_by: Some(e.to_string()),
-        receipt: format!("{}/{receipt_name}", ctx.tenant.operator_namespace),
-    });
-    status::set(st, "Erasing", true, step, e.to_string(), generation, &now_s);
-    let deadline = i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX);
-    if started.parse::<Timestamp>().is_ok_and(|s| now.duration_since(s).as_secs() > deadline) {
-        let msg = format!("erasure step {step} is blocked past the deadline: {e}");
-        status::set(st, "Ready", false, "ErasureBlocked", msg, generation, &now_s);
-    } else {
-        status::set(st, "Ready", false, "Erasing", format!("erasure step {step}"), generation, &now_s);
-    }
 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
-use molecule_crds::v1alpha1::{Workspace, WorkspacePhase};
+use molecule_crds::v1alpha1::{DeletionPolicy, Workspace, WorkspacePhase};
 
 use super::steps::{apply_status, listing_since};
 use super::{display, dns, owner_of};
@@ -49,6 +49,9 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
+    if ws.spec.deletion_policy == DeletionPolicy::Retain {
+        return retain(ws, ctx, &owner).await;
+    }
     instances_gone(ws, ctx, &uid).await?;
     groups_and_volumes_gone(ctx, &uid).await?;
 
@@ -85,6 +88,46 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
         false,
         "Deleted",
         "instance, security group, volumes and DNS records confirmed gone".into(),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// `deletionPolicy: Retain`: tags every cloud resource of the Workspace as retained and lets it
+/// go, touching nothing else. The DNS record stays; the orphan scan reports the lot as retained.
+async fn retain(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner) -> Result<Action, Error> {
+    // Tag from a listing newer than the delete: an instance launched just before it must be
+    // tagged too, or the scan would call it an orphan (and reap could delete it).
+    let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
+    listing_since(
+        &ctx.main.cache,
+        deleted + jiff::SignedDuration::from_secs(1),
+        "a fleet listing newer than the delete",
+    )?;
+    let uid = owner.uid.as_str();
+    let mut ids: Vec<String> =
+        ctx.main.cache.instances_of(uid).into_iter().filter(|i| i.state.is_alive()).map(|i| i.id).collect();
+    ids.extend(ctx.main.cache.groups_of(uid).into_iter().map(|g| g.id));
+    ids.extend(
+        ctx.main
+            .cache
+            .volumes_of(uid)
+            .into_iter()
+            .filter(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
+            .map(|v| v.id),
+    );
+    let tags = std::collections::BTreeMap::from([(crate::cloud::tags::RETAINED.to_owned(), "true".to_owned())]);
+    ctx.main.instances.tag(&ids, &tags).await?;
+    display::remove(ctx, ws).await?;
+    ctx.admission.release(&ws.spec.tenant, uid);
+    let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };
+    tracing::info!(workspace = %owner.qualified(), uid = %uid, retained = %list, "workspace deleted with deletionPolicy Retain: cloud resources left in place");
+    publish(
+        ctx,
+        &ws.object_ref(&()),
+        false,
+        "Retained",
+        format!("deletionPolicy Retain: left in place and tagged moleculesai.app/retained=true: {list}"),
     )
     .await;
     Ok(Action::await_change())

@@ -6,6 +6,9 @@ use crate::cloud::{Dns, OwnedRecord, RecordSet};
 use crate::context::Context;
 use crate::reconcile::Error;
 
+use molecule_crds::conditions;
+use molecule_crds::v1alpha1::WorkspaceStatus;
+
 use super::status::DnsState;
 
 /// `<name>.<tenant>.<domain>`, or `<name>.<namespace>.<tenant>.<domain>` when the Workspace lives
@@ -57,6 +60,20 @@ pub async fn remove(dns: &dyn Dns, mark: &str, host: &str) -> Result<bool, Error
     }
     dns.delete(host, "A", &current).await?;
     Ok(false)
+}
+
+/// The DNS record for `ip`, skipped when the last status already shows it written.
+pub async fn step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, old: &WorkspaceStatus) -> DnsState {
+    let Some(ip) = ip else {
+        return if ctx.dns.is_none() { DnsState::Disabled } else { DnsState::Pending };
+    };
+    // Only a record we wrote counts (DnsDisabled is True as well, and a zone configured later
+    // must still get its records).
+    let already = old.private_ip.as_deref() == Some(ip)
+        && old.hostname.as_deref() == Some(host)
+        && conditions::get(&old.conditions, "DnsReady")
+            .is_some_and(|c| c.status == molecule_crds::v1alpha1::ConditionStatus::True && c.reason == "RecordWritten");
+    ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
 }
 
 #[cfg(test)]

@@ -132,6 +132,11 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     let ctx = r.ctx.clone();
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let key = format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any());
+    if crate::reconcile::is_paused(ws.as_ref()) {
+        let res = crate::reconcile::paused::workspace(&ctx, &ws).await;
+        crate::reconcile::record(&ctx, "Workspace", &key, started, &res);
+        return res;
+    }
     // A Tenant missing from a store that has not been filled yet is not a missing Tenant.
     crate::reconcile::store_ready(&ctx.tenants).await;
     let res = finalizer(&api, FINALIZER, ws, |ev| async {
@@ -227,7 +232,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
 
     // DNS once the instance has an address.
     let ip = current.as_ref().and_then(|c| c.private_ip.clone()).filter(|_| step_error.is_none());
-    let dns_state = dns_step(ctx, &owner, &host, ip.as_deref(), &old).await;
+    let dns_state = dns::step(ctx, &owner, &host, ip.as_deref(), &old).await;
     st.hostname = Some(host.clone());
 
     // Desktop and its Lease.
@@ -460,20 +465,6 @@ async fn not_admitted(
     Ok(Action::requeue(STEADY_REQUEUE))
 }
 
-/// The DNS record for `ip`, skipped when the last status already shows it written.
-async fn dns_step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, old: &WorkspaceStatus) -> DnsState {
-    let Some(ip) = ip else {
-        return if ctx.dns.is_none() { DnsState::Disabled } else { DnsState::Pending };
-    };
-    // Only a record we wrote counts (DnsDisabled is True as well, and a zone configured later
-    // must still get its records).
-    let already = old.private_ip.as_deref() == Some(ip)
-        && old.hostname.as_deref() == Some(host)
-        && conditions::get(&old.conditions, "DnsReady")
-            .is_some_and(|c| c.status == molecule_crds::v1alpha1::ConditionStatus::True && c.reason == "RecordWritten");
-    dns::ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
-}
-
 /// Whether a pending drift may be applied now: Recreate, or recreate-at after the last launch.
 fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
     let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
@@ -515,6 +506,7 @@ async fn finish(ctx: &Context, ws: &Workspace, old: &WorkspaceStatus, st: Worksp
     for (warning, reason, note) in status::transitions(old, &st) {
         publish(ctx, &regarding, warning, &reason, note).await;
     }
+    crate::gauges::observe_ready(&ctx.metrics, "Workspace", &old.conditions, &st.conditions);
     if old == &st {
         return Ok(());
     }

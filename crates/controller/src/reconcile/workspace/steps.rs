@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::resolve::Resolved;
-use molecule_crds::v1alpha1::{LaunchRecord, Workspace, WorkspaceStatus};
+use molecule_crds::v1alpha1::{LaunchRecord, PowerState, Workspace, WorkspacePhase, WorkspaceStatus};
 use serde_json::json;
 
 use super::drift::launch_token;
@@ -48,8 +48,14 @@ pub struct Target<'a> {
 /// before RunInstances); the end of every reconcile writes it the same way. One manager, whole
 /// status: a field left out (an instance ID after a spot stop) is removed, not kept by an older
 /// write of another manager.
+///
+/// `Reconciling`, `Stalled` and `Paused` are derived here from the other conditions, so every
+/// write, mid-reconcile ones included, tells GitOps tools the same story.
 pub async fn apply_status(ctx: &Context, ws: &Workspace, st: &WorkspaceStatus) -> Result<(), Error> {
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let mut st = st.clone();
+    let settled = ws.spec.state == PowerState::Stopped && st.phase == Some(WorkspacePhase::Stopped);
+    crate::reconcile::derive_kstatus(&mut st.conditions, ws, settled);
     let patch = json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace", "status": st });
     api.patch_status(&ws.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
