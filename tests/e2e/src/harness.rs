@@ -359,6 +359,18 @@ pub async fn http_text(method: &str, url: &str) -> Result<(u16, String), Harness
     ))
 }
 
+/// GET `url`: its Content-Type and body.
+pub async fn http_get_typed(url: &str) -> Result<(String, String), HarnessError> {
+    let err = |message: String| HarnessError::Http { url: url.to_owned(), message };
+    let client: HttpClient<_, Full<Bytes>> = HttpClient::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::builder().uri(url).body(Full::new(Bytes::new())).map_err(|e| err(e.to_string()))?;
+    let resp = client.request(req).await.map_err(|e| err(e.to_string()))?;
+    let content_type =
+        resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = resp.into_body().collect().await.map_err(|e| err(e.to_string()))?.to_bytes();
+    Ok((content_type, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, or fails after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, HarnessError>
 where
