@@ -6,7 +6,12 @@ use crate::out::Format;
 
 /// kubectl molecule: reach, watch and hand over molecule Workspaces.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-molecule", bin_name = "kubectl molecule", version, about)]
+#[command(
+    name = "kubectl-molecule",
+    bin_name = "kubectl molecule",
+    version,
+    about = "Reach, watch and hand over molecule Workspaces (docs/plugin.md)"
+)]
 pub struct Cli {
     /// Namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long, global = true)]

@@ -65,7 +65,10 @@ mod tests {
         assert_eq!(cobra(&words(&["di"])), "display\n:4\n");
         assert_eq!(cobra(&words(&["display", ""])), "open\nrelease\nstatus\ntake\n:4\n");
         assert!(cobra(&words(&["display", "take", "--f"])).starts_with("--for\n--force\n"));
-        assert!(script(Shell::Bash).contains("kubectl-molecule"));
+        assert!(
+            script(Shell::Bash)
+                .contains("complete -F _kubectl__molecule -o nosort -o bashdefault -o default kubectl-molecule")
+        );
         assert!(script(Shell::Zsh).contains("#compdef kubectl-molecule"));
     }
 }
