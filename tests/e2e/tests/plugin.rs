@@ -325,3 +325,79 @@ async fn console_cost_and_a_stopped_workspace() {
     let orphans = ok(&run(&s, &["orphans", "--tenant", &s.tenant]), "orphans");
     assert!(orphans.contains("No orphans found."), "{orphans}");
 }
+
+/// An instance with the tenant's tags and a Workspace uid that does not exist: a real orphan.
+async fn plant_orphan(s: &Scenario) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in [
+        ("moleculesai.app/managed-by", s.operator_id.clone()),
+        ("moleculesai.app/env", s.env.var("MOLECULE_ENV").to_owned()),
+        ("moleculesai.app/tenant", s.tenant.clone()),
+        ("moleculesai.app/owner-kind", "Workspace".to_owned()),
+        ("moleculesai.app/owner-uid", "00000000-dead-4bad-beef-000000000001".to_owned()),
+        ("moleculesai.app/owner", format!("{}/ghost", s.ns)),
+        ("Role", "workspace".to_owned()),
+        ("Name", format!("ws-{}-{}-ghost", s.tenant, s.ns)),
+    ] {
+        spec = spec.tags(Tag::builder().key(k).value(v).build());
+    }
+    let out = s
+        .env
+        .ec2_direct()
+        .await
+        .run_instances()
+        .image_id(s.env.var("EC2_AMI"))
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .subnet_id(s.env.var("EC2_SUBNET_ID"))
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("out-of-band RunInstances");
+    out.instances()[0].instance_id().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn orphans_and_the_erasure_receipt() {
+    let mut s = Scenario::new("plug-rcpt", 2, json!({})).await.expect("scenario");
+    s.start_operator(&[]).expect("operator");
+    s.expect_orphans();
+    s.apply(&s.sample("workspace-minimal.yaml", "m")).expect("apply");
+    let t = s.wait_tenant_ready(Duration::from_mins(3)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    s.wait_ready("m", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let oob = plant_orphan(&s).await;
+    s.wait_tenant("the planted orphan", Duration::from_mins(1), |t| {
+        t.status.as_ref().is_some_and(|st| st.orphans.iter().any(|o| o.id == oob))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let table = ok(&run(&s, &["orphans", "--tenant", &s.tenant]), "orphans");
+    let line = table.lines().find(|l| l.contains(&oob)).unwrap_or_else(|| panic!("{oob} missing from {table}"));
+    assert!(line.starts_with(&s.tenant) && line.contains("Instance") && line.contains("ghost"), "{line}");
+    let all: Value = serde_json::from_str(&ok(&run(&s, &["orphans", "-o", "json"]), "orphans json")).unwrap();
+    assert!(
+        all["orphans"].as_array().unwrap().iter().any(|o| o["id"] == oob.as_str() && o["tenant"] == s.tenant.as_str())
+    );
+
+    let uid = t.metadata.uid.clone().unwrap();
+    s.delete_tenant().await.unwrap();
+    s.wait_tenant_gone(Duration::from_mins(4)).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let want = s.receipt(&uid).await.expect("receipt ConfigMap");
+    let opns = s.env.var("OPERATOR_NAMESPACE");
+    let got: Value = serde_json::from_str(&ok(
+        &run(&s, &["receipt", &s.tenant, "--operator-namespace", opns, "-o", "json"]),
+        "json",
+    ))
+    .unwrap();
+    let mut got = got.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(got["name"], s.receipt_name(&uid));
+    got.as_object_mut().unwrap().remove("name");
+    assert_eq!(got, want, "the plugin shows the receipt the operator wrote");
+    let text = ok(&run(&s, &["receipt", &s.tenant, "--operator-namespace", opns]), "receipt");
+    let n = want["resources"].as_array().unwrap().len();
+    assert!(text.contains(&format!("Confirmed:  {n}/{n} resources gone")), "{text}");
+    assert!(text.contains(want["completedAt"].as_str().unwrap()), "{text}");
+    assert!(text.contains(&oob), "the orphan is erased with its tenant: {text}");
+}
