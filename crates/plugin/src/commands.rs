@@ -166,7 +166,14 @@ async fn orphans(k: &Cluster, tenant_name: Option<&str>, f: Format) -> Result<Ex
             .iter()
             .map(|x| {
                 let kind = if x.retained { format!("{} (retained)", x.kind) } else { x.kind.clone() };
-                vec![x.tenant.clone(), kind, x.id.clone(), x.region.clone(), x.detected_at.clone(), x.reason.clone()]
+                vec![
+                    x.tenant.clone(),
+                    kind,
+                    x.id.clone(),
+                    x.region.clone(),
+                    tenant::short_time(&x.detected_at),
+                    x.reason.clone(),
+                ]
             })
             .collect();
         print!("{}", table(&["TENANT", "KIND", "ID", "REGION", "DETECTED", "REASON"], &rows));

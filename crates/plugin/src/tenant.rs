@@ -100,13 +100,18 @@ pub fn render_receipt(r: &Receipt) -> String {
                 e.id.clone(),
                 cell(e.account.as_deref()),
                 cell(e.region.as_deref()),
-                cell(e.delete_requested_at.as_deref()),
-                cell(e.confirmed_gone_at.as_deref()),
+                cell(e.delete_requested_at.as_deref().map(short_time).as_deref()),
+                cell(e.confirmed_gone_at.as_deref().map(short_time).as_deref()),
             ]
         })
         .collect();
     s.push_str(&table(&["KIND", "ID", "ACCOUNT", "REGION", "DELETE REQUESTED", "CONFIRMED GONE"], &rows));
     s
+}
+
+/// An RFC 3339 time in whole seconds, for tables (JSON and YAML keep the exact value).
+pub fn short_time(t: &str) -> String {
+    t.parse::<jiff::Timestamp>().map_or_else(|_| t.to_owned(), crate::lock::show_time)
 }
 
 /// One orphan finding with its Tenant.
