@@ -166,6 +166,10 @@ func checkCRDInstallRBAC(t *testing.T, objs []obj) {
 		if strings.Contains(verbs, "patch") {
 			patch = names == `["tenants.moleculesai.app","workspaces.moleculesai.app"]`
 		}
+		// The operator server-side-applies (PATCH) and reads; it never PUTs or deletes a CRD.
+		if strings.Contains(verbs, "update") || strings.Contains(verbs, "delete") || strings.Contains(verbs, "*") {
+			t.Errorf("crds.install grants more than create/patch on CRDs: %s", toJSON(t, r))
+		}
 	}
 	if !create || !patch {
 		t.Errorf("crds.install: create=%v, patch limited to our CRDs=%v; rules %s", create, patch, toJSON(t, rules))
