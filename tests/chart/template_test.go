@@ -81,6 +81,11 @@ func TestTemplateTimeRefusals(t *testing.T) {
 		{"extraEnv overriding a typed value", []string{"extraEnv[0].name=AWS_REGION", "extraEnv[0].value=x"}, "extraEnv sets AWS_REGION"},
 		{"shard without operatorId", []string{"sharding.tenantSelector=shard=a"}, "operatorId must be set"},
 		{"environment outside the enum", []string{"config.environment=qa"}, "environment"},
+		{"misspelt extraEnv field", []string{"extraEnv[0].name=AWS_LAUNCH_RATE", "extraEnv[0].valeu=4"}, "valeu"},
+		{"unknown GPU type in the catalog", []string{"catalogs.instanceTypes[0].name=g9.xlarge", "catalogs.instanceTypes[0].vcpus=4",
+			"catalogs.instanceTypes[0].memoryMib=1024", "catalogs.instanceTypes[0].arch=x86_64", "catalogs.instanceTypes[0].hourlyUsd=0.5",
+			"catalogs.instanceTypes[0].gpu.type=t4", "catalogs.instanceTypes[0].gpu.count=1"}, "/gpu/type"},
+		{"metrics bound to loopback", []string{"metrics.bindAddress=127.0.0.1"}, "bindAddress"},
 	}
 	for _, c := range cases {
 		args := []string{"-f", min}
@@ -95,6 +100,34 @@ func TestTemplateTimeRefusals(t *testing.T) {
 	// The same settings that are refused above render when correct.
 	render(t, "molecule-operator", "molecule-system", "-f", min, "--set", "replicas=2",
 		"--set", "secretEnv.CLOUDFLARE_API_TOKEN.name=cf", "--set", "secretEnv.CLOUDFLARE_API_TOKEN.key=token")
+}
+
+func TestThePodCanStartAndBeProbed(t *testing.T) {
+	min := filepath.Join(chartDir, "ci", "minimal-values.yaml")
+	objs := render(t, "molecule-operator", "molecule-system", "-f", min)
+	pod := dig(one(t, objs, "Deployment"), "spec", "template", "spec")
+	c := dig(pod, "containers", 0)
+	// The image's user, as a number (runAsNonRoot cannot check a name); the root file system is
+	// read-only and nothing is mounted writable: the binary writes no file.
+	if dig(pod, "securityContext", "runAsUser") != 65532 || dig(pod, "securityContext", "runAsNonRoot") != true ||
+		dig(c, "securityContext", "readOnlyRootFilesystem") != true {
+		t.Errorf("security contexts: pod %v, container %v", dig(pod, "securityContext"), dig(c, "securityContext"))
+	}
+	// Every probe hits the port METRICS_ADDR opens, on the paths the operator serves.
+	for probe, path := range map[string]string{"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+		if dig(c, probe, "httpGet", "path") != path || dig(c, probe, "httpGet", "port") != "metrics" {
+			t.Errorf("%s: %v", probe, dig(c, probe))
+		}
+	}
+	if dig(c, "ports", 0, "name") != "metrics" || dig(c, "ports", 0, "containerPort") != 8080 {
+		t.Errorf("ports: %v", dig(c, "ports"))
+	}
+	// IPv6 clusters: the pod has no IPv4 address, so the operator must listen on [::].
+	env := containerEnv(t, render(t, "molecule-operator", "molecule-system", "-f", min,
+		"--set", "metrics.bindAddress=::", "--set", "metrics.port=9090"))
+	if env["METRICS_ADDR"] != "[::]:9090" {
+		t.Errorf("IPv6 METRICS_ADDR=%q", env["METRICS_ADDR"])
+	}
 }
 
 func TestProductionValuesRenderEveryOptionalPart(t *testing.T) {

@@ -53,6 +53,12 @@ app.kubernetes.io/part-of: molecule-operator
 {{- end }}
 {{- end }}
 
+{{/* METRICS_ADDR: metrics.bindAddress (an IPv6 one in brackets) and metrics.port. */}}
+{{- define "molecule-operator.metricsAddr" -}}
+{{- $a := .Values.metrics.bindAddress | default "0.0.0.0" }}
+{{- if contains ":" $a }}{{ printf "[%s]:%d" $a (int .Values.metrics.port) }}{{ else }}{{ printf "%s:%d" $a (int .Values.metrics.port) }}{{ end }}
+{{- end }}
+
 {{/* The operator id (MOLECULE_OPERATOR_ID): the ownership tag on every cloud resource. */}}
 {{- define "molecule-operator.operatorId" -}}
 {{- .Values.operatorId | default "molecule-operator" }}
