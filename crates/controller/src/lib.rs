@@ -32,7 +32,7 @@ pub enum Error {
     Client(#[source] kube::Error),
     /// A CRD is missing or the API server is unreachable.
     #[error(
-        "failed to find CRD {name}: {source} (install the CRDs: `kubectl apply --server-side -f charts/molecule-operator/crds/`, or `molecule-operator crds | kubectl apply --server-side -f -`, or run with INSTALL_CRDS=true)"
+        "failed to find CRD {name}: {source} (install the CRDs: `kubectl apply --server-side --force-conflicts -f charts/molecule-operator/crds/`, or `molecule-operator crds | kubectl apply --server-side --force-conflicts -f -`, or run with INSTALL_CRDS=true)"
     )]
     Crd {
         /// CRD name.
@@ -43,7 +43,7 @@ pub enum Error {
     },
     /// An installed CRD is not the one this binary was built with.
     #[error(
-        "CRD {name} does not match this operator {version} (installed schema {installed}, built with {built}): upgrade the CRDs first with `kubectl apply --server-side -f charts/molecule-operator/crds/` (or `molecule-operator crds | kubectl apply --server-side -f -`), or run with INSTALL_CRDS=true"
+        "CRD {name} does not match this operator {version} (installed schema {installed}, built with {built}): upgrade the CRDs first with `kubectl apply --server-side --force-conflicts -f charts/molecule-operator/crds/` (or `molecule-operator crds | kubectl apply --server-side --force-conflicts -f -`), or run with INSTALL_CRDS=true"
     )]
     CrdMismatch {
         /// CRD name.

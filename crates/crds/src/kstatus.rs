@@ -20,8 +20,9 @@ use crate::v1alpha1::{Condition, ConditionStatus};
 pub const PAUSED_ANNOTATION: &str = "moleculesai.app/paused";
 
 /// `Ready=False` reasons that waiting cannot fix: only a spec change or an operator action can.
-pub const STALLED_REASONS: [&str; 12] = [
+pub const STALLED_REASONS: [&str; 13] = [
     "NotAdmitted",
+    "TenantStalled",
     "BootFailed",
     "DeletionBlocked",
     "ErasureBlocked",
@@ -84,8 +85,11 @@ pub fn derive(conds: &mut Vec<Condition>, i: Inputs<'_>) {
         } else if i.settled {
             (false, "Settled".to_owned(), "at rest in the state the spec asks for".to_owned())
         } else {
-            let why = conditions::get(conds, "Ready").map_or_else(|| "Pending".to_owned(), |c| c.reason.clone());
-            (true, why, "converging toward the spec".to_owned())
+            // Ready's reason and message say what the operator waits for: kstatus shows this one.
+            conditions::get(conds, "Ready").map_or_else(
+                || (true, "Pending".to_owned(), "converging toward the spec".to_owned()),
+                |c| (true, c.reason.clone(), c.message.clone()),
+            )
         };
         let stalled_c = match stall {
             Some((reason, msg)) => (true, reason, msg),
@@ -128,6 +132,7 @@ mod tests {
     fn converging_reconciles_with_readys_reason() {
         let c = run(with(&[("Admitted", true, "Admitted"), ("Ready", false, "Booting")]), false, false);
         assert_eq!(status(&c, "Reconciling"), (true, "Booting".into()));
+        assert_eq!(conditions::get(&c, "Reconciling").map(|r| r.message.as_str()), Some("Booting message"));
         assert_eq!(status(&c, "Stalled"), (false, "NotStalled".into()));
         let c = run(Vec::new(), false, false);
         assert_eq!(status(&c, "Reconciling"), (true, "Pending".into()));

@@ -197,11 +197,33 @@ async fn a_crd_of_another_version_stops_the_operator_with_the_fix() {
     let name = crd.metadata.name.clone().unwrap();
     api.delete(&name, &kube::api::DeleteParams::default()).await.unwrap();
     assert!(err.contains(&name) && err.contains("aaaa") && err.contains("bbbb"), "{err}");
-    assert!(err.contains("kubectl apply --server-side -f charts/molecule-operator/crds/"), "{err}");
+    assert!(err.contains("kubectl apply --server-side --force-conflicts -f charts/molecule-operator/crds/"), "{err}");
     assert!(err.contains("INSTALL_CRDS=true"), "{err}");
     // The shipped CRDs carry the digest this binary was built with (the operator starts on them).
     for want in molecule_crds::crd::all() {
         let crds: Api<CustomResourceDefinition> = Api::all(s.env.kube().await.unwrap());
         molecule_operator::crds::check(&crds, &want).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_workspace_of_a_stalled_tenant_is_stalled_too() {
+    let mut s = Scenario::new("tnstall", 2, json!({"canary": true})).await.unwrap();
+    // The canary account is unusable (its subnet does not exist): the Tenant is stalled.
+    s.start_operator(&[("CANARY_SUBNET_ID", "subnet-0000000000000dead")]).unwrap();
+    s.wait_tenant("Tenant stalled", T, |t| {
+        molecule_e2e::scenario::tenant_condition(t, "Stalled").is_some_and(|c| c.0 == "True")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    s.apply(&s.workspace("w", json!({"runtime": "codex", "compute": {"instanceType": "t3.medium"}}))).unwrap();
+    let w = s
+        .wait_ws("w", "Stalled", T, |w| status_of(w, "Stalled") == "True")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let (_, reason, message) = condition(&w, "Stalled").unwrap();
+    assert_eq!(reason, "TenantStalled");
+    assert!(message.contains("CanaryNotConfigured"), "{message}");
+    assert_eq!(status_of(&w, "Reconciling"), "False");
+    assert!(s.alive(&uid(&w)).await.is_empty(), "nothing launched");
 }

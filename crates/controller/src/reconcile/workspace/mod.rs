@@ -389,6 +389,12 @@ fn tenant_gate(ctx: &Context, tenant: &molecule_crds::v1alpha1::TenantStatus) ->
     }
     match (&tenant.secret_arn, &tenant.security_group_id) {
         (Some(_), Some(_)) => None,
+        // Waiting cannot help while the Tenant itself is stalled: say so (Stalled for kstatus).
+        _ if conditions::is_true(&tenant.conditions, "Stalled") => {
+            let c = conditions::get(&tenant.conditions, "Stalled");
+            let (reason, msg) = c.map_or(("", ""), |c| (c.reason.as_str(), c.message.as_str()));
+            Some(("TenantStalled", format!("the Tenant cannot be provisioned ({reason}): {msg}")))
+        }
         _ => Some((
             "WaitingForTenant",
             "the Tenant has no bootstrap bundle and security group yet (status.secretArn, status.securityGroupId)"
