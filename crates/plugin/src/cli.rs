@@ -27,6 +27,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments; help and usage say `kubectl molecule`, as users type it.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().bin_name("kubectl molecule").get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -16,7 +16,9 @@ pub fn script(shell: Shell) -> String {
         Shell::Zsh => clap_complete::Shell::Zsh,
     };
     clap_complete::generate(sh, &mut cmd, "kubectl-molecule", &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    // clap_complete 4.6 names the bash states of a hyphenated binary two ways (`kubectl__molecule`
+    // where it walks the words, `kubectl__subcmd__molecule` in the case arms): make them one.
+    String::from_utf8_lossy(&buf).replace("kubectl__subcmd__molecule", "kubectl__molecule")
 }
 
 /// cobra's ShellCompDirectiveNoFileComp: do not fall back to file names.
@@ -69,6 +71,7 @@ mod tests {
             script(Shell::Bash)
                 .contains("complete -F _kubectl__molecule -o nosort -o bashdefault -o default kubectl-molecule")
         );
+        assert!(!script(Shell::Bash).contains("kubectl__subcmd__molecule"));
         assert!(script(Shell::Zsh).contains("#compdef kubectl-molecule"));
     }
 }

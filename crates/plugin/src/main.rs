@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use molecule_plugin::cli::Cli;
 use molecule_plugin::commands;
 
@@ -13,7 +12,7 @@ fn main() -> ExitCode {
         print!("{}", molecule_plugin::complete::cobra(args.get(2..).unwrap_or_default()));
         return ExitCode::SUCCESS;
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
