@@ -1,6 +1,6 @@
 # Image: the operator's container image, built without a Docker engine (buildah, FROM scratch),
 # and its checks. docs/image.md. `image-smoke` is not in EXTRA_TESTS: it needs the release build
-# (~12 minutes cold), so CI calls it after `make test`.
+# (~12 to 20 minutes cold), so CI calls it after `make test`.
 
 .PHONY: image image-check image-smoke
 image: ## Build the operator image into target/image/molecule-operator.oci.tar (release build, buildah)
@@ -9,6 +9,7 @@ image: ## Build the operator image into target/image/molecule-operator.oci.tar (
 image-check: ## Check the Dockerfile and `make image` describe the same image (seconds, no build)
 	tests/image/dockerfile-check.sh
 
-image-smoke: image-check image tools ## Run `version` inside the image, check its config, run the smoke scenario with its binary
+image-smoke: image-check image tools ## Check the image, build the Dockerfile with stand-in bases, run the operator in it and the smoke scenario with its binary
+	tests/image/dockerfile-build.sh
 	$(CARGO) build -p molecule-e2e --bins
 	tests/image/smoke.sh

@@ -85,7 +85,7 @@ commit_image() {
   bah umount "$CTR" >/dev/null
   bah config --os linux --arch "$(go_arch)" --user "$IMAGE_USER" --workingdir / \
     --entrypoint "$IMAGE_ENTRYPOINT" --cmd "$IMAGE_CMD" \
-    --env "SSL_CERT_FILE=$IMAGE_CA_BUNDLE" \
+    --env "PATH=$IMAGE_PATH" --env "SSL_CERT_FILE=$IMAGE_CA_BUNDLE" \
     --label "org.opencontainers.image.title=molecule-operator" \
     --label "org.opencontainers.image.description=$description" \
     --label "org.opencontainers.image.version=$version" \
@@ -112,6 +112,7 @@ go_arch() {
 ROOTFS="$IMAGE_DIR/rootfs"
 CTR=""
 trap '[ -z "$CTR" ] || bah rm "$CTR" >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC2119 # no packages beyond buildah and the CA bundle
 image_need_packages
 release_binary
 mkdir -p "$IMAGE_DIR" "$IMAGE_CACHE"

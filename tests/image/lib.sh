@@ -16,6 +16,8 @@ IMAGE_USER=65532:65532
 IMAGE_ENTRYPOINT='["/molecule-operator"]'
 IMAGE_CMD='["run"]'
 IMAGE_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+# Distroless's PATH (the image has no shell; a debug sidecar or `kubectl debug` may rely on it).
+IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The chart's default image.repository; the archive's reference name is this with the version tag.
 IMAGE_REPOSITORY="ghcr.io/moleculesai/molecule-operator"
 
@@ -32,11 +34,13 @@ bah() {
   "${BAH[@]}" "$@"
 }
 
-# image_need_packages: installs buildah (Debian's) and the CA bundle when missing.
+# image_need_packages [COMMAND:PACKAGE...]: installs buildah (Debian's), the CA bundle and the
+# packages of the given commands when missing.
 image_need_packages() {
-  local missing=()
+  local missing=() pair
   command -v buildah >/dev/null || missing+=(buildah)
   [ -s "$IMAGE_CA_BUNDLE" ] || missing+=(ca-certificates)
+  for pair in "$@"; do command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || image_die "missing ${missing[*]}: install them (apt-get install -y ${missing[*]})"
   image_log "installing ${missing[*]}"

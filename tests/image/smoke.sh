@@ -167,6 +167,7 @@ wait_until() {
 }
 
 start=$SECONDS
+# shellcheck disable=SC2119 # no packages beyond buildah and the CA bundle
 image_need_packages
 VERSION=$(image_version)
 CTR="" IMG="" RUN_PGID=""
