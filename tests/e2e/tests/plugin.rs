@@ -93,54 +93,69 @@ async fn desktop_scenario(prefix: &str) -> Scenario {
 #[tokio::test]
 async fn users_and_agents_take_and_release_the_display_lock() {
     let s = desktop_scenario("plug-lock").await;
+    user_holds_agent_refused(&s).await;
+    forced_take_over_leaves_an_event(&s).await;
+    racing_takers_and_expiry(&s).await;
+}
+
+/// A user takes the lock; the operator mirrors it; agents and other users are refused; release.
+async fn user_holds_agent_refused(s: &Scenario) {
     let ns = s.ns.as_str();
-    let st = ok(&run(&s, &["display", "status", "desk", "-n", ns]), "status");
+    let st = ok(&run(s, &["display", "status", "desk", "-n", ns]), "status");
     assert!(st.contains("CONTROLLER") && st.contains("1600x900") && st.contains("novnc"), "{st}");
 
     // A user takes it; the operator mirrors it within seconds.
-    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "alice", "--for", "10m"]), "alice takes");
-    let took = wait_controller(&s, "desk", "user", "alice", MIRROR).await;
+    ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "alice", "--for", "10m"]), "alice takes");
+    let took = wait_controller(s, "desk", "user", "alice", MIRROR).await;
     eprintln!("status.display.controller showed user after {took:?}");
     // An agent is refused while the user holds it, with --force too; so is another user without it.
-    let agent = run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot"]);
+    let agent = run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot"]);
     fails(&agent, "agent take", &[&format!("workspace {ns}/desk"), "held by user:alice until"]);
-    let forced = run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--force"]);
+    let forced = run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--force"]);
     fails(&forced, "agent forced take", &["user:alice", "an agent never takes the desktop from a user"]);
-    fails(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob release", &["held by user:alice"]);
-    assert_eq!(holder(&s, "desk").await.as_deref(), Some("user:alice"));
+    fails(&run(s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob release", &["held by user:alice"]);
+    assert_eq!(holder(s, "desk").await.as_deref(), Some("user:alice"));
     let json: Value =
-        serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
+        serde_json::from_str(&ok(&run(s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
     assert_eq!((json["controller"].as_str(), json["holder"].as_str()), (Some("user"), Some("alice")));
 
     // Release: none again.
-    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "alice releases");
-    wait_controller(&s, "desk", "none", "", MIRROR).await;
+    ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "alice releases");
+    wait_controller(s, "desk", "none", "", MIRROR).await;
+}
 
+/// An agent holds it; a user takes it over with --force, and the agent is told by an Event.
+async fn forced_take_over_leaves_an_event(s: &Scenario) {
+    let ns = s.ns.as_str();
     // An agent holds it; a user takes it over with --force, and the agent is told by an Event.
-    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1h"]), "agent takes");
-    wait_controller(&s, "desk", "agent", "bot", MIRROR).await;
+    ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1h"]), "agent takes");
+    wait_controller(s, "desk", "agent", "bot", MIRROR).await;
     fails(
-        &run(&s, &["display", "take", "desk", "-n", ns, "--as", "bob"]),
+        &run(s, &["display", "take", "desk", "-n", ns, "--as", "bob"]),
         "bob take",
         &["held by agent:bot", "--force"],
     );
-    let out = ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "bob", "--force"]), "bob forces");
+    let out = ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "bob", "--force"]), "bob forces");
     assert!(out.contains("taken over from agent:bot"), "{out}");
-    wait_controller(&s, "desk", "user", "bob", MIRROR).await;
+    wait_controller(s, "desk", "user", "bob", MIRROR).await;
     let events = s.events("desk").await;
     assert!(
         events.iter().any(|(_, r, n)| r == "DisplayTakenOver" && n.contains("user:bob") && n.contains("agent:bot")),
         "no DisplayTakenOver Event naming both: {events:?}"
     );
-    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob releases");
+    ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob releases");
+}
 
+/// Two takers at once: exactly one wins; a short hold expires to none.
+async fn racing_takers_and_expiry(s: &Scenario) {
+    let ns = s.ns.as_str();
     // Two takers at once: optimistic concurrency lets exactly one win.
-    let a = cmd(&s, &["display", "take", "desk", "-n", ns, "--as", "carol"], &[])
+    let a = cmd(s, &["display", "take", "desk", "-n", ns, "--as", "carol"], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let b = cmd(&s, &["display", "take", "desk", "-n", ns, "--as", "dave"], &[])
+    let b = cmd(s, &["display", "take", "desk", "-n", ns, "--as", "dave"], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -152,19 +167,19 @@ async fn users_and_agents_take_and_release_the_display_lock() {
         "exactly one winner: {a:?} {b:?}"
     );
     let winner = if a.status.success() { "user:carol" } else { "user:dave" };
-    assert_eq!(holder(&s, "desk").await.as_deref(), Some(winner));
-    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--force", "--as", "admin"]), "forced release");
+    assert_eq!(holder(s, "desk").await.as_deref(), Some(winner));
+    ok(&run(s, &["display", "release", "desk", "-n", ns, "--force", "--as", "admin"]), "forced release");
 
     // An expired lock reads as none, in status and in the plugin.
-    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "erin", "--for", "3s"]), "short take");
-    wait_controller(&s, "desk", "user", "erin", MIRROR).await;
-    wait_controller(&s, "desk", "none", "", Duration::from_secs(30)).await;
+    ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "erin", "--for", "3s"]), "short take");
+    wait_controller(s, "desk", "user", "erin", MIRROR).await;
+    wait_controller(s, "desk", "none", "", Duration::from_secs(30)).await;
     let json: Value =
-        serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
+        serde_json::from_str(&ok(&run(s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
     assert_eq!(json["controller"], "none", "{json}");
     // The expired holder no longer blocks anyone.
-    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1m"]), "agent after expiry");
-    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot"]), "agent releases");
+    ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1m"]), "agent after expiry");
+    ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot"]), "agent releases");
 }
 
 #[tokio::test]
@@ -265,27 +280,36 @@ async fn console_cost_and_a_stopped_workspace() {
     s.apply(&s.sample("workspace-data-volume.yaml", "b")).expect("apply b");
     let a = s.wait_ready("a", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     s.wait_ready("b", READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
-    let ns = s.ns.as_str();
+    console_and_ssh(&s, &a).await;
+    stopped_costs_storage_and_totals_add_up(&s, &a).await;
+}
 
+/// `console` prints what moto answers GetConsoleOutput, through the fault proxy; `ssh` prints EICE.
+async fn console_and_ssh(s: &Scenario, a: &Workspace) {
+    let ns = s.ns.as_str();
     // console: what moto answers GetConsoleOutput for the instance, through the fault proxy.
     let id = a.status.as_ref().unwrap().instance_id.clone().unwrap();
     let direct = s.env.ec2_direct().await.get_console_output().instance_id(&id).send().await.unwrap();
     let want = aws_smithy_types::base64::decode(direct.output().unwrap_or_default()).unwrap();
     let calls = |v: &Value| v["total"]["ec2.GetConsoleOutput"].as_u64().unwrap_or(0);
     let before = calls(&s.env.fault_counts().await.unwrap());
-    let got = ok(&run(&s, &["console", "a", "-n", ns]), "console");
+    let got = ok(&run(s, &["console", "a", "-n", ns]), "console");
     assert!(!want.is_empty(), "moto has console output");
     assert_eq!(got, String::from_utf8_lossy(&want), "console prints moto's output");
     let after = calls(&s.env.fault_counts().await.unwrap());
     assert!(after > before, "the plugin called EC2 through AWS_ENDPOINT_URL (the fault proxy)");
-    let ssh = ok(&run(&s, &["ssh", "a", "-n", ns]), "ssh");
+    let ssh = ok(&run(s, &["ssh", "a", "-n", ns]), "ssh");
     assert!(
         ssh.contains(&format!(
             "aws ec2-instance-connect ssh --instance-id {id} --os-user ubuntu --connection-type eice"
         )),
         "{ssh}"
     );
+}
 
+/// A Stopped Workspace costs only its volumes; `cost` totals are the sums of estimatedHourlyUsd.
+async fn stopped_costs_storage_and_totals_add_up(s: &Scenario, a: &Workspace) {
+    let ns = s.ns.as_str();
     // A Stopped Workspace costs only its volumes.
     s.patch("a", json!({"spec": {"state": "Stopped"}})).await.unwrap();
     let stopped = s
@@ -307,7 +331,7 @@ async fn console_cost_and_a_stopped_workspace() {
     let sum = list
         .iter()
         .fold(Usd::default(), |acc, w| acc + usd(w.status.as_ref().and_then(|x| x.estimated_hourly_usd.as_deref())));
-    let r: Value = serde_json::from_str(&ok(&run(&s, &["cost", "-n", ns, "-o", "json"]), "cost json")).unwrap();
+    let r: Value = serde_json::from_str(&ok(&run(s, &["cost", "-n", ns, "-o", "json"]), "cost json")).unwrap();
     assert_eq!(r["workspaces"].as_array().unwrap().len(), 2, "{r}");
     assert_eq!(r["totalHourlyUsd"], sum.to_decimal_4(), "{r}");
     assert_eq!(r["tenants"][0]["tenant"], s.tenant.as_str());
@@ -318,11 +342,11 @@ async fn console_cost_and_a_stopped_workspace() {
         (Some("Stopped"), Some(storage.to_decimal_4().as_str()))
     );
     let by_tenant: Value =
-        serde_json::from_str(&ok(&run(&s, &["cost", "--tenant", &s.tenant, "-o", "json"]), "tenant")).unwrap();
+        serde_json::from_str(&ok(&run(s, &["cost", "--tenant", &s.tenant, "-o", "json"]), "tenant")).unwrap();
     assert_eq!(by_tenant["totalHourlyUsd"], sum.to_decimal_4(), "--tenant spans namespaces: {by_tenant}");
-    let table = ok(&run(&s, &["cost", "-n", ns]), "cost table");
+    let table = ok(&run(s, &["cost", "-n", ns]), "cost table");
     assert!(table.lines().any(|l| l.starts_with("TOTAL") && l.ends_with(&sum.to_decimal_4())), "{table}");
-    let orphans = ok(&run(&s, &["orphans", "--tenant", &s.tenant]), "orphans");
+    let orphans = ok(&run(s, &["orphans", "--tenant", &s.tenant]), "orphans");
     assert!(orphans.contains("No orphans found."), "{orphans}");
 }
 
