@@ -15,11 +15,13 @@ install-plugin: ## Build kubectl-molecule and install it (and its completion hel
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) echo "installed: kubectl molecule --help";; \
 	  *) echo "installed into $(PLUGIN_DIR), which is not on PATH: export PATH=\"$(PLUGIN_DIR):\$$PATH\"";; esac
 
+# plugin-test uses the test world's kubectl (built by `make tools`), else the one on PATH.
 .PHONY: plugin-test
 plugin-test: ## Install the plugin into a scratch dir; kubectl finds it, runs it and completes it
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	  $(MAKE) --no-print-directory install-plugin PLUGIN_DIR="$$dir" >/dev/null && \
-	  export PATH="$$dir:$$PATH" && \
+	  source $(TESTENV)/lib.sh && export PATH="$$dir:$$K8S_BIN:$$PATH" && \
+	  command -v kubectl >/dev/null || { echo "plugin-test needs kubectl: make tools"; exit 1; } && \
 	  kubectl plugin list 2>/dev/null | grep -q "$$dir/kubectl-molecule" && \
 	  kubectl molecule --help | grep -q "display" && \
 	  [ "$$(kubectl_complete-molecule __complete display t)" = "$$(printf 'take\n:4')" ] && \
