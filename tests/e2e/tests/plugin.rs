@@ -425,3 +425,28 @@ async fn orphans_and_the_erasure_receipt() {
     assert!(text.contains(want["completedAt"].as_str().unwrap()), "{text}");
     assert!(text.contains(&oob), "the orphan is erased with its tenant: {text}");
 }
+
+#[tokio::test]
+async fn a_take_before_the_operator_made_the_lease_creates_it() {
+    // No operator: the Lease does not exist yet; the take creates it as the operator would.
+    let s = Scenario::new("plug-new", 4, json!({})).await.expect("scenario");
+    s.apply(&s.sample("workspace-desktop.yaml", "desk")).expect("apply desk");
+    let ns = s.ns.as_str();
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--as", "alice", "--for", "1m"]), "take");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(s.kube.clone(), ns);
+    let l = leases.get("desk-display").await.expect("lease created");
+    assert_eq!(
+        l.metadata.labels.unwrap_or_default().get("moleculesai.app/display-lease").map(String::as_str),
+        Some("true")
+    );
+    let owner = l.metadata.owner_references.unwrap_or_default();
+    assert!(owner.iter().any(|o| o.kind == "Workspace" && o.name == "desk" && o.controller == Some(true)), "{owner:?}");
+    let st: Value =
+        serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
+    assert_eq!((st["controller"].as_str(), st["holder"].as_str()), (Some("user"), Some("alice")), "{st}");
+    ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "release");
+    assert_eq!(holder(&s, "desk").await, None);
+    s.delete("desk").await.unwrap();
+    // Without an operator nobody removes the finalizer-less Workspace's Lease: do it here.
+    let _ = leases.delete("desk-display", &kube::api::DeleteParams::default()).await;
+}
