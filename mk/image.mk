@@ -3,6 +3,9 @@
 # (~12 to 20 minutes cold), so CI calls it after `make test`.
 
 .PHONY: image image-check image-smoke
+# The Dockerfile/`make image` agreement check is cheap (about 1 s, no build): part of `make test`.
+EXTRA_TESTS += image-check
+
 image: ## Build the operator image into target/image/molecule-operator.oci.tar (release build, buildah)
 	tests/image/build.sh
 
