@@ -99,7 +99,7 @@ pub struct Who {
 pub struct Take {
     /// Workspace name.
     pub workspace: String,
-    /// How long the hold lasts unless renewed (30m, 1h, 90s).
+    /// How long the hold lasts unless renewed (30m, 1h, 90s, 1h30m; at most 24h).
     #[arg(long = "for", default_value = "30m")]
     pub for_: String,
     /// Take it over from its holder (who is told through an Event). An agent never takes it from a user.
@@ -137,7 +137,7 @@ pub struct Open {
     /// Take the lock over from its holder.
     #[arg(long)]
     pub force: bool,
-    /// How long each hold lasts; it is renewed while the tunnel is open.
+    /// How long each hold lasts (at most 24h); it is renewed while the tunnel is open.
     #[arg(long = "for", default_value = "5m")]
     pub for_: String,
     /// Identity.

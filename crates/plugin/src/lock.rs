@@ -78,27 +78,34 @@ pub fn show_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Parses `30m`, `1h`, `90s`, `1h30m` (or plain seconds) into seconds.
+/// The longest single hold `--for` accepts (24h): a forgotten hold blocks agents, which never take
+/// the desktop from a user. `--wait` keeps a hold for longer by renewing it.
+pub const MAX_HOLD_SECS: i32 = 24 * 3600;
+
+/// Parses `30m`, `1h`, `90s`, `1h30m` (or plain seconds) into seconds, at most [`MAX_HOLD_SECS`].
 pub fn parse_duration(s: &str) -> Result<i32, String> {
     let bad = || format!("duration {s:?} must look like 30m, 1h, 90s or 1h30m");
     let mut total: i64 = 0;
     let mut num = String::new();
-    for c in s.chars() {
+    // A trailing number without a unit counts as seconds.
+    for c in s.chars().chain(std::iter::once('s').filter(|_| s.ends_with(|c: char| c.is_ascii_digit()))) {
         if c.is_ascii_digit() {
             num.push(c);
             continue;
         }
-        let unit = match c {
+        let unit: i64 = match c {
             'h' => 3600,
             'm' => 60,
             's' => 1,
             _ => return Err(bad()),
         };
-        total += num.parse::<i64>().map_err(|_| bad())? * unit;
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        // Checked: a huge number must be refused, not overflow (a panic, or a wrapped value).
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        if total > i64::from(MAX_HOLD_SECS) {
+            return Err(format!("duration {s:?} is longer than a hold may be (at most 24h; --wait renews it)"));
+        }
         num.clear();
-    }
-    if !num.is_empty() {
-        total += num.parse::<i64>().map_err(|_| bad())?;
     }
     match i32::try_from(total) {
         Ok(n) if n > 0 => Ok(n),
@@ -168,5 +175,14 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(90));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("24h"), Ok(MAX_HOLD_SECS));
+        assert!(parse_duration("24h1s").is_err_and(|e| e.contains("at most 24h")), "a day at most");
+        assert!(parse_duration("500000h").is_err(), "fits an i32 but is 57 years");
+        assert!(parse_duration("9223372036854775807h").is_err(), "overflows i64 when multiplied");
+        assert!(parse_duration("99999999999999999999").is_err(), "does not parse as i64");
     }
 }
