@@ -88,8 +88,9 @@ pub enum DisplayCmd {
 /// Who is taking.
 #[derive(Debug, Args)]
 pub struct Who {
-    /// Lock identity: user:<name>, agent:<id> or a bare name (= user:<name>). Default: user:<the
-    /// kubeconfig context's user>. This names the holder; it is not kubectl's impersonation.
+    /// Lock identity: user:<name>, agent:<id> or a bare name (= user:<name>). Default: user:<you>, the
+    /// name the API server knows you by (kubectl auth whoami). This names the holder; it is not
+    /// kubectl's impersonation.
     #[arg(long = "as")]
     pub as_: Option<String>,
 }

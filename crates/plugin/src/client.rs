@@ -11,7 +11,7 @@ pub struct Cluster {
     pub client: kube::Client,
     /// The context's namespace (or `default`).
     pub namespace: String,
-    /// The kubeconfig context's user name (the lock identity defaults to `user:<this>`).
+    /// The kubeconfig context's user entry name (the lock identity's fallback, see [`whoami`]).
     pub user: String,
 }
 
@@ -50,4 +50,14 @@ pub async fn connect(context: Option<&str>) -> Result<Cluster, Error> {
     let namespace = config.default_namespace.clone();
     let client = kube::Client::try_from(config).map_err(config_err)?;
     Ok(Cluster { client, namespace, user })
+}
+
+/// The name the API server authenticates this client as (a SelfSubjectReview, what `kubectl auth
+/// whoami` shows), else the kubeconfig context's user entry name (API servers before 1.28). The
+/// entry name is only a fallback: on EKS every user's entry is named after the cluster's ARN.
+pub async fn whoami(k: &Cluster) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(k.client.clone());
+    let review = api.create(&kube::api::PostParams::default(), &SelfSubjectReview::default()).await;
+    review.ok().and_then(|r| r.status?.user_info?.username).filter(|u| !u.is_empty()).unwrap_or_else(|| k.user.clone())
 }

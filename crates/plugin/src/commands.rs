@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, Cost, DisplayCmd, Ssh, Who};
-use crate::client::{Cluster, connect};
+use crate::client::{Cluster, connect, whoami};
 use crate::error::Error;
 use crate::out::{Format, cell, structured, table};
 use crate::{aws, cost, display, lock, open, tenant};
@@ -42,13 +42,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// The lock identity: `--as`, else `user:<kubeconfig user>`.
-pub fn identity(k: &Cluster, who: &Who) -> Result<String, Error> {
-    let raw = who.as_.clone().unwrap_or_else(|| k.user.clone());
-    if raw.is_empty() {
-        return Err(Error::Usage("the kubeconfig context names no user: say who you are with --as <name>".into()));
+/// The lock identity: `--as` (checked), else `user:<the name the API server knows you by>`.
+pub async fn identity(k: &Cluster, who: &Who) -> Result<String, Error> {
+    if let Some(raw) = &who.as_ {
+        return lock::parse_identity(raw).map_err(Error::Usage);
     }
-    lock::parse_identity(&raw).map_err(Error::Usage)
+    // Taken as it is: authenticated names often hold colons (system:serviceaccount:..., ARNs).
+    let me = whoami(k).await;
+    if me.trim().is_empty() {
+        return Err(Error::Usage(
+            "the API server names no user for your credentials: say who you are with --as <name>".into(),
+        ));
+    }
+    Ok(format!("user:{me}"))
 }
 
 async fn display_cmd(k: &Cluster, ns: &str, f: Format, sub: DisplayCmd) -> Result<ExitCode, Error> {
@@ -74,7 +80,7 @@ async fn display_cmd(k: &Cluster, ns: &str, f: Format, sub: DisplayCmd) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         DisplayCmd::Take(t) => {
-            let me = identity(k, &t.who)?;
+            let me = identity(k, &t.who).await?;
             let secs = lock::parse_duration(&t.for_).map_err(Error::Usage)?;
             let ws = display::display_workspace(&k.client, ns, &t.workspace).await?;
             let taken = display::take(&k.client, &ws, &me, secs, t.force).await?;
@@ -85,7 +91,7 @@ async fn display_cmd(k: &Cluster, ns: &str, f: Format, sub: DisplayCmd) -> Resul
             Ok(ExitCode::SUCCESS)
         }
         DisplayCmd::Release(rel) => {
-            let me = identity(k, &rel.who)?;
+            let me = identity(k, &rel.who).await?;
             let ws = display::display_workspace(&k.client, ns, &rel.workspace).await?;
             match display::release(&k.client, &ws, &me, rel.force).await? {
                 Some(h) => println!("display of workspace {ns}/{} released (was held by {h})", rel.workspace),
@@ -93,7 +99,7 @@ async fn display_cmd(k: &Cluster, ns: &str, f: Format, sub: DisplayCmd) -> Resul
             }
             Ok(ExitCode::SUCCESS)
         }
-        DisplayCmd::Open(o) => open::open(k, ns, &identity(k, &o.who)?, &o).await,
+        DisplayCmd::Open(o) => open::open(k, ns, &identity(k, &o.who).await?, &o).await,
     }
 }
 

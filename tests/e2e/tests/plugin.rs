@@ -81,6 +81,14 @@ async fn holder(s: &Scenario, name: &str) -> Option<String> {
     l.spec.and_then(|x| x.holder_identity).filter(|h| !h.is_empty())
 }
 
+/// The user name the API server authenticates the world's kubeconfig as (a SelfSubjectReview).
+async fn whoami(s: &Scenario) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(s.kube.clone());
+    let r = api.create(&kube::api::PostParams::default(), &SelfSubjectReview::default()).await.expect("review");
+    r.status.and_then(|st| st.user_info?.username).expect("a user name")
+}
+
 async fn desktop_scenario(prefix: &str) -> Scenario {
     let mut s = Scenario::new(prefix, 4, json!({})).await.expect("scenario");
     s.start_operator(&[]).expect("operator");
@@ -445,6 +453,13 @@ async fn a_take_before_the_operator_made_the_lease_creates_it() {
         serde_json::from_str(&ok(&run(&s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
     assert_eq!((st["controller"].as_str(), st["holder"].as_str()), (Some("user"), Some("alice")), "{st}");
     ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "release");
+    assert_eq!(holder(&s, "desk").await, None);
+    // Without --as the holder is the user the API server authenticates (as `kubectl auth whoami`),
+    // not the kubeconfig's user entry name (shared by everyone on EKS, and an ARN with colons).
+    let me = whoami(&s).await;
+    ok(&run(&s, &["display", "take", "desk", "-n", ns, "--for", "1m"]), "take as myself");
+    assert_eq!(holder(&s, "desk").await, Some(format!("user:{me}")));
+    ok(&run(&s, &["display", "release", "desk", "-n", ns]), "release as myself");
     assert_eq!(holder(&s, "desk").await, None);
     s.delete("desk").await.unwrap();
     // Without an operator nobody removes the finalizer-less Workspace's Lease: do it here.
