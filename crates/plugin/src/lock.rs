@@ -25,7 +25,8 @@ impl Hold {
 pub fn hold(lease: Option<&Lease>, now: Timestamp) -> Option<Hold> {
     let spec = lease?.spec.as_ref()?;
     let id = spec.holder_identity.as_deref().filter(|s| !s.is_empty())?;
-    parse_identity(id).ok()?;
+    // The operator's rule: only the kind is checked (a name may hold spaces or colons, or be empty).
+    id.split_once(':').filter(|(k, _)| *k == "agent" || *k == "user")?;
     let since = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
     let until =
         since.checked_add(SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)))).ok()?;
@@ -145,6 +146,10 @@ mod tests {
         assert_eq!(hold(Some(&lease("robot:x", now(), 60)), now()), None);
         assert_eq!(hold(Some(&lease("", now(), 60)), now()), None);
         assert_eq!(hold(None, now()), None);
+        // Any name after agent:/user: is a hold, as the operator reads it (status shows it held).
+        for id in ["user:Jane Doe", "user:", "user:system:serviceaccount:a:b"] {
+            assert_eq!(hold(Some(&lease(id, now(), 60)), now()).map(|h| h.identity), Some(id.to_owned()), "{id}");
+        }
     }
 
     #[test]
