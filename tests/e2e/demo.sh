@@ -17,7 +17,7 @@ kubectl wait --for=condition=Established --timeout=60s crd/tenants.moleculesai.a
 # The metrics port is picked like every test-world port: free, on loopback.
 source tests/e2e/testenv/lib.sh
 metrics_addr="127.0.0.1:$(free_port)"
-KUBECONFIG="$TESTENV_OPERATOR_KUBECONFIG" METRICS_ADDR="$metrics_addr" target/debug/molecule-operator run &
+KUBECONFIG="$TESTENV_OPERATOR_KUBECONFIG" CLOUDFLARE_ALLOW_HTTP=true METRICS_ADDR="$metrics_addr" target/debug/molecule-operator run &
 op_pid=$!
 kubectl apply -f config/samples/namespaces.yaml
 kubectl apply -f config/samples/

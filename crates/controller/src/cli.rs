@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Cloudflare API base URL.
     #[arg(long, env = "CLOUDFLARE_API_URL", default_value = "https://api.cloudflare.com/client/v4")]
     pub cloudflare_api_url: String,
+    /// Allow an `http://` CLOUDFLARE_API_URL (the API token then travels in clear). For a local
+    /// test fake only; without it such a URL stops the operator at start.
+    #[arg(long, env = "CLOUDFLARE_ALLOW_HTTP", default_value_t = false)]
+    pub cloudflare_allow_http: bool,
     /// Cloudflare API token (never logged).
     #[arg(long, env = "CLOUDFLARE_API_TOKEN", hide_env_values = true)]
     pub cloudflare_api_token: Option<String>,
@@ -138,7 +142,7 @@ pub struct RunArgs {
     /// Seconds a delete may wait for AWS before a condition names the blocking resource.
     #[arg(long, env = "DEPROVISION_DEADLINE_SECONDS", default_value_t = 600)]
     pub deprovision_deadline_seconds: u64,
-    /// Objects reconciled at once, per kind.
+    /// Objects reconciled at once, per kind (at least 1).
     #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Address of /metrics, /healthz and /readyz.
@@ -185,4 +189,63 @@ pub struct RunArgs {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+impl RunArgs {
+    /// Checks the settings clap's types cannot: the first bad one, as one line naming it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.concurrency == 0 {
+            // kube's controller reads 0 as "no limit": never what a 0 in a config file meant.
+            return Err("RECONCILE_CONCURRENCY (--concurrency) must be at least 1, not 0".into());
+        }
+        let url = self.cloudflare_api_url.to_ascii_lowercase();
+        let http = url.starts_with("http://");
+        if self.cloudflare_api_token.is_some() && !url.starts_with("https://") && !(http && self.cloudflare_allow_http)
+        {
+            let why = if http { "; CLOUDFLARE_ALLOW_HTTP=true allows http for a local test fake only" } else { "" };
+            return Err(format!(
+                "CLOUDFLARE_API_URL (--cloudflare-api-url) must be an https:// URL: the API token would travel in clear to {}{why}",
+                self.cloudflare_api_url
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, RunArgs};
+
+    fn args(extra: &[&str]) -> RunArgs {
+        let base =
+            ["molecule-operator", "run", "--env", "dev", "--aws-region", "r", "--vpc-id", "v", "--subnet-id", "s"];
+        let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            Command::Run(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_concurrency_is_refused_naming_the_setting() {
+        let e = args(&["--concurrency", "0"]).validate().unwrap_err();
+        assert!(e.contains("RECONCILE_CONCURRENCY") && !e.contains('\n'), "{e}");
+        assert_eq!(args(&["--concurrency", "1"]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn cloudflare_over_http_needs_the_test_flag() {
+        let http = ["--cloudflare-api-url", "http://127.0.0.1:9/client/v4", "--cloudflare-api-token", "t0ken"];
+        let e = args(&http).validate().unwrap_err();
+        assert!(e.contains("CLOUDFLARE_API_URL") && e.contains("CLOUDFLARE_ALLOW_HTTP") && !e.contains("t0ken"), "{e}");
+        let allowed: Vec<&str> = http.iter().copied().chain(["--cloudflare-allow-http"]).collect();
+        assert_eq!(args(&allowed).validate(), Ok(()));
+        let ftp = ["--cloudflare-api-url", "ftp://x", "--cloudflare-api-token", "t", "--cloudflare-allow-http"];
+        assert!(args(&ftp).validate().is_err());
+        // The default URL, and no token (nothing to leak), pass.
+        assert_eq!(args(&["--cloudflare-api-token", "t"]).validate(), Ok(()));
+        assert_eq!(args(&["--cloudflare-api-url", "http://x"]).validate(), Ok(()));
+    }
 }

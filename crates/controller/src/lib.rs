@@ -136,6 +136,7 @@ async fn first_fill(cache: &cloud::cache::FleetCache, account: &str) {
 /// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
 /// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
 pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
+    args.validate().map_err(Error::Config)?;
     let (catalog, images) = load_catalogs(&args)?;
     let failpoints = failpoints::Failpoints::parse(args.failpoints.as_deref(), &args.env)
         .map_err(|e| Error::Config(e.to_string()))?;

@@ -253,6 +253,8 @@ impl TestEnv {
         cmd.arg("run")
             .envs(self.vars.iter().filter(|(k, _)| k.as_str() != "PATH"))
             .env("KUBECONFIG", self.var("TESTENV_OPERATOR_KUBECONFIG"))
+            // The Cloudflare fake speaks plain http on loopback (a test may override this).
+            .env("CLOUDFLARE_ALLOW_HTTP", "true")
             .envs(extra.iter().copied())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));

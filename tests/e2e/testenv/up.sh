@@ -150,6 +150,7 @@ AWS_ACCESS_KEY_ID=testenv AWS_SECRET_ACCESS_KEY=testenv \
   echo "export AWS_REGION=$MAIN_REGION AWS_DEFAULT_REGION=$MAIN_REGION"
   echo "export AWS_EC2_METADATA_DISABLED=true"
   echo "export CLOUDFLARE_API_URL=\"http://127.0.0.1:$CF_PORT/client/v4\""
+  echo "export CLOUDFLARE_ALLOW_HTTP=true"
   echo "export CLOUDFLARE_API_TOKEN=\"$CF_TOKEN\""
   echo "export CLOUDFLARE_ACCOUNT_ID=$CF_ACCOUNT CLOUDFLARE_ZONE_ID=$CF_ZONE"
   echo "export TENANT_BASE_DOMAIN=moleculesai.test"

@@ -107,3 +107,44 @@ fn tenant_image_cannot_break_out_of_its_quoting() {
         assert!(matches!(tenant(&tenant_boot(bad)), Err(RenderError::Unsafe { .. })), "{bad}");
     }
 }
+
+/// The largest user-data a Workspace can render apart from its env: the longest hostname and
+/// bundle ARN (600 bytes: a secret name is at most 512), a data volume, the larger desktop stack and the GPU driver.
+fn worst_case(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
+    static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "h".repeat(253));
+    static ARN: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("arn:aws:secretsmanager:{}", "a".repeat(577)));
+    static RUNTIME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "r".repeat(63));
+    let mut b = boot(env);
+    b.hostname = &HOST;
+    b.bundle_arn = Some(&ARN);
+    b.runtime = &RUNTIME;
+    b.data_volume_id = Some("vol-0123456789abcdef0");
+    b.gpu = true;
+    b.display = Some(Display {
+        mode: DisplayMode::GpuDesktopControl,
+        protocol: DisplayProtocol::Novnc,
+        width: 3840,
+        height: 2160,
+    });
+    b
+}
+
+/// The CRD's CEL rule caps `spec.env` at `ENV_MAX_BYTES` (sum of key + value + 2 per entry, the
+/// bytes of each `KEY=value\n` line): every env the API server accepts must fit EC2's limit.
+#[test]
+fn any_env_the_api_server_accepts_fits_user_data() {
+    use molecule_crds::v1alpha1::ENV_MAX_BYTES;
+    // One line at the budget exactly; 1-character keys waste the most on the newline.
+    let value = "v".repeat(ENV_MAX_BYTES - 3);
+    let env = BTreeMap::from([("K".to_owned(), value)]);
+    let ud = workspace(&worst_case(&env)).unwrap();
+    eprintln!("worst case with a full env: {} of {MAX_USER_DATA}", ud.len());
+    // Non-ASCII values count in bytes, as user-data does: the same budget in 4-byte characters.
+    let env = BTreeMap::from([("K".to_owned(), "\u{1F600}".repeat((ENV_MAX_BYTES - 3) / 4))]);
+    assert!(workspace(&worst_case(&env)).is_ok());
+    let many: BTreeMap<String, String> =
+        (0..64).map(|i| (format!("K{i:02}"), "v".repeat((ENV_MAX_BYTES / 64).saturating_sub(5)))).collect();
+    assert!(many.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() <= ENV_MAX_BYTES);
+    assert!(workspace(&worst_case(&many)).is_ok());
+}

@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Arch, Condition, DisplayMode, DisplayProtocol, GpuSpec, Market, OsFamily, PowerState};
 
+/// The most `spec.env` may hold, in bytes: the sum over its entries of key + value + 2 (the bytes
+/// of each `KEY=value` line and its newline, as user-data carries them). The CRD's CEL rule on
+/// `spec.env` names this number (a test keeps the two equal); the operator's user-data test shows
+/// that any env within it fits EC2's 16 KiB user-data limit in the largest rendering.
+pub const ENV_MAX_BYTES: usize = 6144;
+
 /// A Workspace is one agent machine: the operator converges it onto one EC2 instance, a
 /// security group, an optional data volume and a DNS record, reports drift, stops and starts it,
 /// relaunches it when it is lost, and removes all of it when the Workspace is deleted.
@@ -79,6 +85,7 @@ pub struct WorkspaceSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 4096, "pattern": "^[^\r\n]*$"}))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$') && k.size() <= 128)").message("spec.env keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)"))]
+    #[x_kube(validation = Rule::new("self.map(k, size(k) + size(bytes(self[k])) + 2).sum() <= 6144").message("spec.env is too large: its keys and values (plus 2 bytes per entry) must total at most 6144 bytes, or the machine's user-data would pass EC2's 16 KiB limit"))]
     pub env: BTreeMap<String, String>,
 
     /// Machine sizing: instance type, OS image, volumes, GPU, market, network and desktop. Every
@@ -414,4 +421,27 @@ pub enum DisplayStatusSpec {
     Ready,
     /// The desktop stack reported it is down.
     Offline,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::{ENV_MAX_BYTES, Workspace};
+
+    #[test]
+    fn the_env_size_rule_uses_the_budget() {
+        let crd = serde_json::to_value(Workspace::crd()).unwrap_or_default();
+        let env = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["env"];
+        let rules = env["x-kubernetes-validations"].as_array().cloned().unwrap_or_default();
+        let rule = rules
+            .iter()
+            .find(|r| r["rule"].as_str().is_some_and(|s| s.contains(".sum()")))
+            .unwrap_or_else(|| panic!("no size rule on spec.env: {env}"));
+        let budget = format!("<= {ENV_MAX_BYTES}");
+        assert!(rule["rule"].as_str().is_some_and(|s| s.ends_with(&budget)), "{rule}");
+        assert!(
+            rule["message"].as_str().is_some_and(|m| m.contains("spec.env") && m.contains(&ENV_MAX_BYTES.to_string()))
+        );
+    }
 }
