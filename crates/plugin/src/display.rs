@@ -201,12 +201,18 @@ pub async fn release(client: &kube::Client, ws: &Workspace, me: &str, force: boo
     for _ in 0..5 {
         let Some(mut l) = read_lease(&api, &ns, &name).await? else { return Ok(None) };
         let Some(h) = lock::hold(Some(&l), Timestamp::now()) else { return Ok(None) };
-        if h.identity != me && !force {
-            return Err(held(
-                &format!("{ns}/{name}"),
-                &h,
-                " (only its holder releases it; --force releases it anyway)",
-            ));
+        match lock::decide_release(&h, me, force) {
+            Ok(()) => {}
+            Err(Refusal::Held(h)) => {
+                return Err(held(
+                    &format!("{ns}/{name}"),
+                    &h,
+                    " (only its holder releases it; --force releases it anyway)",
+                ));
+            }
+            Err(Refusal::UserHolds(h)) => {
+                return Err(held(&format!("{ns}/{name}"), &h, " (an agent never takes the desktop from a user)"));
+            }
         }
         let transitions = l.spec.as_ref().and_then(|s| s.lease_transitions);
         l.spec = Some(LeaseSpec { lease_transitions: transitions, ..LeaseSpec::default() });

@@ -74,6 +74,20 @@ pub fn decide(current: Option<&Hold>, me: &str, force: bool) -> Result<Take, Ref
     if force { Ok(Take::TakeOver(h.clone())) } else { Err(Refusal::Held(h.clone())) }
 }
 
+/// Decides a release by `me` of the current hold: its holder may, anyone else only with `force`,
+/// and an agent never (that would take the desktop from a user in two steps).
+pub fn decide_release(current: &Hold, me: &str, force: bool) -> Result<(), Refusal> {
+    if current.identity == me {
+        Ok(())
+    } else if current.kind() == "user" && me.starts_with("agent:") {
+        Err(Refusal::UserHolds(current.clone()))
+    } else if force {
+        Ok(())
+    } else {
+        Err(Refusal::Held(current.clone()))
+    }
+}
+
 /// A time as kubectl shows it: RFC 3339, whole seconds, UTC.
 pub fn show_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -166,7 +180,19 @@ mod tests {
             Err(Refusal::UserHolds(user.clone())),
             "never from a person"
         );
-        assert_eq!(decide(Some(&agent), "agent:other", false), Err(Refusal::Held(agent)));
+        assert_eq!(decide(Some(&agent), "agent:other", false), Err(Refusal::Held(agent.clone())));
+    }
+
+    #[test]
+    fn releases() {
+        let user = Hold { identity: "user:alice".into(), until: now() };
+        let agent = Hold { identity: "agent:bot".into(), until: now() };
+        assert_eq!(decide_release(&user, "user:alice", false), Ok(()));
+        assert_eq!(decide_release(&user, "user:bob", false), Err(Refusal::Held(user.clone())));
+        assert_eq!(decide_release(&user, "user:bob", true), Ok(()));
+        assert_eq!(decide_release(&agent, "user:bob", true), Ok(()));
+        assert_eq!(decide_release(&agent, "agent:other", true), Ok(()));
+        assert_eq!(decide_release(&user, "agent:bot", true), Err(Refusal::UserHolds(user)), "never from a person");
     }
 
     #[test]

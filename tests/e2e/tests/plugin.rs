@@ -122,6 +122,12 @@ async fn user_holds_agent_refused(s: &Scenario) {
     let forced = run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--force"]);
     fails(&forced, "agent forced take", &["user:alice", "an agent never takes the desktop from a user"]);
     fails(&run(s, &["display", "release", "desk", "-n", ns, "--as", "bob"]), "bob release", &["held by user:alice"]);
+    // Nor may an agent release it, --force or not (release then take would take it from her).
+    fails(
+        &run(s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot", "--force"]),
+        "agent forced release",
+        &["held by user:alice", "an agent never takes the desktop from a user"],
+    );
     assert_eq!(holder(s, "desk").await.as_deref(), Some("user:alice"));
     let json: Value =
         serde_json::from_str(&ok(&run(s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
