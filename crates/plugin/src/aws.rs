@@ -106,14 +106,15 @@ pub fn local_url(p: DisplayProtocol, local: u16) -> String {
     }
 }
 
-/// Where the desktop's password comes from, per protocol.
+/// Where the desktop's password comes from, per protocol. Today there is no per-Workspace display
+/// password (issue 12), and these notes say so rather than promise one.
 pub fn password_note(p: DisplayProtocol) -> &'static str {
     match p {
         DisplayProtocol::Novnc => {
-            "noVNC asks for no password: x11vnc listens on the instance's localhost only, and the tunnel itself is the authentication (your IAM identity, through EC2 Instance Connect)"
+            "none: there is no per-Workspace password yet (issue 12); x11vnc runs without one on the instance's localhost, so from outside only your IAM-authenticated tunnel reaches it, but any process on the instance, the agent included, can too (the lock is advisory)"
         }
         DisplayProtocol::Dcv => {
-            "DCV asks for the instance's OS user 'agent' and its password; set one over `kubectl molecule ssh` (sudo passwd agent)"
+            "there is no per-Workspace password yet (issue 12); DCV asks for the OS user 'agent' and its system password, which it has none of until you set one over `kubectl molecule ssh` (sudo passwd agent)"
         }
     }
 }
@@ -160,5 +161,15 @@ mod tests {
         );
         assert_eq!(shell_line(&["a b".into(), "it's".into()]), r"'a b' 'it'\''s'");
         assert_eq!(display_port(DisplayProtocol::Dcv), 8443);
+    }
+
+    #[test]
+    fn password_notes_say_there_is_none_yet() {
+        for p in [DisplayProtocol::Novnc, DisplayProtocol::Dcv] {
+            let n = password_note(p);
+            assert!(n.contains("no per-Workspace password") && n.contains("issue 12"), "{n}");
+            assert!(!n.contains("is the authentication"), "the tunnel does not gate the instance's own processes: {n}");
+        }
+        assert!(password_note(DisplayProtocol::Novnc).contains("the agent included"));
     }
 }

@@ -227,7 +227,7 @@ async fn display_open_holds_the_lock_and_prints_the_tunnel() {
         "--connection-type eice".to_owned(),
         "--local-forwarding 16080:localhost:6080".to_owned(),
         "http://localhost:16080/vnc.html".to_owned(),
-        "password:".to_owned(),
+        "password: none: there is no per-Workspace password yet (issue 12)".to_owned(),
     ] {
         assert!(printed.contains(&needle), "{needle:?} missing from:\n{printed}");
     }
