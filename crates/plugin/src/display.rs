@@ -119,41 +119,56 @@ fn held(object: &str, h: &Hold, hint: &str) -> Error {
     }
 }
 
+/// Whom a take by `me` takes the lock from (`None`: it is free or already `me`'s), or why not.
+fn taking_from(object: &str, current: Option<&Lease>, me: &str, force: bool) -> Result<Option<String>, Error> {
+    match lock::decide(lock::hold(current, Timestamp::now()).as_ref(), me, force) {
+        Ok(Take::Free | Take::Renew) => Ok(None),
+        Ok(Take::TakeOver(h)) => Ok(Some(h.identity)),
+        Err(Refusal::Held(h)) => Err(held(object, &h, " (use --force to take it over)")),
+        Err(Refusal::UserHolds(h)) => Err(held(object, &h, " (an agent never takes the desktop from a user)")),
+    }
+}
+
+/// The Lease's spec once `me` holds it from `now` for `secs` seconds.
+fn held_spec(current: Option<&Lease>, me: &str, now: Timestamp, secs: i32) -> LeaseSpec {
+    let spec = current.and_then(|l| l.spec.as_ref());
+    let renewing = spec.and_then(|s| s.holder_identity.as_deref()) == Some(me);
+    LeaseSpec {
+        holder_identity: Some(me.to_owned()),
+        lease_duration_seconds: Some(secs),
+        acquire_time: if renewing { spec.and_then(|s| s.acquire_time.clone()) } else { Some(MicroTime(now)) },
+        renew_time: Some(MicroTime(now)),
+        lease_transitions: Some(spec.and_then(|s| s.lease_transitions).unwrap_or(0) + i32::from(!renewing)),
+        ..LeaseSpec::default()
+    }
+}
+
 /// Takes (or renews) the lock as `me` for `secs` seconds. Refuses while someone else holds it,
 /// unless `force` (an agent never takes it from a user). A forced take leaves an Event on the
-/// Workspace naming both holders.
+/// Workspace naming both holders, so it is refused before writing if the user may not create one.
 pub async fn take(client: &kube::Client, ws: &Workspace, me: &str, secs: i32, force: bool) -> Result<Taken, Error> {
     let ns = ws.namespace().unwrap_or_default();
     let name = ws.name_any();
     let object = format!("{ns}/{name}");
     let api: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let mut may_tell = None;
     for _ in 0..5 {
         let now = Timestamp::now();
         let current = read_lease(&api, &ns, &name).await?;
-        let previous = match lock::decide(lock::hold(current.as_ref(), now).as_ref(), me, force) {
-            Ok(Take::Free | Take::Renew) => None,
-            Ok(Take::TakeOver(h)) => Some(h.identity),
-            Err(Refusal::Held(h)) => return Err(held(&object, &h, " (use --force to take it over)")),
-            Err(Refusal::UserHolds(h)) => {
-                return Err(held(&object, &h, " (an agent never takes the desktop from a user)"));
+        let previous = taking_from(&object, current.as_ref(), me, force)?;
+        if let Some(p) = &previous {
+            if may_tell.is_none() {
+                may_tell = Some(may_create_events(client, &ns).await);
             }
-        };
-        let renewing =
-            current.as_ref().and_then(|l| l.spec.as_ref()).and_then(|s| s.holder_identity.as_deref()) == Some(me);
-        let spec = LeaseSpec {
-            holder_identity: Some(me.to_owned()),
-            lease_duration_seconds: Some(secs),
-            acquire_time: if renewing {
-                current.as_ref().and_then(|l| l.spec.as_ref()?.acquire_time.clone())
-            } else {
-                Some(MicroTime(now))
-            },
-            renew_time: Some(MicroTime(now)),
-            lease_transitions: Some(
-                current.as_ref().and_then(|l| l.spec.as_ref()?.lease_transitions).unwrap_or(0) + i32::from(!renewing),
-            ),
-            ..LeaseSpec::default()
-        };
+            if may_tell == Some(false) {
+                return Err(Error::Forbidden {
+                    action: "create".into(),
+                    object: format!("events in namespace {ns}"),
+                    message: format!("--force must tell {p} through an Event; the lock was left to them"),
+                });
+            }
+        }
+        let spec = held_spec(current.as_ref(), me, now, secs);
         let written = match current {
             Some(mut l) => {
                 l.spec = Some(spec);
@@ -178,6 +193,29 @@ pub async fn take(client: &kube::Client, ws: &Workspace, me: &str, secs: i32, fo
         object: format!("the display lock of workspace {object}"),
         message: "it kept changing under us (5 conflicts); try again".into(),
     })
+}
+
+/// Whether the user may create events.k8s.io Events in `ns` (a SelfSubjectAccessReview; when the
+/// review itself fails, the Event's own create answers later).
+async fn may_create_events(client: &kube::Client, ns: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("events.k8s.io".into()),
+                resource: Some("events".into()),
+                verb: Some("create".into()),
+                namespace: Some(ns.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    api.create(&PostParams::default(), &review).await.map_or(true, |r| r.status.is_none_or(|s| s.allowed))
 }
 
 fn new_lease(ws: &Workspace, spec: LeaseSpec) -> Lease {

@@ -37,6 +37,11 @@ fn run_with(s: &Scenario, args: &[&str], extra: &[(&str, &str)]) -> Output {
     cmd(s, args, extra).output().expect("run kubectl-molecule")
 }
 
+/// The plugin started in the background, its output piped.
+fn spawn(s: &Scenario, args: &[&str]) -> std::process::Child {
+    cmd(s, args, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn kubectl-molecule")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -164,16 +169,8 @@ async fn forced_take_over_leaves_an_event(s: &Scenario) {
 async fn racing_takers_and_expiry(s: &Scenario) {
     let ns = s.ns.as_str();
     // Two takers at once: optimistic concurrency lets exactly one win.
-    let a = cmd(s, &["display", "take", "desk", "-n", ns, "--as", "carol"], &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = cmd(s, &["display", "take", "desk", "-n", ns, "--as", "dave"], &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let a = spawn(s, &["display", "take", "desk", "-n", ns, "--as", "carol"]);
+    let b = spawn(s, &["display", "take", "desk", "-n", ns, "--as", "dave"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!(
         [a.status.success(), b.status.success()].iter().filter(|x| **x).count(),
@@ -202,11 +199,7 @@ async fn display_open_holds_the_lock_and_prints_the_tunnel() {
     let ns = s.ns.as_str();
     let w = s.get("desk").await.unwrap();
     let instance = w.status.unwrap().instance_id.unwrap();
-    let mut child = cmd(&s, &["display", "open", "desk", "-n", ns, "--as", "frank", "--local-port", "16080"], &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&s, &["display", "open", "desk", "-n", ns, "--as", "frank", "--local-port", "16080"]);
     let mut out = child.stdout.take().unwrap();
     let printed = tokio::task::spawn_blocking(move || {
         use std::io::Read;
@@ -264,13 +257,7 @@ async fn errors_are_one_line_naming_the_object() {
         &["robot:x", "agent:<id> or user:<name>"],
     );
     // No permission: the same kubeconfig impersonating a user without any RBAC.
-    let text = std::fs::read_to_string(s.env.var("KUBECONFIG")).unwrap();
-    let mut kc: Value = serde_yaml_ng::from_str(&text).unwrap();
-    for u in kc["users"].as_array_mut().unwrap() {
-        u["user"]["as"] = json!("nobody-at-all");
-    }
-    let path = std::env::temp_dir().join(format!("{}-nobody.kubeconfig", s.id));
-    std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+    let path = kubeconfig_as(&s, "nobody-at-all");
     let o = run_with(&s, &["display", "status", "desk", "-n", ns], &[("KUBECONFIG", path.to_str().unwrap())]);
     fails(&o, "forbidden", &[&format!("no permission to get workspace {ns}/desk"), "nobody-at-all"]);
     let o = run_with(&s, &["cost", "-A"], &[("KUBECONFIG", path.to_str().unwrap())]);
@@ -280,6 +267,18 @@ async fn errors_are_one_line_naming_the_object() {
     assert!(ok(&o, "completion").contains("kubectl-molecule"));
     let o = run(&s, &["__complete", "display", "t"]);
     assert_eq!(ok(&o, "__complete"), "take\n:4\n");
+}
+
+/// The world's kubeconfig with `as: <user>` (kubectl's impersonation) in a scratch file.
+fn kubeconfig_as(s: &Scenario, user: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(s.env.var("KUBECONFIG")).unwrap();
+    let mut kc: Value = serde_yaml_ng::from_str(&text).unwrap();
+    for u in kc["users"].as_array_mut().unwrap() {
+        u["user"]["as"] = json!(user);
+    }
+    let path = std::env::temp_dir().join(format!("{}-{user}.kubeconfig", s.id));
+    std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+    path
 }
 
 fn usd(s: Option<&str>) -> Usd {
@@ -467,7 +466,32 @@ async fn a_take_before_the_operator_made_the_lease_creates_it() {
     assert_eq!(holder(&s, "desk").await, Some(format!("user:{me}")));
     ok(&run(&s, &["display", "release", "desk", "-n", ns]), "release as myself");
     assert_eq!(holder(&s, "desk").await, None);
+    a_force_that_cannot_tell_the_holder_takes_nothing(&s).await;
     s.delete("desk").await.unwrap();
     // Without an operator nobody removes the finalizer-less Workspace's Lease: do it here.
     let _ = leases.delete("desk-display", &kube::api::DeleteParams::default()).await;
+}
+
+/// A user who may write the Lease but not create Events: a forced take is refused before it
+/// writes (the holder must be told), and the holder keeps the lock.
+async fn a_force_that_cannot_tell_the_holder_takes_nothing(s: &Scenario) {
+    let (ns, user) = (s.ns.as_str(), format!("{}-lease-only", s.id));
+    let rule = |g: &str, r: &str, v: &[&str]| json!({"apiGroups": [g], "resources": [r], "verbs": v});
+    let rules = [
+        rule("moleculesai.app", "workspaces", &["get"]),
+        rule("coordination.k8s.io", "leases", &["get", "create", "update"]),
+    ];
+    s.apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "lease-only", "namespace": ns}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "lease-only", "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease-only"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}]}))
+    .expect("rbac");
+    ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1m"]), "agent takes");
+    let kc = kubeconfig_as(s, &user);
+    let o = run_with(s, &["display", "take", "desk", "-n", ns, "--force"], &[("KUBECONFIG", kc.to_str().unwrap())]);
+    fails(&o, "force without events", &[&format!("no permission to create events in namespace {ns}"), "agent:bot"]);
+    assert_eq!(holder(s, "desk").await.as_deref(), Some("agent:bot"), "the holder keeps it");
+    let _ = std::fs::remove_file(kc);
+    ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot"]), "agent releases");
 }
