@@ -161,11 +161,7 @@ pub async fn take(client: &kube::Client, ws: &Workspace, me: &str, secs: i32, fo
                 may_tell = Some(may_create_events(client, &ns).await);
             }
             if may_tell == Some(false) {
-                return Err(Error::Forbidden {
-                    action: "create".into(),
-                    object: format!("events in namespace {ns}"),
-                    message: format!("--force must tell {p} through an Event; the lock was left to them"),
-                });
+                return Err(cannot_tell(&ns, p));
             }
         }
         let spec = held_spec(current.as_ref(), me, now, secs);
@@ -193,6 +189,15 @@ pub async fn take(client: &kube::Client, ws: &Workspace, me: &str, secs: i32, fo
         object: format!("the display lock of workspace {object}"),
         message: "it kept changing under us (5 conflicts); try again".into(),
     })
+}
+
+/// Why a forced take or release that could not tell the holder did nothing.
+fn cannot_tell(ns: &str, holder: &str) -> Error {
+    Error::Forbidden {
+        action: "create".into(),
+        object: format!("events in namespace {ns}"),
+        message: format!("--force must tell {holder} through an Event; the lock was left to them"),
+    }
 }
 
 /// Whether the user may create events.k8s.io Events in `ns` (a SelfSubjectAccessReview; when the
@@ -251,6 +256,9 @@ pub async fn release(client: &kube::Client, ws: &Workspace, me: &str, force: boo
             Err(Refusal::UserHolds(h)) => {
                 return Err(held(&format!("{ns}/{name}"), &h, " (an agent never takes the desktop from a user)"));
             }
+        }
+        if h.identity != me && !may_create_events(client, &ns).await {
+            return Err(cannot_tell(&ns, &h.identity));
         }
         let transitions = l.spec.as_ref().and_then(|s| s.lease_transitions);
         l.spec = Some(LeaseSpec { lease_transitions: transitions, ..LeaseSpec::default() });

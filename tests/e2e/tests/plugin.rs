@@ -491,6 +491,8 @@ async fn a_force_that_cannot_tell_the_holder_takes_nothing(s: &Scenario) {
     let kc = kubeconfig_as(s, &user);
     let o = run_with(s, &["display", "take", "desk", "-n", ns, "--force"], &[("KUBECONFIG", kc.to_str().unwrap())]);
     fails(&o, "force without events", &[&format!("no permission to create events in namespace {ns}"), "agent:bot"]);
+    let o = run_with(s, &["display", "release", "desk", "-n", ns, "--force"], &[("KUBECONFIG", kc.to_str().unwrap())]);
+    fails(&o, "forced release without events", &[&format!("no permission to create events in namespace {ns}")]);
     assert_eq!(holder(s, "desk").await.as_deref(), Some("agent:bot"), "the holder keeps it");
     let _ = std::fs::remove_file(kc);
     ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "agent:bot"]), "agent releases");
