@@ -29,11 +29,41 @@ pub struct Cli {
 
 impl Cli {
     /// Parses the process's arguments; help and usage say `kubectl molecule`, as users type it.
+    /// Like kubectl, a usage error is one line on stderr and exit code 1 (help and version print
+    /// as clap prints them).
     pub fn parse_args() -> Self {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = Self::command().bin_name("kubectl molecule").get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let exit = |e: clap::Error| -> ! {
+            let Some(line) = usage_line(&e) else { e.exit() };
+            eprintln!("error: {line}");
+            std::process::exit(1)
+        };
+        let matches = Self::command().bin_name("kubectl molecule").try_get_matches().unwrap_or_else(|e| exit(e));
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| exit(e))
     }
+}
+
+/// A clap error on one line, with clap's tips and the command whose --help explains it; `None`
+/// for help and version, which are not errors.
+pub fn usage_line(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    let not_errors =
+        [ErrorKind::DisplayHelp, ErrorKind::DisplayVersion, ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand];
+    if not_errors.contains(&e.kind()) {
+        return None;
+    }
+    let text = e.render().to_string();
+    let mut parts = Vec::new();
+    let mut help = "kubectl molecule".to_owned();
+    for p in text.trim().split("\n\n") {
+        if let Some(usage) = p.strip_prefix("Usage: ") {
+            let words = usage.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-']));
+            help = words.collect::<Vec<_>>().join(" ");
+        } else if !p.starts_with("For more information") {
+            parts.push(crate::error::one_line(p.strip_prefix("error: ").unwrap_or(p)));
+        }
+    }
+    Some(format!("{} (see {help} --help)", parts.join("; ")))
 }
 
 /// Commands.
@@ -210,4 +240,40 @@ pub struct OrphansArgs {
     /// Only this Tenant.
     #[arg(long)]
     pub tenant: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn line(args: &[&str]) -> Option<String> {
+        let e = Cli::command().bin_name("kubectl molecule").try_get_matches_from(args).err()?;
+        usage_line(&e)
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        assert_eq!(
+            line(&["kubectl-molecule", "display", "take"]).as_deref(),
+            Some(
+                "the following required arguments were not provided: <WORKSPACE> (see kubectl molecule display take --help)"
+            )
+        );
+        let typo = line(&["kubectl-molecule", "displya"]).unwrap_or_default();
+        assert!(
+            typo.starts_with("unrecognized subcommand 'displya'; tip: a similar subcommand exists: 'display'"),
+            "{typo}"
+        );
+        let bad = line(&["kubectl-molecule", "cost", "-o", "wide"]).unwrap_or_default();
+        assert!(
+            bad.contains("'wide'")
+                && bad.contains("table, json, yaml")
+                && bad.ends_with("(see kubectl molecule --help)"),
+            "{bad}"
+        );
+        assert_eq!(line(&["kubectl-molecule", "--help"]), None, "help is no error");
+        assert_eq!(line(&["kubectl-molecule"]), None, "no command: clap prints the help");
+    }
 }

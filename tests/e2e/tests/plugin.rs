@@ -138,7 +138,6 @@ async fn user_holds_agent_refused(s: &Scenario) {
         serde_json::from_str(&ok(&run(s, &["display", "status", "desk", "-n", ns, "-o", "json"]), "json")).unwrap();
     assert_eq!((json["controller"].as_str(), json["holder"].as_str()), (Some("user"), Some("alice")));
 
-    // Release: none again.
     ok(&run(s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "alice releases");
     wait_controller(s, "desk", "none", "", MIRROR).await;
 }
@@ -146,7 +145,6 @@ async fn user_holds_agent_refused(s: &Scenario) {
 /// An agent holds it; a user takes it over with --force, and the agent is told by an Event.
 async fn forced_take_over_leaves_an_event(s: &Scenario) {
     let ns = s.ns.as_str();
-    // An agent holds it; a user takes it over with --force, and the agent is told by an Event.
     ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1h"]), "agent takes");
     wait_controller(s, "desk", "agent", "bot", MIRROR).await;
     fails(
@@ -168,7 +166,6 @@ async fn forced_take_over_leaves_an_event(s: &Scenario) {
 /// Two takers at once: exactly one wins; a short hold expires to none.
 async fn racing_takers_and_expiry(s: &Scenario) {
     let ns = s.ns.as_str();
-    // Two takers at once: optimistic concurrency lets exactly one win.
     let a = spawn(s, &["display", "take", "desk", "-n", ns, "--as", "carol"]);
     let b = spawn(s, &["display", "take", "desk", "-n", ns, "--as", "dave"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -256,6 +253,12 @@ async fn errors_are_one_line_naming_the_object() {
         "bad identity",
         &["robot:x", "agent:<id> or user:<name>"],
     );
+    // Usage errors too: one line, exit 1 (kubectl's convention), not clap's usage block and 2.
+    fails(
+        &run(&s, &["display", "take"]),
+        "usage",
+        &["required", "<WORKSPACE>", "kubectl molecule display take --help"],
+    );
     // No permission: the same kubeconfig impersonating a user without any RBAC.
     let path = kubeconfig_as(&s, "nobody-at-all");
     let o = run_with(&s, &["display", "status", "desk", "-n", ns], &[("KUBECONFIG", path.to_str().unwrap())]);
@@ -300,7 +303,6 @@ async fn console_cost_and_a_stopped_workspace() {
 /// `console` prints what moto answers GetConsoleOutput, through the fault proxy; `ssh` prints EICE.
 async fn console_and_ssh(s: &Scenario, a: &Workspace) {
     let ns = s.ns.as_str();
-    // console: what moto answers GetConsoleOutput for the instance, through the fault proxy.
     let id = a.status.as_ref().unwrap().instance_id.clone().unwrap();
     let direct = s.env.ec2_direct().await.get_console_output().instance_id(&id).send().await.unwrap();
     let want = aws_smithy_types::base64::decode(direct.output().unwrap_or_default()).unwrap();
@@ -323,7 +325,6 @@ async fn console_and_ssh(s: &Scenario, a: &Workspace) {
 /// A Stopped Workspace costs only its volumes; `cost` totals are the sums of estimatedHourlyUsd.
 async fn stopped_costs_storage_and_totals_add_up(s: &Scenario, a: &Workspace) {
     let ns = s.ns.as_str();
-    // A Stopped Workspace costs only its volumes.
     s.patch("a", json!({"spec": {"state": "Stopped"}})).await.unwrap();
     let stopped = s
         .wait_ws("a", "Stopped", READY, |w| w.status.as_ref().and_then(|x| x.phase) == Some(WorkspacePhase::Stopped))
@@ -459,8 +460,7 @@ async fn a_take_before_the_operator_made_the_lease_creates_it() {
     assert_eq!((st["controller"].as_str(), st["holder"].as_str()), (Some("user"), Some("alice")), "{st}");
     ok(&run(&s, &["display", "release", "desk", "-n", ns, "--as", "alice"]), "release");
     assert_eq!(holder(&s, "desk").await, None);
-    // Without --as the holder is the user the API server authenticates (as `kubectl auth whoami`),
-    // not the kubeconfig's user entry name (shared by everyone on EKS, and an ARN with colons).
+    // Without --as: the user the API server authenticates, not the kubeconfig's user entry name.
     let me = whoami(&s).await;
     ok(&run(&s, &["display", "take", "desk", "-n", ns, "--for", "1m"]), "take as myself");
     assert_eq!(holder(&s, "desk").await, Some(format!("user:{me}")));
