@@ -58,7 +58,11 @@ async fn established(api: &Api<CustomResourceDefinition>, name: &str) -> Result<
             .status
             .and_then(|s| s.conditions)
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-        if ok || tokio::time::Instant::now() >= deadline {
+        if ok {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(crd = %name, "the applied CRD is not Established yet; its objects may not be served");
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

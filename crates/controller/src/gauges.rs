@@ -2,6 +2,7 @@
 //! phase, stalled objects by reason, the age of each fleet listing. Reading caches costs no API
 //! call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,30 +26,51 @@ pub async fn run(ctx: Arc<Context>, workspaces: Store<Workspace>) {
 }
 
 fn observe(ctx: &Context, workspaces: &Store<Workspace>) {
-    let m = &ctx.metrics;
-    m.objects.clear();
-    m.stalled.clear();
+    let mut counts = Counts::default();
     for w in workspaces.state() {
         let st = w.status.as_ref();
-        count(m, "Workspace", st.and_then(|s| s.phase).map(|p| format!("{p:?}")), st.map(|s| s.conditions.as_slice()));
+        counts.add(
+            "Workspace",
+            st.and_then(|s| s.phase).map(|p| format!("{p:?}")),
+            st.map(|s| s.conditions.as_slice()),
+        );
     }
     for t in ctx.tenants.state() {
         let st = t.status.as_ref();
-        count(m, "Tenant", st.and_then(|s| s.phase).map(|p| format!("{p:?}")), st.map(|s| s.conditions.as_slice()));
+        counts.add("Tenant", st.and_then(|s| s.phase).map(|p| format!("{p:?}")), st.map(|s| s.conditions.as_slice()));
+    }
+    // Counted first, swapped in at once: a scrape meanwhile sees the old or the new numbers.
+    let m = &ctx.metrics;
+    m.objects.clear();
+    m.stalled.clear();
+    for (labels, n) in counts.phases {
+        m.objects.get_or_create(&labels).set(n);
+    }
+    for (labels, n) in counts.stalled {
+        m.stalled.get_or_create(&labels).set(n);
     }
     let now = Timestamp::now();
-    let accounts = std::iter::once(&ctx.main).chain(ctx.canary.as_ref().ok());
-    for a in accounts {
-        let age = a.cache.last_refresh().map_or(i64::MAX, |t| now.duration_since(t).as_secs());
-        m.cache_age.get_or_create(&AccountLabel { account: a.name }).set(age);
+    for a in std::iter::once(&ctx.main).chain(ctx.canary.as_ref().ok()) {
+        // No series before the first listing: an alert on the age must not fire on a start.
+        if let Some(t) = a.cache.last_refresh() {
+            m.cache_age.get_or_create(&AccountLabel { account: a.name }).set(now.duration_since(t).as_secs());
+        }
     }
 }
 
-fn count(m: &Metrics, kind: &'static str, phase: Option<String>, conds: Option<&[Condition]>) {
-    m.objects.get_or_create(&PhaseLabels { kind, phase: phase.unwrap_or_else(|| "None".into()) }).inc();
-    let stalled = conds.and_then(|c| conditions::get(c, "Stalled")).filter(|c| c.status == ConditionStatus::True);
-    if let Some(c) = stalled {
-        m.stalled.get_or_create(&KindReason { kind, reason: bounded_reason(&c.reason) }).inc();
+#[derive(Default)]
+struct Counts {
+    phases: HashMap<PhaseLabels, i64>,
+    stalled: HashMap<KindReason, i64>,
+}
+
+impl Counts {
+    fn add(&mut self, kind: &'static str, phase: Option<String>, conds: Option<&[Condition]>) {
+        *self.phases.entry(PhaseLabels { kind, phase: phase.unwrap_or_else(|| "None".into()) }).or_default() += 1;
+        let stalled = conds.and_then(|c| conditions::get(c, "Stalled")).filter(|c| c.status == ConditionStatus::True);
+        if let Some(c) = stalled {
+            *self.stalled.entry(KindReason { kind, reason: bounded_reason(&c.reason) }).or_default() += 1;
+        }
     }
 }
 
@@ -58,12 +80,14 @@ fn bounded_reason(reason: &str) -> &'static str {
     molecule_crds::kstatus::STALLED_REASONS.iter().copied().chain(admission).find(|r| *r == reason).unwrap_or("Other")
 }
 
-/// Observes how long an object was not Ready when it becomes Ready: from the old Ready
-/// condition's last transition (creation, a stop, a loss) to now.
+/// Observes how long an object took to become Ready: from when it started converging
+/// (`Reconciling` turned True: a creation, a start, a resume, a loss) to now. A stopped or paused
+/// spell before that is not counted.
 pub fn observe_ready(m: &Metrics, kind: &'static str, old: &[Condition], new: &[Condition]) {
     let was = conditions::get(old, "Ready");
     if conditions::is_true(new, "Ready") && !was.is_some_and(|c| c.status == ConditionStatus::True) {
-        let since = was.and_then(|c| c.last_transition_time.parse::<Timestamp>().ok());
+        let converging = conditions::get(old, "Reconciling").filter(|c| c.status == ConditionStatus::True);
+        let since = converging.or(was).and_then(|c| c.last_transition_time.parse::<Timestamp>().ok());
         if let Some(since) = since {
             let secs = Timestamp::now().duration_since(since).as_secs_f64().max(0.0);
             m.time_to_ready.get_or_create(&KindLabel { kind }).observe(secs);
@@ -90,8 +114,16 @@ mod tests {
         let ready = vec![conditions::new("Ready", true, "Ready", "", Some(1), &t0)];
         observe_ready(&m, "Workspace", &not_ready, &ready);
         observe_ready(&m, "Workspace", &ready, &ready);
+        // Stopped for an hour, then started 30 s ago: 30 s, not an hour.
+        let hour = Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(1)).unwrap_or_default().to_string();
+        let started = vec![
+            conditions::new("Ready", false, "Stopped", "", Some(1), &hour),
+            conditions::new("Reconciling", true, "Booting", "", Some(1), &t0),
+        ];
+        observe_ready(&m, "Tenant", &started, &ready);
         let text = m.encode();
         assert!(text.contains("molecule_time_to_ready_seconds_count{kind=\"Workspace\"} 1"), "{text}");
+        assert!(text.contains("molecule_time_to_ready_seconds_bucket{le=\"32.0\",kind=\"Tenant\"} 1"), "{text}");
         assert!(text.contains("molecule_time_to_ready_seconds_bucket{le=\"32.0\",kind=\"Workspace\"} 1"), "{text}");
     }
 }

@@ -66,6 +66,10 @@ pub struct Rule {
     /// Delay for `latency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Only requests whose body contains this text (as sent: form-encoded or JSON), for example an
+    /// owner uid, so one scenario's fault does not hit the others sharing the world.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
     /// How many times the rule fired (read-only).
     #[serde(default)]
     pub fired: u64,
@@ -165,6 +169,10 @@ fn route53_operation(method: &str, path: &str) -> String {
     }
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The protocol family of a service, which decides the shape of an error body.
 fn error_response(call: &Call, status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     let request_id = "00000000-fault-proxy-0000-000000000000";
@@ -224,7 +232,7 @@ impl Proxy {
     }
 
     /// Counts the call and decides its fate from the first matching rule that fires.
-    pub fn decide(&self, call: &Call) -> Decision {
+    pub fn decide(&self, call: &Call, body: &[u8]) -> Decision {
         let mut inner = self.lock();
         let key = format!("{}.{}", call.service, call.operation);
         *inner.counts.total.entry(key.clone()).or_default() += 1;
@@ -234,6 +242,7 @@ impl Proxy {
             if rule.service.as_ref().is_some_and(|s| s != &call.service)
                 || rule.operation.as_ref().is_some_and(|o| o != &call.operation)
                 || rule.count.is_some_and(|c| rule.fired >= c)
+                || rule.body_contains.as_ref().is_some_and(|n| !contains(body, n.as_bytes()))
             {
                 continue;
             }
@@ -352,7 +361,7 @@ async fn handle(
     }
     let call = classify(parts.method.as_str(), &path, &parts.headers, &body);
     proxy.capture(&call, &body);
-    match proxy.decide(&call) {
+    match proxy.decide(&call, &body) {
         Decision::Reset => return Err(ResetConnection),
         Decision::Fail(status, code, message) => return Ok(error_response(&call, status, &code, &message)),
         Decision::Delay(d) => tokio::time::sleep(d).await,
@@ -436,14 +445,22 @@ mod tests {
             code: Some("DependencyViolation".into()),
             message: None,
             latency_ms: None,
+            body_contains: None,
             fired: 0,
         }]);
         let del = Call { service: "ec2".into(), operation: "DeleteSecurityGroup".into() };
         let run = Call { service: "ec2".into(), operation: "RunInstances".into() };
-        assert!(matches!(p.decide(&del), Decision::Fail(400, ref c, _) if c == "DependencyViolation"));
-        assert_eq!(p.decide(&run), Decision::Forward);
-        assert!(matches!(p.decide(&del), Decision::Fail(..)));
-        assert_eq!(p.decide(&del), Decision::Forward, "count exhausted");
+        assert!(matches!(p.decide(&del, b""), Decision::Fail(400, ref c, _) if c == "DependencyViolation"));
+        assert_eq!(p.decide(&run, b""), Decision::Forward);
+        assert!(matches!(p.decide(&del, b""), Decision::Fail(..)));
+        assert_eq!(p.decide(&del, b""), Decision::Forward, "count exhausted");
+        let scoped = Proxy::default();
+        scoped.add_rules(vec![
+            serde_json::from_str(r#"{"operation":"RunInstances","kind":"error","status":500,"bodyContains":"uid-1"}"#)
+                .expect("rule"),
+        ]);
+        assert_eq!(scoped.decide(&run, b"Tag.1.Value=uid-2"), Decision::Forward, "another owner's call");
+        assert!(matches!(scoped.decide(&run, b"Tag.1.Value=uid-1"), Decision::Fail(500, ..)));
         assert_eq!(p.lock().counts.total.get("ec2.DeleteSecurityGroup"), Some(&3));
         assert_eq!(p.lock().counts.faulted.get("ec2.DeleteSecurityGroup"), Some(&2));
 
@@ -452,7 +469,7 @@ mod tests {
         q.add_rules(vec![
             serde_json::from_str(r#"{"service":"ec2","kind":"throttle","probability":0.3}"#).expect("rule"),
         ]);
-        let hits = (0..1000).filter(|_| matches!(q.decide(&run), Decision::Fail(503, ..))).count();
+        let hits = (0..1000).filter(|_| matches!(q.decide(&run, b""), Decision::Fail(503, ..))).count();
         assert!((200..400).contains(&hits), "{hits} of 1000 throttled at 30%");
     }
 }

@@ -91,11 +91,12 @@ async fn a_paused_workspace_makes_no_cloud_call_until_resumed() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert_eq!(status_of(&w, "Reconciling"), "False");
-    // Several fleet refreshes (1 s each) later: nothing was created for it.
+    // Several fleet refreshes (1 s each) later: nothing was created for it. Every create carries
+    // the owner-uid tag, whose value (hex and dashes) appears verbatim in the request body.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let owner = format!("{}/p", s.ns);
-    assert!(mutations_naming(&s, &owner).await.is_empty(), "a paused Workspace caused cloud calls");
-    assert!(s.alive(&uid(&w)).await.is_empty());
+    let id = uid(&w);
+    assert!(mutations_naming(&s, &id).await.is_empty(), "a paused Workspace caused cloud calls");
+    assert!(s.alive(&id).await.is_empty());
     assert!(w.finalizers().is_empty(), "not even the finalizer is added while paused");
     assert!(s.events("p").await.iter().any(|(_, r, _)| r == "Paused"));
 
@@ -103,7 +104,17 @@ async fn a_paused_workspace_makes_no_cloud_call_until_resumed() {
     s.patch("p", json!({"metadata": {"annotations": {"moleculesai.app/paused": null}}})).await.unwrap();
     let w = s.wait_ready("p", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert_eq!(status_of(&w, "Paused"), "False");
+    let creates = mutations_naming(&s, &id).await;
+    assert!(creates.iter().any(|c| c.contains("RunInstances")), "the needle finds the creates: {creates:?}");
     let id = w.status.clone().unwrap().instance_id.unwrap();
+
+    // Paused and resumed with nothing else changed: Paused goes back to False.
+    s.patch("p", json!({"metadata": {"annotations": {"moleculesai.app/paused": "true"}}})).await.unwrap();
+    s.wait_ws("p", "Paused while Ready", T, |w| status_of(w, "Paused") == "True").await.unwrap();
+    s.patch("p", json!({"metadata": {"annotations": {"moleculesai.app/paused": null}}})).await.unwrap();
+    s.wait_ws("p", "resumed while Ready", T, |w| status_of(w, "Paused") == "False" && status_of(w, "Ready") == "True")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
 
     // Paused again, then asked to stop: the instance keeps running until resumed.
     s.patch("p", json!({"metadata": {"annotations": {"moleculesai.app/paused": "true"}}})).await.unwrap();
@@ -226,4 +237,32 @@ async fn a_workspace_of_a_stalled_tenant_is_stalled_too() {
     assert!(message.contains("CanaryNotConfigured"), "{message}");
     assert_eq!(status_of(&w, "Reconciling"), "False");
     assert!(s.alive(&uid(&w)).await.is_empty(), "nothing launched");
+}
+
+#[tokio::test]
+async fn an_admitted_workspace_is_not_stalled_by_its_old_refusal() {
+    // Tier 1 with room for one vCPU: a t3.medium (2 vCPUs) is refused.
+    let mut s = Scenario::new("readmit", 1, json!({"quotas": {"maxVcpus": 1}})).await.unwrap();
+    s.start_operator(&[]).unwrap();
+    s.apply(&s.workspace("q", json!({"runtime": "codex", "compute": {"instanceType": "t3.medium"}}))).unwrap();
+    let w = s
+        .wait_ws("q", "QuotaExceeded", T, |w| condition(w, "Stalled").is_some_and(|c| c.1 == "QuotaExceeded"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    // Its first admitted pass fails on the security group (a fault scoped to this Workspace).
+    let rule = json!({"operation": "CreateSecurityGroup", "kind": "error", "status": 400,
+                      "code": "InvalidParameterValue", "count": 3, "bodyContains": uid(&w)});
+    s.env.add_faults(rule).await.unwrap();
+    let quotas = json!({"spec": {"quotas": {"maxVcpus": 8}}});
+    s.tenants().patch(&s.tenant, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&quotas)).await.unwrap();
+    let w = s
+        .wait_ws("q", "admitted, failing on the group", T, |w| {
+            condition(w, "Ready").is_some_and(|c| c.1 == "ReconcileError")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert_eq!(status_of(&w, "Admitted"), "True", "the refusal is not left standing");
+    assert_eq!(status_of(&w, "Stalled"), "False", "a transient failure is not stalled");
+    assert_eq!(status_of(&w, "Reconciling"), "True");
+    s.wait_ready("q", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
 }

@@ -80,6 +80,9 @@ pub fn workspace_facing_hash(t: &Tenant) -> u64 {
     t.metadata.deletion_timestamp.is_some().hash(&mut h);
     if let Some(s) = &t.status {
         (&s.security_group_id, &s.secret_arn, &s.account).hash(&mut h);
+        // A waiting Workspace turns TenantStalled (and back) when its Tenant does.
+        let stalled = molecule_crds::conditions::get(&s.conditions, "Stalled");
+        stalled.map(|c| (c.status == molecule_crds::v1alpha1::ConditionStatus::True, &c.reason)).hash(&mut h);
     }
     h.finish()
 }
@@ -160,9 +163,7 @@ fn error_policy(t: Arc<Tenant>, e: &Error, r: Arc<Reconciler>) -> Action {
 /// `Reconciling`, `Stalled` and `Paused` are derived here from the other conditions.
 pub async fn apply_status(ctx: &Context, t: &Tenant, st: &TenantStatus) -> Result<(), Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let mut st = st.clone();
-    let settled = st.phase == Some(molecule_crds::v1alpha1::TenantPhase::Stopped);
-    crate::reconcile::derive_kstatus(&mut st.conditions, t, settled);
+    let st = with_kstatus(t, st);
     let mut status = serde_json::to_value(&st).unwrap_or_default();
     if let Some(m) = status.as_object_mut() {
         for k in ["orphans", "orphanCount", "lastOrphanScanTime"] {
@@ -176,8 +177,18 @@ pub async fn apply_status(ctx: &Context, t: &Tenant, st: &TenantStatus) -> Resul
     Ok(())
 }
 
+/// `st` with `Reconciling`, `Stalled` and `Paused` derived (see [`molecule_crds::kstatus`]).
+fn with_kstatus(t: &Tenant, st: &TenantStatus) -> TenantStatus {
+    let mut st = st.clone();
+    let settled = st.phase == Some(TenantPhase::Stopped);
+    crate::reconcile::derive_kstatus(&mut st.conditions, t, settled);
+    st
+}
+
 /// Publishes the Events of the transitions and writes the status if it changed.
 async fn finish(ctx: &Context, t: &Tenant, old: &TenantStatus, st: &TenantStatus) -> Result<(), Error> {
+    // Derived before the comparison: a resume with nothing else changed must still clear Paused.
+    let st = &with_kstatus(t, st);
     let regarding = t.object_ref(&());
     for (warning, reason, note) in status::transitions(old, st) {
         publish(ctx, &regarding, warning, &reason, note).await;

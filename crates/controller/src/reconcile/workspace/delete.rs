@@ -96,15 +96,10 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
 /// `deletionPolicy: Retain`: tags every cloud resource of the Workspace as retained and lets it
 /// go, touching nothing else. The DNS record stays; the orphan scan reports the lot as retained.
 async fn retain(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner) -> Result<Action, Error> {
-    // Tag from a listing newer than the delete: an instance launched just before it must be
-    // tagged too, or the scan would call it an orphan (and reap could delete it).
-    let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-    listing_since(
-        &ctx.main.cache,
-        deleted + jiff::SignedDuration::from_secs(1),
-        "a fleet listing newer than the delete",
-    )?;
+    // Tag from a listing newer than the delete and than any launch whose outcome is unknown: an
+    // instance launched just before must be tagged too, or the scan would call it an orphan.
     let uid = owner.uid.as_str();
+    listing_since(&ctx.main.cache, complete_listing_since(ws, ctx, uid), "a fleet listing newer than the delete")?;
     let mut ids: Vec<String> =
         ctx.main.cache.instances_of(uid).into_iter().filter(|i| i.state.is_alive()).map(|i| i.id).collect();
     ids.extend(ctx.main.cache.groups_of(uid).into_iter().map(|g| g.id));
@@ -118,6 +113,9 @@ async fn retain(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner
     );
     let tags = std::collections::BTreeMap::from([(crate::cloud::tags::RETAINED.to_owned(), "true".to_owned())]);
     ctx.main.instances.tag(&ids, &tags).await?;
+    // Written through before the finalizer goes: the orphan scan reads the cache, and until the
+    // next listing it would otherwise see these as untagged resources of a gone owner.
+    ctx.main.cache.add_tag(uid, &ids, crate::cloud::tags::RETAINED, "true");
     display::remove(ctx, ws).await?;
     ctx.admission.release(&ws.spec.tenant, uid);
     let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };
@@ -154,11 +152,16 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
     // (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is
     // unknown: every launch for this Workspace happened before that, so an instance the cache
     // had not seen would be in that listing. One listing serves every Workspace being deleted.
-    let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(&uid).copied());
-    let since = uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max);
-    listing_since(&ctx.main.cache, since, "a fleet listing newer than the delete")?;
+    listing_since(&ctx.main.cache, complete_listing_since(ws, ctx, &uid), "a fleet listing newer than the delete")?;
     Ok(())
+}
+
+/// When a listing must have started to hold every instance of `uid`: after the delete
+/// (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is unknown.
+fn complete_listing_since(ws: &Workspace, ctx: &Context, uid: &str) -> Timestamp {
+    let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
+    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(uid).copied());
+    uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max)
 }
 
 /// Deletes the security groups and volumes of `uid`.

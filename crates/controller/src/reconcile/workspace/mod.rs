@@ -177,6 +177,8 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         Ok(x) => x,
         Err(rej) => return not_admitted(ctx, ws, &old, st, &rej, &now).await,
     };
+    // Said at once: an early failure below must not leave an old refusal (and Stalled) standing.
+    status::admitted(&mut st, ws.metadata.generation, &now);
 
     let spec_hash =
         drift::spec_hash(&resolved.compute, ws.spec.compute.display.as_ref().filter(|d| d.mode.is_enabled()));
@@ -414,8 +416,6 @@ async fn waiting_for_tenant(
     now: &str,
 ) -> Result<Action, Error> {
     let generation = ws.metadata.generation;
-    let admitted = "resolution, quotas and tenant binding passed";
-    conditions::set(&mut st.conditions, conditions::new("Admitted", true, "Admitted", admitted, generation, now));
     status::set_failed(&mut st, &["InstanceReady"], reason, message, generation, now);
     st.phase = Some(molecule_crds::v1alpha1::WorkspacePhase::Pending);
     finish(ctx, ws, old, st).await?;
@@ -507,7 +507,9 @@ async fn desktop(
 }
 
 /// Publishes the Events of the transitions and writes the whole status with server-side apply.
-async fn finish(ctx: &Context, ws: &Workspace, old: &WorkspaceStatus, st: WorkspaceStatus) -> Result<(), Error> {
+async fn finish(ctx: &Context, ws: &Workspace, old: &WorkspaceStatus, mut st: WorkspaceStatus) -> Result<(), Error> {
+    // Derived before the comparison: a resume with nothing else changed must still clear Paused.
+    steps::with_kstatus(ws, &mut st);
     let regarding = ws.object_ref(&());
     for (warning, reason, note) in status::transitions(old, &st) {
         publish(ctx, &regarding, warning, &reason, note).await;

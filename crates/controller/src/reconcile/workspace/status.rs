@@ -121,6 +121,13 @@ fn cond(t: &str, ok: bool, reason: &str, message: impl Into<String>, generation:
     conditions::new(t, ok, reason, message, generation, now)
 }
 
+/// `Admitted=True`: resolution, quotas and binding passed.
+pub fn admitted(st: &mut WorkspaceStatus, generation: Option<i64>, now: &str) {
+    conditions::set(&mut st.conditions, cond("Admitted", true, "Admitted", ADMITTED, generation, now));
+}
+
+const ADMITTED: &str = "resolution, quotas and tenant binding passed";
+
 /// Writes every condition into `st` (transition times move only on status changes).
 pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option<i64>, now: &str) {
     let mut put = |c: Condition| {
@@ -131,7 +138,7 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
         put(cond("Ready", false, "NotAdmitted", message, generation, now));
         return;
     }
-    put(cond("Admitted", true, "Admitted", "resolution, quotas and tenant binding passed", generation, now));
+    put(cond("Admitted", true, "Admitted", ADMITTED, generation, now));
     // A group that could not be converged never gets here: the reconcile stops before the plan
     // and sets NetworkReady False (set_failed).
     put(cond("NetworkReady", true, "SecurityGroupReady", "security group rules converged", generation, now));

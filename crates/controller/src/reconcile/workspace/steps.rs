@@ -54,13 +54,18 @@ pub struct Target<'a> {
 pub async fn apply_status(ctx: &Context, ws: &Workspace, st: &WorkspaceStatus) -> Result<(), Error> {
     let api: Api<Workspace> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let mut st = st.clone();
-    let settled = ws.spec.state == PowerState::Stopped && st.phase == Some(WorkspacePhase::Stopped);
-    crate::reconcile::derive_kstatus(&mut st.conditions, ws, settled);
+    with_kstatus(ws, &mut st);
     let patch = json!({ "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace", "status": st });
     api.patch_status(&ws.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(kube_err("write the Workspace status"))?;
     Ok(())
+}
+
+/// Derives `Reconciling`, `Stalled` and `Paused` into `st` (see [`molecule_crds::kstatus`]).
+pub fn with_kstatus(ws: &Workspace, st: &mut WorkspaceStatus) {
+    let settled = ws.spec.state == PowerState::Stopped && st.phase == Some(WorkspacePhase::Stopped);
+    crate::reconcile::derive_kstatus(&mut st.conditions, ws, settled);
 }
 
 /// `Ok` once the fleet cache holds a listing that started at or after `t`; until then asks for
