@@ -62,6 +62,14 @@ pub struct OrphanLabel {
     pub kind: &'static str,
 }
 
+/// A source of the orphan scan (`ec2-main`, `ec2-canary`, `secrets-main`, `secrets-canary`,
+/// `route53`, `cloudflare`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// Source.
+    pub source: &'static str,
+}
+
 /// The build of the running binary.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -116,6 +124,8 @@ pub struct Metrics {
     pub orphans_reaped: Family<OrphanLabel, Counter>,
     /// Orphan scans completed.
     pub orphan_scans: Counter,
+    /// Orphan scan listings that failed, by source (the other sources still report).
+    pub orphan_source_failures: Family<SourceLabel, Counter>,
     /// Cloudflare API calls by operation and outcome.
     pub cloudflare_calls: Family<CfCall, Counter>,
     /// 1, labelled with the version of the running binary.
@@ -163,6 +173,12 @@ impl Metrics {
         r.register("orphans_reaped", "Orphans deleted under ORPHAN_POLICY=reap, by kind", orphans_reaped.clone());
         let orphan_scans = Counter::default();
         r.register("orphan_scans", "Orphan scans completed", orphan_scans.clone());
+        let orphan_source_failures = Family::<SourceLabel, Counter>::default();
+        r.register(
+            "orphan_scan_source_failures",
+            "Orphan scan listings that failed, by source",
+            orphan_source_failures.clone(),
+        );
         let cloudflare_calls = Family::<CfCall, Counter>::default();
         r.register("cloudflare_calls", "Cloudflare API calls by operation and outcome", cloudflare_calls.clone());
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -197,6 +213,7 @@ impl Metrics {
             orphans,
             orphans_reaped,
             orphan_scans,
+            orphan_source_failures,
             registry: Arc::new(r),
             aws_calls,
             reconciles,

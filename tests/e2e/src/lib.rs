@@ -3,6 +3,7 @@
 //! harness the end-to-end scenarios use (see tests/e2e/README.md).
 
 pub mod bootsim;
+pub mod cf_faults;
 pub mod cloudflare;
 pub mod faults;
 pub mod harness;

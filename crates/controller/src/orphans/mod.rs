@@ -11,6 +11,7 @@
 pub mod classify;
 pub mod gather;
 mod reap;
+pub mod sources;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -49,6 +50,8 @@ struct Memory {
     first_seen: HashMap<(OrphanKind, String), Timestamp>,
     /// Whether the first scan seeded `first_seen` from the Tenants' statuses.
     seeded: bool,
+    /// The last good listing of each source, and the failing ones.
+    sources: sources::SourceMemory,
 }
 
 /// Scan settings.
@@ -84,10 +87,9 @@ pub async fn run(ctx: Arc<Context>, workspaces: Store<Workspace>, settings: Sett
         crate::reconcile::store_ready(&ctx.tenants).await;
         crate::reconcile::store_ready(&workspaces).await;
         let started = std::time::Instant::now();
-        match scan(&ctx, &workspaces, &mut memory, settings).await {
-            Ok(n) => tracing::info!(orphans = n, took = ?started.elapsed(), "orphan scan finished"),
-            Err(e) => tracing::warn!(error = %e, "orphan scan failed; the next one retries"),
-        }
+        let (n, failed) = scan(&ctx, &workspaces, &mut memory, settings).await;
+        let failed: Vec<&str> = failed.iter().map(|s| s.label()).collect();
+        tracing::info!(orphans = n, failed_sources = ?failed, took = ?started.elapsed(), "orphan scan finished");
         tokio::time::sleep(interval).await;
     }
 }
@@ -124,28 +126,19 @@ fn union(mut a: Live, b: Live) -> Live {
     a
 }
 
-/// Everything marked as ours, in both accounts, Route 53 and Cloudflare.
-async fn gather_all(ctx: &Context) -> Result<Vec<Item>, crate::cloud::CloudError> {
-    let mut items = gather::ec2(&ctx.main);
-    items.extend(gather::secrets(ctx, &ctx.main).await?);
-    if let Ok(c) = &ctx.canary {
-        items.extend(gather::ec2(c));
-        items.extend(gather::secrets(ctx, c).await?);
-    }
-    items.extend(gather::route53(ctx).await?);
-    items.extend(gather::cloudflare(ctx).await?);
-    Ok(items)
-}
-
+/// One scan: the number of findings and the sources that failed (their last listing stood in).
 async fn scan(
     ctx: &Context,
     workspaces: &Store<Workspace>,
     memory: &mut Memory,
     settings: Settings,
-) -> Result<usize, crate::cloud::CloudError> {
+) -> (usize, Vec<sources::Source>) {
     let Settings { policy, grace, duplicate_age, .. } = settings;
     let before = live_owners(ctx, workspaces);
-    let items = gather_all(ctx).await?;
+    let gathered = sources::gather_all(ctx, &mut memory.sources).await;
+    sources::report(ctx, &gathered.failed, &mut memory.sources).await;
+    let failed: Vec<sources::Source> = gathered.failed.keys().copied().collect();
+    let items: Vec<Item> = gathered.items.iter().map(|(_, i)| i.clone()).collect();
     let mut live = union(before, live_owners(ctx, workspaces));
     live.duplicate_age_secs = i64::try_from(duplicate_age.as_secs()).unwrap_or(i64::MAX);
     let now = Timestamp::now();
@@ -153,8 +146,8 @@ async fn scan(
     let findings = classify::classify(&marked, &live, now);
     // Two marks can share a DNS name (a reused slug beside a leftover mark): the owner uid tells
     // them apart.
-    let handles: HashMap<(OrphanKind, String, Option<String>), Handle> =
-        items.into_iter().map(|(m, h)| ((m.kind, m.id, m.owner_uid), h)).collect();
+    let handles: HashMap<(OrphanKind, String, Option<String>), (sources::Source, Handle)> =
+        gathered.items.into_iter().map(|(s, (m, h))| ((m.kind, m.id, m.owner_uid), (s, h))).collect();
 
     if !memory.seeded {
         seed(ctx, memory);
@@ -168,7 +161,7 @@ async fn scan(
             new.push(f.clone());
         }
     }
-    report(ctx, &findings, &new, memory, now).await;
+    report(ctx, &findings, &new, memory, now, failed.is_empty()).await;
     if policy == Policy::Reap {
         let due: Vec<&Finding> = findings
             .iter()
@@ -186,12 +179,15 @@ async fn scan(
             if !classify::still_orphan(f, &now_live) {
                 continue;
             }
-            if let Some(h) = handles.get(&(f.kind, f.id.clone(), f.owner_uid.clone())) {
+            // A failed source's findings come from its last listing: never deleted on that.
+            if let Some((s, h)) = handles.get(&(f.kind, f.id.clone(), f.owner_uid.clone()))
+                && !failed.contains(s)
+            {
                 reap::reap(ctx, f, h, &now_live).await;
             }
         }
     }
-    Ok(findings.len())
+    (findings.len(), failed)
 }
 
 /// After a restart, a finding already listed in a Tenant's status keeps its `detectedAt` (the
@@ -228,7 +224,8 @@ fn kind_str(k: OrphanKind) -> &'static str {
 }
 
 /// Metric by kind, a log line and an Event per new finding, and each live Tenant's status.
-async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &Memory, now: Timestamp) {
+/// `complete`: every source listed (only such scans count in `molecule_orphan_scans_total`).
+async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &Memory, now: Timestamp, complete: bool) {
     for k in [
         OrphanKind::Instance,
         OrphanKind::SecurityGroup,
@@ -243,7 +240,9 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
             .get_or_create(&crate::metrics::OrphanLabel { kind: kind_str(k) })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    ctx.metrics.orphan_scans.inc();
+    if complete {
+        ctx.metrics.orphan_scans.inc();
+    }
     let tenants: BTreeMap<String, Arc<Tenant>> = ctx.tenants.state().into_iter().map(|t| (t.name_any(), t)).collect();
     for f in new {
         let tenant = f.tenant.as_deref().unwrap_or("");
