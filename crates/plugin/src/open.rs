@@ -7,6 +7,7 @@ use std::time::Duration;
 use molecule_crds::v1alpha1::Workspace;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
 
 use crate::cli::Open;
 use crate::client::Cluster;
@@ -14,7 +15,8 @@ use crate::error::Error;
 use crate::{aws, display, lock};
 
 /// Renews the hold every third of its duration until Ctrl-C/SIGTERM (or `child` exits), then
-/// releases it. A take-over by someone else ends the hold with an error naming them.
+/// releases it. A take-over by someone else ends the hold with an error naming them; any other
+/// failed renewal (the API server briefly away) is retried while the hold still lasts.
 pub async fn hold_until_interrupted(
     client: &kube::Client,
     ws: &Workspace,
@@ -23,8 +25,10 @@ pub async fn hold_until_interrupted(
     mut child: Option<Child>,
 ) -> Result<Option<std::process::ExitStatus>, Error> {
     let every = Duration::from_secs(u64::try_from(secs / 3).unwrap_or(1).max(1));
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| Error::Usage(format!("failed to watch SIGTERM: {e}")))?;
+    let watch = |kind, name: &str| signal(kind).map_err(|e| Error::Usage(format!("failed to watch {name}: {e}")));
+    // Streams made once: a signal that arrives during a renewal waits for the next select.
+    let (mut int, mut term) = (watch(SignalKind::interrupt(), "SIGINT")?, watch(SignalKind::terminate(), "SIGTERM")?);
+    let mut lapses = Instant::now() + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
     let mut status = None;
     loop {
         let exited = async {
@@ -34,10 +38,14 @@ pub async fn hold_until_interrupted(
             }
         };
         tokio::select! {
-            () = tokio::time::sleep(every) => {
-                display::take(client, ws, me, secs, false).await?;
-            }
-            _ = tokio::signal::ctrl_c() => break,
+            () = tokio::time::sleep(every) => match display::take(client, ws, me, secs, false).await {
+                Ok(_) => lapses = Instant::now() + Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+                Err(e) if retry_renewal(&e, Instant::now() + every < lapses) => {
+                    eprintln!("warning: renewing the display lock failed, retrying: {e}");
+                }
+                Err(e) => return Err(e),
+            },
+            _ = int.recv() => break,
             _ = term.recv() => break,
             s = exited => { status = s; break; }
         }
@@ -48,6 +56,12 @@ pub async fn hold_until_interrupted(
     display::release(client, ws, me, false).await?;
     eprintln!("display lock released");
     Ok(status)
+}
+
+/// Whether a failed renewal is worth another try: not when someone else holds the lock now, nor
+/// when the hold would lapse before the next try.
+pub fn retry_renewal(e: &Error, next_try_in_time: bool) -> bool {
+    next_try_in_time && !matches!(e, Error::Held { .. } | Error::NotFound(_) | Error::NotDisplay(_))
 }
 
 /// `display open`: take the lock, tunnel to the desktop (or print the command when the AWS CLI
@@ -108,4 +122,21 @@ pub async fn exec(cmd: &[String]) -> Result<ExitCode, Error> {
         message: e.to_string(),
     })?;
     Ok(exit_code(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewals_retry_only_what_may_pass() {
+        let blip =
+            Error::Call { action: "update".into(), object: "lease a/x-display".into(), message: "timeout".into() };
+        assert!(retry_renewal(&blip, true));
+        assert!(!retry_renewal(&blip, false), "not past the hold's end");
+        let taken =
+            Error::Held { object: "a/x".into(), holder: "user:bob".into(), until: String::new(), hint: String::new() };
+        assert!(!retry_renewal(&taken, true), "taken over: stop");
+        assert!(!retry_renewal(&Error::NotFound("workspace a/x".into()), true), "gone: stop");
+    }
 }
