@@ -6,10 +6,12 @@
 //!
 //! Guarantees: only resources with this operator id and env are ever listed, reported or touched.
 //! The live objects are read before and after the cloud listings and their union is used, so an
-//! owner created or deleted while the scan runs is never mistaken for a missing one.
+//! owner created or deleted while the scan runs is never mistaken for a missing one; every
+//! Workspace and Tenant that exists counts as live, selected by this operator's shard or not.
 
 pub mod classify;
 pub mod gather;
+pub mod owners;
 mod reap;
 pub mod sources;
 
@@ -52,6 +54,8 @@ struct Memory {
     seeded: bool,
     /// The last good listing of each source, and the failing ones.
     sources: sources::SourceMemory,
+    /// The last good list of every Workspace and Tenant, whatever the selectors.
+    everywhere: Option<Live>,
 }
 
 /// Scan settings.
@@ -139,7 +143,8 @@ async fn scan(
     sources::report(ctx, &gathered.failed, &mut memory.sources).await;
     let failed: Vec<sources::Source> = gathered.failed.keys().copied().collect();
     let items: Vec<Item> = gathered.items.iter().map(|(_, i)| i.clone()).collect();
-    let mut live = union(before, live_owners(ctx, workspaces));
+    let (everywhere, owners_listed) = every_owner(ctx, memory).await;
+    let mut live = owners::complete(union(before, live_owners(ctx, workspaces)), &everywhere);
     live.duplicate_age_secs = i64::try_from(duplicate_age.as_secs()).unwrap_or(i64::MAX);
     let now = Timestamp::now();
     let marked: Vec<_> = items.iter().map(|(m, _)| m.clone()).collect();
@@ -162,7 +167,7 @@ async fn scan(
         }
     }
     report(ctx, &findings, &new, memory, now, failed.is_empty()).await;
-    if policy == Policy::Reap {
+    if policy == Policy::Reap && owners_listed {
         let due: Vec<&Finding> = findings
             .iter()
             .filter(|f| !f.retained)
@@ -175,7 +180,7 @@ async fn scan(
         for f in due {
             // Re-checked just before the delete: an owner that appeared since the listing (a
             // Tenant recreated with the same slug adopts its tunnel) keeps its resource.
-            let now_live = live_owners(ctx, workspaces);
+            let now_live = owners::complete(live_owners(ctx, workspaces), &everywhere);
             if !classify::still_orphan(f, &now_live) {
                 continue;
             }
@@ -188,6 +193,21 @@ async fn scan(
         }
     }
     (findings.len(), failed)
+}
+
+/// Every Workspace and Tenant that exists, and whether this scan listed them (else the last list
+/// stands in, and the scan reaps nothing).
+async fn every_owner(ctx: &Context, memory: &mut Memory) -> (Live, bool) {
+    match owners::everywhere(&ctx.client).await {
+        Ok(all) => {
+            memory.everywhere = Some(all.clone());
+            (all, true)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to list every Workspace and Tenant; this orphan scan reaps nothing");
+            (memory.everywhere.clone().unwrap_or_default(), false)
+        }
+    }
 }
 
 /// After a restart, a finding already listed in a Tenant's status keeps its `detectedAt` (the
