@@ -27,6 +27,12 @@ impl Backoff {
         delay(key, n)
     }
 
+    /// Keeps the failure counts of the keys that pass `keep` (the objects that still exist);
+    /// returns how many were dropped.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
+        crate::bounded::retain(&self.0, keep)
+    }
+
     /// Forgets the failures of `key`.
     pub fn succeeded(&self, key: &str) {
         if let Ok(mut m) = self.0.lock() {
@@ -57,5 +63,15 @@ mod tests {
         assert!(d[11] >= CAP && d[11] <= CAP.mul_f64(1.25));
         b.succeeded("ns/a");
         assert!(b.failed("ns/a") < Duration::from_millis(1250));
+    }
+
+    #[test]
+    fn keys_of_gone_objects_are_dropped() {
+        let b = Backoff::default();
+        b.failed("ns/a");
+        b.failed("ns/gone");
+        assert_eq!(b.retain(|k| k == "ns/a"), 1);
+        assert!(b.failed("ns/a") >= Duration::from_secs(2), "the live key kept its count");
+        assert!(b.failed("ns/gone") < Duration::from_millis(1250), "the gone key starts over");
     }
 }

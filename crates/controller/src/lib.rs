@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod bootstrap;
+pub mod bounded;
 pub mod cli;
 pub mod cloud;
 pub mod context;
@@ -464,23 +465,14 @@ fn watch_tenants(client: Client, selector: Option<&str>) -> Result<TenantWatch, 
     }
     // Workspaces care about a Tenant's spec, its deletion and the parts of its status they read
     // (group, bundle, account); usage and orphan updates must not wake every Workspace.
-    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut wakes = bounded::TenantWakes::default();
     let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), wc)
         .default_backoff()
         .reflect_shared(tenant_writer)
-        .touched_objects()
-        .filter(move |t| {
-            let keep = t.as_ref().map_or(true, |t| {
-                let uid = t.metadata.uid.clone().unwrap_or_default();
-                let h = reconcile::tenant::workspace_facing_hash(t);
-                seen.insert(uid, h) != Some(h)
-            });
-            futures::future::ready(keep)
-        })
-        .for_each(move |t| {
-            if let Ok(t) = t {
+        .for_each(move |ev| {
+            if let Some(name) = ev.ok().and_then(|ev| wakes.on_event(&ev)) {
                 // Nobody listening yet (or a lagging listener) is fine: reconciles read the store.
-                let _ = tenant_tx.send(kube::ResourceExt::name_any(&t));
+                let _ = tenant_tx.send(name);
             }
             futures::future::ready(())
         });

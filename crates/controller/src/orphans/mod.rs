@@ -144,6 +144,12 @@ async fn scan(
     let failed: Vec<sources::Source> = gathered.failed.keys().copied().collect();
     let items: Vec<Item> = gathered.items.iter().map(|(_, i)| i.clone()).collect();
     let (everywhere, owners_listed) = every_owner(ctx, memory).await;
+    if owners_listed {
+        let keep =
+            crate::bounded::Keep::new(everywhere.owners.keys().cloned(), &workspaces.state(), &ctx.tenants.state());
+        let dropped = crate::bounded::prune(ctx, &keep);
+        tracing::debug!(dropped, "forgot the memory of objects that are gone");
+    }
     let mut live = owners::complete(union(before, live_owners(ctx, workspaces)), &everywhere);
     live.duplicate_age_secs = i64::try_from(duplicate_age.as_secs()).unwrap_or(i64::MAX);
     let now = Timestamp::now();

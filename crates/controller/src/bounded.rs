@@ -1,0 +1,160 @@
+//! Bounded memory: the per-object maps of the [`Context`] drop the entries of objects that are
+//! gone, so a long-running operator with churning Workspaces and Tenants does not grow without
+//! end. Pruned after each orphan scan (which lists every Workspace and Tenant that exists), and,
+//! for the Tenant watch's hashes, on the watch's own delete events and relists.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use kube::ResourceExt;
+use kube::runtime::watcher::Event;
+use molecule_crds::v1alpha1::{Tenant, Workspace};
+
+use crate::context::Context;
+
+/// What the per-object maps may keep.
+#[derive(Debug, Default)]
+pub struct Keep {
+    /// Uids of every Workspace and Tenant that exists, selected or not (launch guards and bundle
+    /// digests: an object moved out of the shard and back keeps its guard).
+    pub uids: HashSet<String>,
+    /// Backoff keys of the selected objects (`namespace/name`, `tenant/name`).
+    pub keys: HashSet<String>,
+    /// Tunnel IDs named in the selected Tenants' status.
+    pub tunnels: HashSet<String>,
+}
+
+impl Keep {
+    /// From the uids of every existing object and the watch stores' contents.
+    pub fn new(
+        existing: impl IntoIterator<Item = String>,
+        workspaces: &[Arc<Workspace>],
+        tenants: &[Arc<Tenant>],
+    ) -> Self {
+        let mut keys: HashSet<String> =
+            workspaces.iter().map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any())).collect();
+        keys.extend(tenants.iter().map(|t| format!("tenant/{}", t.name_any())));
+        let tunnels = tenants.iter().filter_map(|t| t.status.as_ref()?.tunnel_id.clone()).collect();
+        // The stores too: an object created after the list was read is in them, not in the list.
+        let mut uids: HashSet<String> = existing.into_iter().collect();
+        uids.extend(workspaces.iter().filter_map(|w| w.uid()));
+        uids.extend(tenants.iter().filter_map(|t| t.uid()));
+        Self { uids, keys, tunnels }
+    }
+}
+
+/// Keeps the entries of `map` whose key passes `keep`; returns how many were dropped.
+pub fn retain<V, S: std::hash::BuildHasher>(map: &Mutex<HashMap<String, V, S>>, keep: impl Fn(&str) -> bool) -> usize {
+    map.lock().map_or(0, |mut m| {
+        let before = m.len();
+        m.retain(|k, _| keep(k));
+        before - m.len()
+    })
+}
+
+/// Drops the entries of gone objects from the Context's maps; returns how many were dropped.
+pub fn prune(ctx: &Context, keep: &Keep) -> usize {
+    retain(&ctx.uncertain_launches, |k| keep.uids.contains(k))
+        + retain(&ctx.bundles, |k| keep.uids.contains(k))
+        + retain(&ctx.tunnel_tokens, |k| keep.tunnels.contains(k))
+        + ctx.backoff.retain(|k| keep.keys.contains(k))
+}
+
+/// Which Tenant watch events wake the Tenant's Workspaces: a change of what they read of it
+/// (`workspace_facing_hash`) or its deletion (a delete event also comes when it leaves the
+/// selector). The hash of a deleted Tenant is forgotten, and a relist forgets every Tenant it did
+/// not list (deleted while the watch was down).
+#[derive(Debug, Default)]
+pub struct TenantWakes {
+    seen: HashMap<String, u64>,
+    relist: Option<HashSet<String>>,
+}
+
+impl TenantWakes {
+    /// The name of the Tenant whose Workspaces to wake, if any.
+    pub fn on_event(&mut self, ev: &Event<Tenant>) -> Option<String> {
+        match ev {
+            Event::Apply(t) | Event::InitApply(t) => {
+                let uid = t.uid().unwrap_or_default();
+                if let (Event::InitApply(_), Some(r)) = (ev, self.relist.as_mut()) {
+                    r.insert(uid.clone());
+                }
+                let h = crate::reconcile::tenant::workspace_facing_hash(t);
+                (self.seen.insert(uid, h) != Some(h)).then(|| t.name_any())
+            }
+            Event::Delete(t) => {
+                self.seen.remove(&t.uid().unwrap_or_default());
+                Some(t.name_any())
+            }
+            Event::Init => {
+                self.relist = Some(HashSet::new());
+                None
+            }
+            Event::InitDone => {
+                if let Some(listed) = self.relist.take() {
+                    self.seen.retain(|uid, _| listed.contains(uid));
+                }
+                None
+            }
+        }
+    }
+
+    /// Tenants remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use molecule_crds::v1alpha1::{TenantSpec, TenantStatus};
+
+    use super::*;
+
+    fn tenant(name: &str, uid: &str, tunnel: Option<&str>) -> Tenant {
+        let mut t = Tenant::new(name, serde_json::from_value::<TenantSpec>(serde_json::json!({})).unwrap());
+        t.metadata.uid = Some(uid.into());
+        t.status = Some(TenantStatus { tunnel_id: tunnel.map(str::to_owned), ..TenantStatus::default() });
+        t
+    }
+
+    #[test]
+    fn maps_keep_only_what_exists() {
+        let t = Arc::new(tenant("acme", "u-acme", Some("tun-1")));
+        let keep = Keep::new(["u-ws".to_owned()], &[], &[t]);
+        let m: Mutex<HashMap<String, u8>> =
+            Mutex::new([("u-acme", 1), ("u-ws", 1), ("u-gone", 1)].map(|(k, v)| (k.to_owned(), v)).into());
+        assert_eq!(retain(&m, |k| keep.uids.contains(k)), 1);
+        assert!(m.lock().is_ok_and(|m| m.len() == 2 && !m.contains_key("u-gone")));
+        assert!(keep.tunnels.contains("tun-1") && keep.keys.contains("tenant/acme"), "{keep:?}");
+        assert!(keep.uids.contains("u-acme"), "a uid from the store counts");
+    }
+
+    #[test]
+    fn a_deleted_tenant_is_forgotten_and_wakes_its_workspaces() {
+        let mut w = TenantWakes::default();
+        let a = tenant("a", "u-a", None);
+        assert_eq!(w.on_event(&Event::Apply(a.clone())), Some("a".into()));
+        assert_eq!(w.on_event(&Event::Apply(a.clone())), None, "unchanged: no wake");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.on_event(&Event::Delete(a)), Some("a".into()));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_relist_forgets_tenants_deleted_while_the_watch_was_down() {
+        let mut w = TenantWakes::default();
+        let (a, b) = (tenant("a", "u-a", None), tenant("b", "u-b", None));
+        w.on_event(&Event::Apply(a.clone()));
+        w.on_event(&Event::Apply(b));
+        w.on_event(&Event::Init);
+        assert_eq!(w.on_event(&Event::InitApply(a)), None, "unchanged across the relist");
+        w.on_event(&Event::InitDone);
+        assert_eq!(w.len(), 1);
+    }
+}
