@@ -183,22 +183,34 @@ async fn scan(
                 })
             })
             .collect();
-        for f in due {
-            // Re-checked just before the delete: an owner that appeared since the listing (a
-            // Tenant recreated with the same slug adopts its tunnel) keeps its resource.
-            let now_live = owners::complete(live_owners(ctx, workspaces), &everywhere);
-            if !classify::still_orphan(f, &now_live) {
-                continue;
-            }
-            // A failed source's findings come from its last listing: never deleted on that.
-            if let Some((s, h)) = handles.get(&(f.kind, f.id.clone(), f.owner_uid.clone()))
-                && !failed.contains(s)
-            {
-                reap::reap(ctx, f, h, &now_live).await;
-            }
-        }
+        reap_due(ctx, workspaces, &due, &handles, &failed, &everywhere).await;
     }
     (findings.len(), failed)
+}
+
+/// Deletes the due findings whose owner is still missing, except those of a failed source.
+async fn reap_due(
+    ctx: &Context,
+    workspaces: &Store<Workspace>,
+    due: &[&Finding],
+    handles: &HashMap<(OrphanKind, String, Option<String>), (sources::Source, Handle)>,
+    failed: &[sources::Source],
+    everywhere: &Live,
+) {
+    for f in due {
+        // Re-checked just before the delete: an owner that appeared since the listing (a
+        // Tenant recreated with the same slug adopts its tunnel) keeps its resource.
+        let now_live = owners::complete(live_owners(ctx, workspaces), everywhere);
+        if !classify::still_orphan(f, &now_live) {
+            continue;
+        }
+        // A failed source's findings come from its last listing: never deleted on that.
+        if let Some((s, h)) = handles.get(&(f.kind, f.id.clone(), f.owner_uid.clone()))
+            && !failed.contains(s)
+        {
+            reap::reap(ctx, f, h, &now_live).await;
+        }
+    }
 }
 
 /// Every Workspace and Tenant that exists, and whether this scan listed them (else the last list
