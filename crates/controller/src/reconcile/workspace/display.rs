@@ -95,6 +95,34 @@ pub async fn remove(ctx: &Context, ws: &Workspace) -> Result<(), Error> {
     }
 }
 
+/// The desktop status and its Lease holder; shortens `requeue` to when the hold lapses.
+pub(super) async fn desktop(
+    ctx: &Context,
+    leases: &Store<Lease>,
+    ws: &Workspace,
+    view: &super::status::View<'_>,
+    requeue: &mut std::time::Duration,
+) -> Result<Option<molecule_crds::v1alpha1::DisplayStatus>, Error> {
+    if !view.display_mode.is_enabled() {
+        return Ok(None);
+    }
+    let holder = ensure(ctx, leases, ws).await?;
+    if let Some(s) = holder.lapses_in {
+        *requeue = (*requeue).min(std::time::Duration::from_secs(s));
+    }
+    let d = ws.spec.compute.display.clone().unwrap_or_default();
+    Ok(Some(molecule_crds::v1alpha1::DisplayStatus {
+        mode: view.display_mode,
+        status: super::status::display_status(view),
+        width: d.width,
+        height: d.height,
+        protocol: d.protocol,
+        controller: holder.controller,
+        controlled_by: holder.controlled_by,
+        expires_at: holder.expires_at,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;

@@ -24,7 +24,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use molecule_crds::conditions;
-use molecule_crds::v1alpha1::{DisplayStatus, PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus};
+use molecule_crds::v1alpha1::{PowerState, Tenant, UpdatePolicy, Workspace, WorkspaceStatus};
 
 use self::plan::Inputs;
 use self::status::{DnsState, View};
@@ -260,7 +260,7 @@ async fn converge(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         drift: drift_msg,
         error: step_error.as_ref().map(ToString::to_string),
     };
-    st.display = match desktop(ctx, &r.leases, ws, &view, &mut requeue).await {
+    st.display = match display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await {
         Ok(d) => d,
         Err(e) => return Err(early_failure(ctx, ws, &old, st, e, &now, "DisplayReady").await),
     };
@@ -476,34 +476,6 @@ fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
     let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<Timestamp>().ok());
     ws.spec.update_policy == UpdatePolicy::Recreate
         || matches!((recreate_at, launched_at(st)), (Some(at), Some(l)) if at > l)
-}
-
-/// The desktop status and its Lease holder; shortens `requeue` to when the hold lapses.
-async fn desktop(
-    ctx: &Context,
-    leases: &Store<Lease>,
-    ws: &Workspace,
-    view: &View<'_>,
-    requeue: &mut Duration,
-) -> Result<Option<DisplayStatus>, Error> {
-    if !view.display_mode.is_enabled() {
-        return Ok(None);
-    }
-    let holder = display::ensure(ctx, leases, ws).await?;
-    if let Some(s) = holder.lapses_in {
-        *requeue = (*requeue).min(Duration::from_secs(s));
-    }
-    let d = ws.spec.compute.display.clone().unwrap_or_default();
-    Ok(Some(DisplayStatus {
-        mode: view.display_mode,
-        status: status::display_status(view),
-        width: d.width,
-        height: d.height,
-        protocol: d.protocol,
-        controller: holder.controller,
-        controlled_by: holder.controlled_by,
-        expires_at: holder.expires_at,
-    }))
 }
 
 /// Publishes the Events of the transitions and writes the whole status with server-side apply.
