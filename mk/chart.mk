@@ -5,7 +5,7 @@ helm: ## Build helm v3.22.0 from Go modules into ~/.cache/molecule-testenv/helm-
 	tests/chart/install-helm.sh >/dev/null
 
 chart-test: tools ## Chart: lint --strict, template, required values, two releases, dry-run=server
-	$(CARGO) build -p molecule-e2e --bins
+	$(CARGO) build --workspace --bins
 	tests/chart/run.sh
 
 EXTRA_TESTS += chart-test

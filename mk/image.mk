@@ -14,5 +14,5 @@ image-check: ## Check the Dockerfile and `make image` describe the same image (s
 
 image-smoke: image-check image tools ## Check the image, build the Dockerfile with stand-in bases, run the operator in it and the smoke scenario with its binary
 	tests/image/dockerfile-build.sh
-	$(CARGO) build -p molecule-e2e --bins
+	$(CARGO) build --workspace --bins
 	tests/image/smoke.sh

@@ -5,10 +5,13 @@
 PLUGIN_DIR ?= $(HOME)/.local/bin
 PLUGIN_PROFILE ?= dev
 PLUGIN_TARGET_DIR := $(if $(filter dev,$(PLUGIN_PROFILE)),debug,$(PLUGIN_PROFILE))
+# What cargo builds: the plugin alone by default; plugin-test builds what `make build` builds (the
+# same feature set, so nothing is compiled twice after `make e2e`).
+PLUGIN_CARGO_ARGS ?= -p molecule-plugin --bin kubectl-molecule
 
 .PHONY: install-plugin
 install-plugin: ## Build kubectl-molecule and install it (and its completion helper) into PLUGIN_DIR
-	$(CARGO) build -p molecule-plugin --bin kubectl-molecule --profile $(PLUGIN_PROFILE)
+	$(CARGO) build $(PLUGIN_CARGO_ARGS) --profile $(PLUGIN_PROFILE)
 	install -d "$(PLUGIN_DIR)"
 	install -m 0755 target/$(PLUGIN_TARGET_DIR)/kubectl-molecule "$(PLUGIN_DIR)/kubectl-molecule"
 	install -m 0755 crates/plugin/kubectl_complete-molecule "$(PLUGIN_DIR)/kubectl_complete-molecule"
@@ -19,7 +22,7 @@ install-plugin: ## Build kubectl-molecule and install it (and its completion hel
 .PHONY: plugin-test
 plugin-test: ## Install the plugin into a scratch dir; kubectl finds it, runs it and completes it
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
-	  $(MAKE) --no-print-directory install-plugin PLUGIN_DIR="$$dir" >/dev/null && \
+	  $(MAKE) --no-print-directory install-plugin PLUGIN_DIR="$$dir" PLUGIN_CARGO_ARGS="--workspace --bins" >/dev/null && \
 	  source $(TESTENV)/lib.sh && export PATH="$$dir:$$K8S_BIN:$$PATH" && \
 	  command -v kubectl >/dev/null || { echo "plugin-test needs kubectl: make tools"; exit 1; } && \
 	  kubectl plugin list 2>/dev/null | grep -q "$$dir/kubectl-molecule" && \
