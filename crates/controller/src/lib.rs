@@ -15,6 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod orphans;
 pub mod reconcile;
+pub mod shutdown;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -144,7 +145,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let client = Client::try_default().await.map_err(Error::Client)?;
     crds::ensure(&client, args.install_crds).await?;
     let metrics = metrics::Metrics::new();
-    let shutdown = shutdown_signal().shared();
+    let shutdown = shutdown::signal().shared();
     serve_http(args.metrics_addr, &metrics, shutdown.clone()).await?;
     if args.leader_election && !lead(&client, &args, shutdown.clone()).await {
         tracing::info!("shutting down before leading");
@@ -219,11 +220,22 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args)));
     tokio::spawn(gauges::run(ctx.clone(), workspaces.clone()));
-    tokio::join!(
-        reconcile::workspace::run(ctx.clone(), ws_for_workspaces, workspaces.clone(), tenant_rx, shutdown.clone()),
-        reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),
-    );
-    tracing::info!("shutting down");
+    shutdown::bounded(
+        async {
+            tokio::join!(
+                reconcile::workspace::run(
+                    ctx.clone(),
+                    ws_for_workspaces,
+                    workspaces.clone(),
+                    tenant_rx,
+                    shutdown.clone()
+                ),
+                reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),
+            );
+        },
+        shutdown.clone(),
+    )
+    .await;
     Ok(())
 }
 
@@ -478,22 +490,4 @@ fn watch_tenants(client: Client, selector: Option<&str>) -> Result<TenantWatch, 
         });
     tokio::spawn(tenant_watch);
     Ok((tenants, for_controller, tenant_rx))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
