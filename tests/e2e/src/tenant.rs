@@ -55,6 +55,46 @@ impl TenantInventory {
 }
 
 impl Scenario {
+    /// Launches an instance straight into moto with this scenario's operator, env and tenant tags,
+    /// owned by the Workspace uid `ghost_uid` (`<ns>/ghost`), which does not exist: what a crashed
+    /// operator or a hand launch leaves behind. Returns its ID.
+    ///
+    /// # Panics
+    ///
+    /// When moto refuses the launch: the test world is broken.
+    pub async fn launch_ghost(&self, ghost_uid: &str, instance_type: aws_sdk_ec2::types::InstanceType) -> String {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in [
+            ("moleculesai.app/managed-by", self.operator_id.clone()),
+            ("moleculesai.app/env", self.env.var("MOLECULE_ENV").to_owned()),
+            ("moleculesai.app/tenant", self.tenant.clone()),
+            ("moleculesai.app/owner-kind", "Workspace".to_owned()),
+            ("moleculesai.app/owner-uid", ghost_uid.to_owned()),
+            ("moleculesai.app/owner", format!("{}/ghost", self.ns)),
+            ("Role", "workspace".to_owned()),
+            ("Name", format!("ws-{}-{}-ghost", self.tenant, self.ns)),
+        ] {
+            spec = spec.tags(Tag::builder().key(k).value(v).build());
+        }
+        let out = self
+            .env
+            .ec2_direct()
+            .await
+            .run_instances()
+            .image_id(self.env.var("EC2_AMI"))
+            .instance_type(instance_type)
+            .subnet_id(self.env.var("EC2_SUBNET_ID"))
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec.build())
+            .send()
+            .await;
+        #[allow(clippy::expect_used)] // test-world helper: a failed launch is a broken world
+        let out = out.expect("out-of-band RunInstances");
+        out.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_owned()
+    }
+
     /// The secret values of the Tenant, labelled: the three generated credentials (from the
     /// credentials Secret), every secret field of the bootstrap bundle (read back from Secrets
     /// Manager) and the tunnel token (from the Cloudflare fake). Errors name what could not be

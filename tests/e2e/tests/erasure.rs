@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use molecule_crds::v1alpha1::{Tenant, TenantPhase};
 use molecule_e2e::harness::wait_for;
 use molecule_e2e::scenario::{Scenario, tenant_condition};
@@ -19,35 +18,7 @@ const ERASED: Duration = Duration::from_mins(4);
 /// Launches an instance straight into moto with the tenant's tags, owned by a Workspace uid that
 /// does not exist: what a crashed operator or a hand launch would leave.
 async fn launch_out_of_band(s: &Scenario) -> String {
-    let ghost_uid = "00000000-dead-4bad-beef-000000000000";
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in [
-        ("moleculesai.app/managed-by", s.operator_id.clone()),
-        ("moleculesai.app/env", s.env.var("MOLECULE_ENV").to_owned()),
-        ("moleculesai.app/tenant", s.tenant.clone()),
-        ("moleculesai.app/owner-kind", "Workspace".to_owned()),
-        ("moleculesai.app/owner-uid", ghost_uid.to_owned()),
-        ("moleculesai.app/owner", format!("{}/ghost", s.ns)),
-        ("Role", "workspace".to_owned()),
-        ("Name", format!("ws-{}-{}-ghost", s.tenant, s.ns)),
-    ] {
-        spec = spec.tags(Tag::builder().key(k).value(v).build());
-    }
-    let out = s
-        .env
-        .ec2_direct()
-        .await
-        .run_instances()
-        .image_id(s.env.var("EC2_AMI"))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .subnet_id(s.env.var("EC2_SUBNET_ID"))
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .expect("out-of-band RunInstances");
-    out.instances()[0].instance_id().unwrap().to_owned()
+    s.launch_ghost("00000000-dead-4bad-beef-000000000000", aws_sdk_ec2::types::InstanceType::T3Micro).await
 }
 
 /// State of each instance by ID in the main account (None: unknown to moto).

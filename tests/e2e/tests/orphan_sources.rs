@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use molecule_crds::v1alpha1::{OrphanKind, Tenant};
 use molecule_e2e::cf_faults::CfFaults;
 use molecule_e2e::harness::wait_for;
@@ -22,32 +21,7 @@ fn listed(t: &Tenant, kind: OrphanKind, id: &str) -> bool {
 
 /// An instance tagged for a Workspace of this Tenant that does not exist.
 async fn plant_instance(s: &Scenario) -> String {
-    let mut tags = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in [
-        ("moleculesai.app/managed-by", s.operator_id.as_str()),
-        ("moleculesai.app/env", "dev"),
-        ("moleculesai.app/tenant", s.tenant.as_str()),
-        ("moleculesai.app/owner-kind", "Workspace"),
-        ("moleculesai.app/owner-uid", "00000000-dead-0000-0000-00000000c1f5"),
-        ("moleculesai.app/owner", &format!("{}/ghost", s.ns)),
-    ] {
-        tags = tags.tags(Tag::builder().key(k).value(v).build());
-    }
-    let out = s
-        .env
-        .ec2_direct()
-        .await
-        .run_instances()
-        .image_id(s.env.var("EC2_AMI"))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
-        .subnet_id(s.env.var("EC2_SUBNET_ID"))
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(tags.build())
-        .send()
-        .await
-        .unwrap();
-    out.instances()[0].instance_id().unwrap().to_owned()
+    s.launch_ghost("00000000-dead-0000-0000-00000000c1f5", aws_sdk_ec2::types::InstanceType::T3Small).await
 }
 
 /// A leftover ownership mark of a dead owner at the Tenant's hostname: a Cloudflare finding of

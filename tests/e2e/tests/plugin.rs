@@ -283,35 +283,7 @@ async fn stopped_costs_storage_and_totals_add_up(s: &Scenario, a: &Workspace) {
 
 /// An instance with the tenant's tags and a Workspace uid that does not exist: a real orphan.
 async fn plant_orphan(s: &Scenario) -> String {
-    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in [
-        ("moleculesai.app/managed-by", s.operator_id.clone()),
-        ("moleculesai.app/env", s.env.var("MOLECULE_ENV").to_owned()),
-        ("moleculesai.app/tenant", s.tenant.clone()),
-        ("moleculesai.app/owner-kind", "Workspace".to_owned()),
-        ("moleculesai.app/owner-uid", "00000000-dead-4bad-beef-000000000001".to_owned()),
-        ("moleculesai.app/owner", format!("{}/ghost", s.ns)),
-        ("Role", "workspace".to_owned()),
-        ("Name", format!("ws-{}-{}-ghost", s.tenant, s.ns)),
-    ] {
-        spec = spec.tags(Tag::builder().key(k).value(v).build());
-    }
-    let out = s
-        .env
-        .ec2_direct()
-        .await
-        .run_instances()
-        .image_id(s.env.var("EC2_AMI"))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .subnet_id(s.env.var("EC2_SUBNET_ID"))
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .expect("out-of-band RunInstances");
-    out.instances()[0].instance_id().unwrap().to_owned()
+    s.launch_ghost("00000000-dead-4bad-beef-000000000001", aws_sdk_ec2::types::InstanceType::T3Micro).await
 }
 
 #[tokio::test]
