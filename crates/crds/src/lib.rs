@@ -11,5 +11,6 @@ pub mod images;
 pub mod kstatus;
 pub mod quota;
 pub mod reasons;
+pub mod receipt;
 pub mod resolve;
 pub mod v1alpha1;

@@ -10,60 +10,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, kube as kerr};
 use crate::out::{cell, table};
 
-/// One erased resource (the operator's `receipt.json` entry).
+/// A receipt as read from its ConfigMap: the operator's format (molecule-crds) and the
+/// ConfigMap's name.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    /// Workspace, Instance, SecurityGroup, ...
-    pub kind: String,
-    /// Its ID.
-    pub id: String,
-    /// main or canary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    /// Region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// When its deletion was asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_requested_at: Option<String>,
-    /// When it was confirmed gone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmed_gone_at: Option<String>,
-}
-
-/// A receipt.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Receipt {
     /// The ConfigMap it was read from.
     #[serde(default)]
     pub name: String,
-    /// Tenant slug.
-    pub tenant: String,
-    /// Tenant uid.
-    pub tenant_uid: String,
-    /// When the erasure started.
-    pub started_at: String,
-    /// When every resource was confirmed gone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<String>,
-    /// Every resource.
-    #[serde(default)]
-    pub resources: Vec<Entry>,
+    /// What the operator wrote.
+    #[serde(flatten)]
+    pub body: molecule_crds::receipt::Receipt,
 }
 
 /// Every receipt of `tenant` (a slug reused later has one per erasure), oldest first.
 pub async fn receipts(client: &kube::Client, operator_ns: &str, tenant: &str) -> Result<Vec<Receipt>, Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_ns);
-    let lp =
-        ListParams::default().labels(&format!("moleculesai.app/erasure-receipt=true,moleculesai.app/tenant={tenant}"));
+    let lp = ListParams::default()
+        .labels(&format!("{}=true,moleculesai.app/tenant={tenant}", molecule_crds::receipt::LABEL));
     let scope = format!("erasure receipts in namespace {operator_ns}");
     let list = api.list(&lp).await.map_err(|e| kerr("list", &scope, e))?;
     let mut out = Vec::new();
     for cm in list.items {
         let name = cm.name_any();
-        let text = cm.data.as_ref().and_then(|d| d.get("receipt.json")).cloned().unwrap_or_default();
+        let text = cm.data.as_ref().and_then(|d| d.get(molecule_crds::receipt::KEY)).cloned().unwrap_or_default();
         let mut r: Receipt = serde_json::from_str(&text).map_err(|e| Error::Call {
             action: "read".into(),
             object: format!("erasure receipt {operator_ns}/{name}"),
@@ -75,16 +44,17 @@ pub async fn receipts(client: &kube::Client, operator_ns: &str, tenant: &str) ->
     if out.is_empty() {
         return Err(Error::NotFound(format!("erasure receipt of tenant {tenant} (in namespace {operator_ns})")));
     }
-    out.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    out.sort_by(|a, b| a.body.started_at.cmp(&b.body.started_at));
     Ok(out)
 }
 
 /// A receipt for people: a header and one line per resource.
-pub fn render_receipt(r: &Receipt) -> String {
+pub fn render_receipt(named: &Receipt) -> String {
+    let r = &named.body;
     let done = r.resources.iter().filter(|e| e.confirmed_gone_at.is_some()).count();
     let mut s = format!(
         "Receipt:    {}\nTenant:     {} (uid {})\nStarted:    {}\nCompleted:  {}\nConfirmed:  {done}/{} resources gone\n\n",
-        r.name,
+        named.name,
         r.tenant,
         r.tenant_uid,
         r.started_at,
