@@ -52,12 +52,17 @@ pub fn retain<V, S: std::hash::BuildHasher>(map: &Mutex<HashMap<String, V, S>>, 
     })
 }
 
-/// Drops the entries of gone objects from the Context's maps; returns how many were dropped.
-pub fn prune(ctx: &Context, keep: &Keep) -> usize {
-    retain(&ctx.uncertain_launches, |k| keep.uids.contains(k))
-        + retain(&ctx.bundles, |k| keep.uids.contains(k))
-        + retain(&ctx.tunnel_tokens, |k| keep.tunnels.contains(k))
-        + ctx.backoff.retain(|k| keep.keys.contains(k))
+/// Per-object memory of a reconciler, pruned of the objects that are gone.
+pub trait Prune: Send + Sync + std::fmt::Debug {
+    /// Drops the entries `keep` does not name; returns how many were dropped.
+    fn prune(&self, keep: &Keep) -> usize;
+}
+
+/// Drops the entries of gone objects from the Context's maps (each account's launch guard, the
+/// backoff) and from every reconciler's `memory`; returns how many were dropped.
+pub fn prune(ctx: &Context, memory: &[Arc<dyn Prune>], keep: &Keep) -> usize {
+    let guards: usize = ctx.accounts().map(|a| a.guard.retain(|k| keep.uids.contains(k))).sum();
+    guards + memory.iter().map(|m| m.prune(keep)).sum::<usize>() + ctx.backoff.retain(|k| keep.keys.contains(k))
 }
 
 /// Which Tenant watch events wake the Tenant's Workspaces: a change of what they read of it
@@ -79,7 +84,7 @@ impl TenantWakes {
                 if let (Event::InitApply(_), Some(r)) = (ev, self.relist.as_mut()) {
                     r.insert(uid.clone());
                 }
-                let h = crate::reconcile::tenant::workspace_facing_hash(t);
+                let h = crate::reconcile::workspace::wakes::workspace_facing_hash(t);
                 (self.seen.insert(uid, h) != Some(h)).then(|| t.name_any())
             }
             Event::Delete(t) => {

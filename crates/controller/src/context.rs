@@ -1,8 +1,8 @@
-//! The Context every reconcile shares: clients, settings, catalogs, the cloud layer, the fleet
-//! cache, metrics and the small pieces of process memory the protocols need.
+//! The Context every reconcile shares: clients, settings, catalogs, the accounts (cloud clients
+//! and fleet caches), metrics and the recorder. Memory of one kind's protocol lives in that
+//! kind's reconciler, not here; this module imports no reconciler.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
@@ -15,26 +15,17 @@ use molecule_crds::v1alpha1::Tenant;
 use crate::backoff::Backoff;
 use crate::cloud::cache::FleetCache;
 use crate::cloud::commands::Commands;
+use crate::cloud::guard::LaunchGuard;
 use crate::cloud::secrets::Secrets;
 use crate::cloud::tags::Identity;
 use crate::cloud::{Dns, Instances, Network, Tunnels, Volumes};
 use crate::failpoints::Failpoints;
 use crate::metrics::Metrics;
-use crate::reconcile::workspace::admit::Admission;
 
 /// Operator settings the reconcilers read (a subset of the command line, resolved at start).
+/// Where an account's resources live (region, subnet, zone) is the [`Account`]'s.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Region of the main account.
-    pub region: String,
-    /// Subnet instances are launched in.
-    pub subnet_id: String,
-    /// Availability zone of that subnet (data volumes must live there).
-    pub zone: String,
-    /// CIDR of the VPC (egress of `egressOpen: false`).
-    pub vpc_cidr: String,
-    /// EC2 Instance Connect endpoint security group (SSH source), if any.
-    pub eic_sg: Option<String>,
     /// Workspace instance profile.
     pub workspace_profile: Option<String>,
     /// Domain of workspace hostnames.
@@ -56,8 +47,12 @@ pub struct Account {
     pub name: &'static str,
     /// Region.
     pub region: String,
-    /// Subnet tenant VMs are launched in.
+    /// Subnet instances are launched in.
     pub subnet_id: String,
+    /// Availability zone of that subnet (data volumes must live there).
+    pub zone: String,
+    /// CIDR of the VPC (egress of `egressOpen: false`).
+    pub vpc_cidr: String,
     /// EC2 Instance Connect endpoint group (SSH source), main account only.
     pub eic_sg: Option<String>,
     /// AMI of tenant VMs.
@@ -76,6 +71,8 @@ pub struct Account {
     pub commands: Arc<dyn Commands>,
     /// The account's fleet cache.
     pub cache: Arc<FleetCache>,
+    /// Launches whose outcome is unknown, by owner uid (see [`LaunchGuard`]).
+    pub guard: LaunchGuard,
 }
 
 impl std::fmt::Debug for Account {
@@ -140,12 +137,6 @@ pub struct Context {
     pub backoff: Backoff,
     /// Tenants, from a watch (admission reads quotas and namespaces here).
     pub tenants: Store<Tenant>,
-    /// Per-tenant admission ledger.
-    pub admission: Admission,
-    /// Launches whose outcome is unknown (a 5xx or a lost answer), by owner uid, with when they
-    /// failed: no new launch, and no delete decision, for that owner until the cache holds a
-    /// listing that started after that.
-    pub uncertain_launches: Mutex<HashMap<String, jiff::Timestamp>>,
     /// The main account: Workspaces and main Tenants live here (clients and fleet cache).
     pub main: Arc<Account>,
     /// The canary account, or why there is none.
@@ -154,11 +145,18 @@ pub struct Context {
     pub tunnels: Option<Arc<dyn Tunnels>>,
     /// Tenant settings.
     pub tenant: TenantSettings,
-    /// Digest of the bundle last written, by Tenant uid: an unchanged bundle costs no call.
-    pub bundles: Mutex<HashMap<String, String>>,
-    /// Tunnel tokens read, by tunnel ID, with when the tunnel was last found (kept in memory
-    /// only, for the bundle).
-    pub tunnel_tokens: Mutex<HashMap<String, (String, std::time::Instant)>>,
+}
+
+impl Context {
+    /// The accounts: main first, then the canary one when it is usable.
+    pub fn accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
+        std::iter::once(&self.main).chain(self.canary.as_ref().ok())
+    }
+
+    /// The account named `name` (`main`, `canary`), when usable.
+    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts().find(|a| a.name == name)
+    }
 }
 
 impl std::fmt::Debug for Context {

@@ -56,6 +56,8 @@ struct Memory {
     sources: sources::SourceMemory,
     /// The last good list of every Workspace and Tenant, whatever the selectors.
     everywhere: Option<Live>,
+    /// The reconcilers' per-object memory, pruned after a scan that listed every owner.
+    forget: Vec<Arc<dyn crate::bounded::Prune>>,
 }
 
 /// Scan settings.
@@ -83,10 +85,16 @@ impl Settings {
     }
 }
 
-/// Runs the scan every `interval` (the first one at once) until the process ends.
-pub async fn run(ctx: Arc<Context>, workspaces: Store<Workspace>, settings: Settings) {
+/// Runs the scan every `interval` (the first one at once) until the process ends. After each scan
+/// that listed every owner, the reconcilers' `forget` memory drops the objects that are gone.
+pub async fn run(
+    ctx: Arc<Context>,
+    workspaces: Store<Workspace>,
+    settings: Settings,
+    forget: Vec<Arc<dyn crate::bounded::Prune>>,
+) {
     let interval = settings.interval;
-    let mut memory = Memory::default();
+    let mut memory = Memory { forget, ..Memory::default() };
     loop {
         crate::reconcile::store_ready(&ctx.tenants).await;
         crate::reconcile::store_ready(&workspaces).await;
@@ -147,7 +155,7 @@ async fn scan(
     if owners_listed {
         let keep =
             crate::bounded::Keep::new(everywhere.owners.keys().cloned(), &workspaces.state(), &ctx.tenants.state());
-        let dropped = crate::bounded::prune(ctx, &keep);
+        let dropped = crate::bounded::prune(ctx, &memory.forget, &keep);
         tracing::debug!(dropped, "forgot the memory of objects that are gone");
     }
     let mut live = owners::complete(union(before, live_owners(ctx, workspaces)), &everywhere);

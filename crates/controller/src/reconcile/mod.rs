@@ -1,7 +1,9 @@
 //! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
 
 pub mod groups;
+pub mod launch;
 pub mod paused;
+pub mod teardown;
 pub mod tenant;
 pub mod workspace;
 
@@ -13,6 +15,45 @@ use kube::runtime::events::{Event, EventType};
 use crate::bootstrap::RenderError;
 use crate::cloud::{CloudError, ErrorKind};
 use crate::context::Context;
+
+/// Field manager of every write the operator makes (status with server-side apply).
+pub const MANAGER: &str = "molecule-operator";
+
+/// A broadcast receiver as a stream; a lagging receiver skips (periodic requeues catch up).
+pub fn broadcast_stream<T: Clone + Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => return Some((v, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// A failed reconcile with the condition it concerns (`None`: the status already says it), for
+/// the one status write at the end of the reconcile.
+#[derive(Debug)]
+pub struct Failure {
+    /// The condition type the failure is reported in, besides Ready.
+    pub concern: Option<&'static str>,
+    /// The error.
+    pub error: Error,
+}
+
+/// `map_err` helper: a failure reported in condition `concern`.
+pub fn failed_in<E: Into<Error>>(concern: &'static str) -> impl FnOnce(E) -> Failure {
+    move |e| Failure { concern: Some(concern), error: e.into() }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self { concern: None, error }
+    }
+}
 
 /// Why a reconcile did not finish, in a bounded category.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +79,8 @@ pub enum Error {
     Waiting {
         /// What we wait for, naming the resource.
         what: String,
+        /// The cloud resource that blocks, when one does (a delete's condition and Event name it).
+        on: Option<teardown::Blocker>,
         /// When to look again.
         retry: Duration,
     },
@@ -60,6 +103,23 @@ impl Error {
                 }
                 _ => "Kube",
             },
+        }
+    }
+
+    /// A wait for `what`, looked at again after `retry`.
+    pub fn waiting_for(what: impl Into<String>, retry: Duration) -> Self {
+        Self::Waiting { what: what.into(), on: None, retry }
+    }
+
+    /// The cloud resource a wait is blocked on, if any.
+    pub fn blocker(&self) -> Option<&teardown::Blocker> {
+        match self {
+            Self::Waiting { on, .. } => on.as_ref(),
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::CleanupFailed(e) => e.blocker(),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

@@ -42,7 +42,7 @@ impl std::fmt::Debug for Erasure<'_> {
 }
 
 fn wait(what: String) -> Error {
-    Error::Waiting { what, retry: Duration::from_secs(2) }
+    Error::waiting_for(what, Duration::from_secs(2))
 }
 
 fn place(a: &Account) -> (&str, &str) {

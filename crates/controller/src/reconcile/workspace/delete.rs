@@ -11,29 +11,33 @@ use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
 use molecule_crds::v1alpha1::{DeletionPolicy, Workspace, WorkspacePhase};
 
-use super::steps::{apply_status, listing_since};
+use super::controller::Reconciler;
+use super::scope::apply_status;
 use super::{display, dns, owner_of};
-use crate::cloud::{ErrorKind, InstanceState};
+use crate::cloud::InstanceState;
 use crate::context::Context;
+use crate::reconcile::launch::listing_since;
+use crate::reconcile::teardown::{self, Blocker, Outcome, wait_on};
 use crate::reconcile::{Error, publish};
 
 /// How often a delete looks again while AWS works.
 const POLL: Duration = Duration::from_secs(3);
 
-fn wait(what: String) -> Error {
-    Error::Waiting { what, retry: POLL }
+fn wait(on: Blocker, what: String) -> Error {
+    wait_on(on, what, POLL)
 }
 
 /// Runs the protocol; an `Err(Waiting)` means "not yet" and requeues.
-pub async fn cleanup(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
-    let result = steps(ws, ctx).await;
+pub async fn cleanup(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
+    let result = steps(ws, r).await;
     if let Err(e) = &result {
-        report_blocker(ws, ctx, e).await;
+        report_blocker(ws, &r.ctx, e).await;
     }
     result
 }
 
-async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
+async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
+    let ctx = r.ctx.as_ref();
     let owner = owner_of(ws);
     let uid = owner.uid.clone();
     if ws.status.as_ref().and_then(|s| s.phase) != Some(WorkspacePhase::Terminating) {
@@ -50,7 +54,7 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
         .await;
     }
     if ws.spec.deletion_policy == DeletionPolicy::Retain {
-        return retain(ws, ctx, &owner).await;
+        return retain(ws, r, &owner).await;
     }
     instances_gone(ws, ctx, &uid).await?;
     groups_and_volumes_gone(ctx, &uid).await?;
@@ -80,7 +84,7 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
 
     // 5. The Lease, the ledger; then the finalizer goes (the caller removes it on Ok).
     display::remove(ctx, ws).await?;
-    ctx.admission.release(&ws.spec.tenant, &uid);
+    r.admission.release(&ws.spec.tenant, &uid);
     tracing::info!(workspace = %owner.qualified(), uid = %uid, "workspace deleted: instance, security group, volumes and records confirmed gone");
     publish(
         ctx,
@@ -95,7 +99,8 @@ async fn steps(ws: &Workspace, ctx: &Context) -> Result<Action, Error> {
 
 /// `deletionPolicy: Retain`: tags every cloud resource of the Workspace as retained and lets it
 /// go, touching nothing else. The DNS record stays; the orphan scan reports the lot as retained.
-async fn retain(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner) -> Result<Action, Error> {
+async fn retain(ws: &Workspace, r: &Reconciler, owner: &crate::cloud::tags::Owner) -> Result<Action, Error> {
+    let ctx = r.ctx.as_ref();
     // Tag from a listing newer than the delete and than any launch whose outcome is unknown: an
     // instance launched just before must be tagged too, or the scan would call it an orphan.
     let uid = owner.uid.as_str();
@@ -117,7 +122,7 @@ async fn retain(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner
     // next listing it would otherwise see these as untagged resources of a gone owner.
     ctx.main.cache.add_tag(uid, &ids, crate::cloud::tags::RETAINED, "true");
     display::remove(ctx, ws).await?;
-    ctx.admission.release(&ws.spec.tenant, uid);
+    r.admission.release(&ws.spec.tenant, uid);
     let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };
     tracing::info!(workspace = %owner.qualified(), uid = %uid, retained = %list, "workspace deleted with deletionPolicy Retain: cloud resources left in place");
     publish(
@@ -138,15 +143,14 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
     let instances = ctx.main.cache.instances_of(&uid);
     let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
     if !to_terminate.is_empty() {
-        ctx.main.instances.terminate(&to_terminate).await?;
-        ctx.main.cache.set_instance_state(&uid, &to_terminate, InstanceState::ShuttingDown);
+        teardown::terminate(&ctx.main, &uid, &to_terminate).await?;
         ctx.failpoints.hit("workspace.delete.after-terminate").await;
     }
     let pending: Vec<&str> =
         instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
-    if !pending.is_empty() {
+    if let Some(first) = pending.first() {
         ctx.main.cache.request_refresh();
-        return Err(wait(format!("instance {} to be terminated", pending.join(", "))));
+        return Err(wait(Blocker::Instance((*first).to_owned()), format!("instance {} to be terminated", pending.join(", "))));
     }
     // The cache says all gone. Trust it only from a listing that started after the delete did
     // (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is
@@ -160,7 +164,7 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
 /// (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is unknown.
 fn complete_listing_since(ws: &Workspace, ctx: &Context, uid: &str) -> Timestamp {
     let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-    let uncertain = ctx.uncertain_launches.lock().ok().and_then(|m| m.get(uid).copied());
+    let uncertain = ctx.main.guard.since(uid);
     uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max)
 }
 
@@ -169,40 +173,26 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
     let uid = uid.to_owned();
     // 2. Security groups.
     for g in ctx.main.cache.groups_of(&uid) {
-        match ctx.main.network.delete(&g.id).await {
-            Ok(()) => ctx.main.cache.remove::<crate::cloud::SecurityGroup>(&uid, &g.id),
-            Err(e) if e.kind == ErrorKind::InUse => {
-                return Err(wait(format!("security group {} is still in use ({})", g.id, e.code)));
-            }
-            Err(e) => return Err(e.into()),
+        if let Outcome::InUse { code, .. } = teardown::delete_group(&ctx.main, &uid, &g.id).await? {
+            let what = format!("security group {} is still in use ({code})", g.id);
+            return Err(wait(Blocker::SecurityGroup(g.id), what));
         }
         ctx.failpoints.hit("workspace.delete.after-sg").await;
     }
 
     // 3. Volumes: the data volume, and any root volume EC2 kept.
-    for v in ctx.main.cache.volumes_of(&uid) {
-        if matches!(v.state.as_str(), "deleting" | "deleted") {
-            continue;
-        }
-        if let Some(i) = &v.attached_to {
-            match ctx.main.volumes.detach(&v.id, i).await {
-                // A root volume EC2 deleted with its instance: gone is what we wanted.
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    ctx.main.cache.remove::<crate::cloud::Volume>(&uid, &v.id);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-                Ok(()) => {}
+    for v in ctx.main.cache.volumes_of(&uid).into_iter().filter(teardown::volume_alive) {
+        match teardown::delete_volume(&ctx.main, &uid, &v, true).await? {
+            Outcome::Deleted => {}
+            Outcome::Detaching => {
+                let from = v.attached_to.clone().unwrap_or_default();
+                return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} to detach from {from}", v.id)));
             }
-            ctx.main.cache.request_refresh();
-            return Err(wait(format!("volume {} to detach from {i}", v.id)));
+            Outcome::InUse { .. } => return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} is still in use", v.id))),
         }
-        match ctx.main.volumes.delete(&v.id).await {
-            Ok(()) => ctx.main.cache.remove::<crate::cloud::Volume>(&uid, &v.id),
-            Err(e) if e.kind == ErrorKind::InUse => return Err(wait(format!("volume {} is still in use", v.id))),
-            Err(e) => return Err(e.into()),
+        if v.attached_to.is_none() {
+            ctx.failpoints.hit("workspace.delete.after-volume").await;
         }
-        ctx.failpoints.hit("workspace.delete.after-volume").await;
     }
 
     Ok(())
@@ -233,10 +223,7 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     }
     // The blocking resource is the Event's related object: Events about different blockers stay
     // separate series (the Recorder folds same-reason Events about one object into the first).
-    let blocker = what
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
-        .find(|w| ["sg-", "i-", "vol-"].iter().any(|p| w.starts_with(p)))
-        .unwrap_or("cloud-listing");
+    let blocker = e.blocker().map_or(Blocker::Listing.id(), Blocker::id);
     let related = k8s_openapi::api::core::v1::ObjectReference {
         kind: Some("AwsResource".into()),
         name: Some(blocker.to_owned()),

@@ -244,5 +244,28 @@ pub fn transitions(old: &WorkspaceStatus, new: &WorkspaceStatus) -> Vec<(bool, S
     out
 }
 
+/// The machine that runs is what status shows; a pending drift shows in Drifted. A new catalog
+/// image is not drift: the AMI shown is the one the instance really runs. A Stopped Workspace
+/// costs only its volumes.
+pub fn show_machine(
+    st: &mut WorkspaceStatus,
+    resolved: &molecule_crds::resolve::Resolved,
+    current: Option<&crate::cloud::Instance>,
+    drifted: bool,
+    phase: WorkspacePhase,
+    catalog: &molecule_crds::catalog::Catalog,
+) {
+    if drifted && st.resolved.is_some() {
+        return;
+    }
+    let mut shown = resolved.compute.clone();
+    if let Some(c) = current.filter(|c| !c.image_id.is_empty()) {
+        shown.ami_id.clone_from(&c.image_id);
+    }
+    st.resolved = Some(shown);
+    let instance = catalog.get(&resolved.compute.instance_type).map(|t| t.hourly).unwrap_or_default();
+    st.estimated_hourly_usd = Some(hourly_usd(resolved.hourly, instance, phase));
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,198 @@
+//! Executes a plan's steps for a [`Subject`]. Each create carries its tags; each side effect is
+//! written through to the account's fleet cache at once; the launch token reaches status before
+//! RunInstances is called.
+
+use jiff::Timestamp;
+use molecule_crds::v1alpha1::LaunchRecord;
+
+use super::{DATA_DEVICE, Env, LaunchReason, SPEC_HASH_TAG, Step, Subject, TerminateWhy, listing_since, token};
+use crate::cloud::tags::LAUNCH_ATTEMPT;
+use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest, Volume};
+use crate::metrics::KindReason;
+use crate::reconcile::Error;
+
+/// Runs `steps` in order; returns the instance of the current attempt afterwards.
+pub async fn run<S: Subject>(
+    env: &Env<'_>,
+    s: &S,
+    st: &mut S::Status,
+    steps: Vec<Step>,
+    mut current: Option<Instance>,
+) -> Result<Option<Instance>, Error> {
+    for step in steps {
+        match step {
+            Step::Record { attempt, reason } => {
+                record(env, s, st, attempt, reason).await?;
+                current = Some(launch(env, s, st, attempt).await?);
+            }
+            Step::Launch { attempt } => current = Some(launch(env, s, st, attempt).await?),
+            Step::Terminate { ids, why } => {
+                terminate(env, s, &ids, why).await?;
+                if why == TerminateWhy::SpotStop {
+                    *s.instance_id(st) = None;
+                    current = None;
+                }
+            }
+            Step::Stop { id } => power(env, s, &id, false, current.as_mut()).await?,
+            Step::Start { id } => power(env, s, &id, true, current.as_mut()).await?,
+            Step::Detach { volume, from } => {
+                env.account.volumes.detach(&volume, &from).await?;
+                cache_volume(env, s, None);
+            }
+            Step::Attach { volume, to } => {
+                env.account.volumes.attach(&volume, &to, DATA_DEVICE).await?;
+                cache_volume(env, s, Some(&to));
+                s.event(false, "VolumeAttached", format!("data volume {volume} attached to {to}")).await;
+            }
+        }
+    }
+    Ok(current)
+}
+
+/// Writes the data volume's new attachment through to the cache.
+fn cache_volume<S: Subject>(env: &Env<'_>, s: &S, to: Option<&str>) {
+    if let Some(v) = s.data_volume() {
+        let state = if to.is_some() { "in-use" } else { "available" };
+        let v = Volume { attached_to: to.map(str::to_owned), state: state.into(), ..v.clone() };
+        env.account.cache.put(&s.owner().uid, v);
+    }
+}
+
+fn kind_reason(s: &impl Subject, reason: &'static str) -> KindReason {
+    KindReason { kind: s.owner().kind, reason }
+}
+
+/// Failpoint names by owner kind (failpoints are static names a test arms).
+fn failpoint(kind: &str, after_run: bool) -> &'static str {
+    match (kind, after_run) {
+        ("Tenant", false) => "tenant.launch.after-record",
+        ("Tenant", true) => "tenant.launch.after-run",
+        (_, false) => "workspace.launch.after-record",
+        (_, true) => "workspace.launch.after-run",
+    }
+}
+
+/// Records the attempt in status (written before RunInstances) and says why in an Event.
+async fn record<S: Subject>(
+    env: &Env<'_>,
+    s: &S,
+    st: &mut S::Status,
+    attempt: u32,
+    reason: LaunchReason,
+) -> Result<(), Error> {
+    let old = s.instance_id(st).clone().unwrap_or_default();
+    let token = token(s.owner(), attempt);
+    *s.record(st) = Some(LaunchRecord { token, attempt, spec_hash: s.spec_hash().to_owned(), launched_at: None });
+    s.persist(st).await?;
+    let noun = s.noun();
+    let (warn, why, note) = match reason {
+        LaunchReason::First => (false, "Launching", format!("launching attempt {attempt}")),
+        LaunchReason::Lost => {
+            env.metrics.relaunches.get_or_create(&kind_reason(s, "Lost")).inc();
+            let note = format!("{noun} {old} was terminated or lost outside the operator; launching attempt {attempt}");
+            (true, "Relaunching", note)
+        }
+        LaunchReason::Restart => (false, "Starting", format!("spot {} started again: launching attempt {attempt}", s.owner().kind.to_ascii_lowercase())),
+        LaunchReason::Replace => {
+            (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
+        }
+    };
+    s.event(warn, why, note).await;
+    env.failpoints.hit(failpoint(s.owner().kind, false)).await;
+    Ok(())
+}
+
+/// TerminateInstances, said in an Event (and a metric for duplicates).
+async fn terminate<S: Subject>(env: &Env<'_>, s: &S, ids: &[String], why: TerminateWhy) -> Result<(), Error> {
+    env.account.instances.terminate(ids).await?;
+    env.account.cache.set_instance_state(&s.owner().uid, ids, InstanceState::ShuttingDown);
+    let (list, noun) = (ids.join(", "), s.noun());
+    match why {
+        TerminateWhy::Duplicate => {
+            let n = ids.len() as u64;
+            env.metrics.duplicates_terminated.get_or_create(&kind_reason(s, "Duplicate")).inc_by(n);
+            s.event(true, "DuplicateTerminated", format!("terminated duplicate {noun}(s) {list}")).await;
+        }
+        TerminateWhy::Predecessor => {
+            s.event(false, "Replaced", format!("terminated replaced {noun}(s) {list}")).await;
+        }
+        TerminateWhy::SpotStop => {
+            let note = format!("spot {noun} {list} terminated to stop (spot cannot stop); volumes and records are kept");
+            s.event(false, "Stopping", note).await;
+        }
+    }
+    Ok(())
+}
+
+/// StartInstances or StopInstances, written through to the cache and the current instance.
+async fn power<S: Subject>(
+    env: &Env<'_>,
+    s: &S,
+    id: &str,
+    start: bool,
+    current: Option<&mut Instance>,
+) -> Result<(), Error> {
+    let a = env.account;
+    let (state, reason) = if start {
+        a.instances.start(id).await?;
+        (InstanceState::Pending, "Starting")
+    } else {
+        a.instances.stop(id).await?;
+        (InstanceState::Stopping, "Stopping")
+    };
+    a.cache.set_instance_state(&s.owner().uid, &[id.to_owned()], state);
+    if let Some(c) = current {
+        c.state = state;
+    }
+    let verb = if start { "starting" } else { "stopping" };
+    s.event(false, reason, format!("{verb} {} {id}", s.noun())).await;
+    Ok(())
+}
+
+/// RunInstances for the recorded `attempt`, then the instance in status.
+async fn launch<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status, attempt: u32) -> Result<Instance, Error> {
+    let owner = s.owner();
+    let mut req = s.request()?;
+    // The recorded token when it is this attempt's: the token in status is the one to repeat.
+    let recorded = s.record(st).as_ref().filter(|r| r.attempt == attempt).map(|r| r.token.clone());
+    req.client_token = recorded.unwrap_or_else(|| token(owner, attempt));
+    req.tags = env.identity.tags(owner);
+    req.tags.insert(LAUNCH_ATTEMPT.into(), attempt.to_string());
+    req.tags.insert(SPEC_HASH_TAG.into(), s.spec_hash().to_owned());
+    let inst = guarded(env, &owner.uid, &req).await?;
+    env.failpoints.hit(failpoint(owner.kind, true)).await;
+    if let Some(l) = s.record(st).as_mut() {
+        l.launched_at = Some(Timestamp::now().to_string());
+    }
+    *s.instance_id(st) = Some(inst.id.clone());
+    s.launched(st, &inst);
+    s.persist(st).await?;
+    let note = format!("launched {} {} ({}) attempt {attempt}", s.noun(), inst.id, req.instance_type);
+    s.event(false, "Launched", note).await;
+    Ok(inst)
+}
+
+/// RunInstances, guarded against a launch whose outcome is unknown: after a 5xx, a throttle or a
+/// lost answer the instance may exist, so no new launch for that owner until the account's cache
+/// holds a listing that started later (which then finds nothing, or the plan adopts what it
+/// finds). The instance is written through to the cache.
+async fn guarded(env: &Env<'_>, uid: &str, req: &LaunchRequest) -> Result<Instance, Error> {
+    let a = env.account;
+    if let Some(since) = a.guard.since(uid) {
+        let what = "an earlier launch's outcome is unknown; waiting for a fresh instance listing";
+        listing_since(&a.cache, since, what)?;
+        a.guard.clear(uid);
+    }
+    match a.instances.launch(req).await {
+        Ok(inst) => {
+            a.cache.put(uid, inst.clone());
+            Ok(inst)
+        }
+        Err(e) => {
+            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) {
+                a.guard.mark(uid, Timestamp::now());
+            }
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The launch protocol, once, for every kind that owns one instance (a Workspace, a Tenant's
+//! VM): observe the owner's instances in its account's fleet cache, plan (pure, [`plan`]), then
+//! execute the steps ([`exec`]) with the launch token in status before RunInstances, the
+//! uncertain-launch guard, duplicate repair, stop/start, replacement and the data volume.
+//!
+//! A kind plugs in through [`Subject`]: who owns the instance, what to launch, and how its
+//! status records the attempt. Nothing here knows Workspaces or Tenants.
+
+pub mod exec;
+pub mod plan;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use molecule_crds::v1alpha1::LaunchRecord;
+
+use crate::cloud::tags::Owner;
+use crate::cloud::{Instance, LaunchRequest, Volume};
+use crate::context::Account;
+use crate::failpoints::Failpoints;
+use crate::metrics::Metrics;
+use crate::reconcile::Error;
+
+pub use self::plan::{Inputs, LaunchReason, Plan, SPEC_HASH_TAG, Step, TerminateWhy};
+
+/// How long a just-launched instance may be missing from DescribeInstances (eventually
+/// consistent) before it counts as lost.
+pub const LISTING_LAG: Duration = Duration::from_mins(2);
+
+/// Device name the data volume is attached at (NVMe instances expose it by volume id instead).
+pub const DATA_DEVICE: &str = "/dev/sdf";
+
+/// The object that owns the instance, as the protocol needs to see it.
+#[async_trait]
+pub trait Subject: Send + Sync {
+    /// The owner's status, which records the launch attempt and the instance.
+    type Status: Send;
+
+    /// Owner tags (kind, uid, names).
+    fn owner(&self) -> &Owner;
+    /// What Events call the instance ("instance", "tenant VM").
+    fn noun(&self) -> &'static str;
+    /// Hash of what the instance is made of (tagged on it; a different hash is drift).
+    fn spec_hash(&self) -> &str;
+    /// The RunInstances request, without token and tags (the executor adds them).
+    fn request(&self) -> Result<LaunchRequest, Error>;
+    /// The data volume, when the owner has one.
+    fn data_volume(&self) -> Option<&Volume> {
+        None
+    }
+    /// The attempt recorded in status.
+    fn record<'s>(&self, st: &'s mut Self::Status) -> &'s mut Option<LaunchRecord>;
+    /// The instance ID in status.
+    fn instance_id<'s>(&self, st: &'s mut Self::Status) -> &'s mut Option<String>;
+    /// Called once RunInstances succeeded, before the status is written.
+    fn launched(&self, _st: &mut Self::Status, _inst: &Instance) {}
+    /// Writes the whole status now (the protocol needs a record before the next side effect).
+    async fn persist(&self, st: &Self::Status) -> Result<(), Error>;
+    /// Publishes an Event about the owner.
+    async fn event(&self, warning: bool, reason: &'static str, note: String);
+}
+
+/// What the executor works with: the owner's account and the process's failpoints and metrics.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// The account the instance lives in.
+    pub account: &'a Account,
+    /// The operator's tags.
+    pub identity: &'a crate::cloud::tags::Identity,
+    /// Armed failpoints (tests only).
+    pub failpoints: &'a Failpoints,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+}
+
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").field("account", &self.account.name).finish_non_exhaustive()
+    }
+}
+
+/// The EC2 ClientToken of a launch attempt: deterministic per (kind, uid, attempt), naming its
+/// kind, at most 64 characters.
+pub fn token(owner: &Owner, attempt: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let prefix = if owner.kind == "Tenant" { "tn" } else { "ws" };
+    let h = Sha256::digest(format!("{}:{attempt}", owner.uid).as_bytes());
+    format!("{prefix}-{}", hex::encode(&h[..24]))
+}
+
+/// When the recorded attempt was launched.
+pub fn launched_at(rec: Option<&LaunchRecord>) -> Option<Timestamp> {
+    rec.and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok())
+}
+
+/// Whether the recorded attempt was launched less than [`LISTING_LAG`] before `now`.
+pub fn just_launched(rec: Option<&LaunchRecord>, now: Timestamp) -> bool {
+    let lag = i64::try_from(LISTING_LAG.as_secs()).unwrap_or(i64::MAX);
+    launched_at(rec).is_some_and(|t| now.duration_since(t).as_secs() < lag)
+}
+
+/// `Ok` once the fleet cache holds a listing that started at or after `t`; until then asks for
+/// one (shared by every caller) and waits.
+pub fn listing_since(cache: &crate::cloud::cache::FleetCache, t: Timestamp, what: &str) -> Result<(), Error> {
+    if cache.refreshed_since(t) {
+        return Ok(());
+    }
+    cache.request_refresh();
+    Err(Error::waiting_for(what, Duration::from_secs(1)))
+}
+
+/// Plans the next steps for `s` from its account's fleet cache and its status.
+pub fn plan_for<S: Subject>(
+    env: &Env<'_>,
+    s: &S,
+    st: &mut S::Status,
+    want_running: bool,
+    replace_allowed: bool,
+) -> Plan {
+    let instances = env.account.cache.instances_of(&s.owner().uid);
+    let status_instance = s.instance_id(st).clone();
+    let rec = s.record(st).clone();
+    plan::plan(&Inputs {
+        instances: &instances,
+        status_instance: status_instance.as_deref(),
+        recorded: rec.as_ref().map(|l| (l.attempt, l.spec_hash.as_str())),
+        spec_hash: s.spec_hash(),
+        want_running,
+        replace_allowed,
+        data_volume: s.data_volume(),
+        just_launched: just_launched(rec.as_ref(), Timestamp::now()),
+    })
+}
+
+#[cfg(test)]
+mod tests;

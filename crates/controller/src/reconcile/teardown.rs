@@ -1,0 +1,121 @@
+//! Deleting cloud resources and waiting for the cloud to confirm, shared by the Workspace delete,
+//! the Tenant erasure and the orphan reaper: each call writes its effect through to the
+//! account's fleet cache, and says what it waits on as a typed [`Blocker`], never as prose a
+//! caller must parse.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::cloud::{CloudResult, ErrorKind, InstanceState, SecurityGroup, Volume};
+use crate::context::Account;
+use crate::reconcile::Error;
+
+/// The cloud resource a delete waits on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Blocker {
+    /// An instance not yet terminated.
+    Instance(String),
+    /// A security group still in use.
+    SecurityGroup(String),
+    /// A volume still attached or in use.
+    Volume(String),
+    /// A fleet listing newer than the delete, which confirms it.
+    Listing,
+}
+
+impl Blocker {
+    /// The resource ID (`cloud-listing` for a listing): the related object of the Event.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Instance(id) | Self::SecurityGroup(id) | Self::Volume(id) => id,
+            Self::Listing => "cloud-listing",
+        }
+    }
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Instance(id) => write!(f, "instance {id}"),
+            Self::SecurityGroup(id) => write!(f, "security group {id}"),
+            Self::Volume(id) => write!(f, "volume {id}"),
+            Self::Listing => f.write_str("a fleet listing"),
+        }
+    }
+}
+
+/// A wait on `on`, said as `what`, looked at again after `retry`.
+pub fn wait_on(on: Blocker, what: String, retry: Duration) -> Error {
+    Error::Waiting { what, on: Some(on), retry }
+}
+
+/// What a delete call achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The cloud accepted the delete (a missing resource counts: gone is what we wanted).
+    Deleted,
+    /// The resource is still used, with the provider's code (DependencyViolation, VolumeInUse)
+    /// and message.
+    InUse {
+        /// The provider's code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// A detach was requested first (a volume still attached).
+    Detaching,
+}
+
+/// Terminates `ids` of owner `uid` (a success means AWS accepted, not that they are gone).
+pub async fn terminate(acct: &Account, uid: &str, ids: &[String]) -> CloudResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    acct.instances.terminate(ids).await?;
+    acct.cache.set_instance_state(uid, ids, InstanceState::ShuttingDown);
+    Ok(())
+}
+
+/// Deletes security group `id` of owner `uid`.
+pub async fn delete_group(acct: &Account, uid: &str, id: &str) -> CloudResult<Outcome> {
+    match acct.network.delete(id).await {
+        Ok(()) => {
+            acct.cache.remove::<SecurityGroup>(uid, id);
+            Ok(Outcome::Deleted)
+        }
+        Err(e) if e.kind == ErrorKind::InUse => Ok(Outcome::InUse { code: e.code, message: e.message }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes volume `v` of owner `uid`; when `detach_first` and it is attached, asks for a detach
+/// instead (the next call deletes it). A root volume EC2 deleted with its instance answers the
+/// detach with NotFound: gone is what we wanted.
+pub async fn delete_volume(acct: &Account, uid: &str, v: &Volume, detach_first: bool) -> CloudResult<Outcome> {
+    if detach_first && let Some(i) = &v.attached_to {
+        return match acct.volumes.detach(&v.id, i).await {
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                acct.cache.remove::<Volume>(uid, &v.id);
+                Ok(Outcome::Deleted)
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                acct.cache.request_refresh();
+                Ok(Outcome::Detaching)
+            }
+        };
+    }
+    match acct.volumes.delete(&v.id).await {
+        Ok(()) => {
+            acct.cache.remove::<Volume>(uid, &v.id);
+            Ok(Outcome::Deleted)
+        }
+        Err(e) if e.kind == ErrorKind::InUse => Ok(Outcome::InUse { code: e.code, message: e.message }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a volume still counts (not being deleted or deleted).
+pub fn volume_alive(v: &Volume) -> bool {
+    !matches!(v.state.as_str(), "deleting" | "deleted")
+}

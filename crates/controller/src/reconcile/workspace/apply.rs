@@ -1,0 +1,261 @@
+//! The Workspace's apply path, as named steps: admission, the Tenant gate, network and data
+//! volume, the instance (the launch protocol), DNS, the desktop, and the conditions computed
+//! from a pure [`View`]. The status is written once by the [`Scope`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use molecule_crds::conditions;
+use molecule_crds::resolve::Resolved;
+use molecule_crds::v1alpha1::{PowerState, Tenant, TenantStatus, UpdatePolicy, Workspace, WorkspaceStatus};
+
+use super::controller::Reconciler;
+use super::scope::Scope;
+use super::status::{self, DnsState, View};
+use super::subject::Machine;
+use super::{RECREATE_AT, admit, display, dns, drift, network, owner_of, volume};
+use crate::cloud::tags::Owner;
+use crate::cloud::{Instance, SecurityGroup, Volume};
+use crate::context::Context;
+use crate::metrics::KindReason;
+use crate::reconcile::launch::{self, Env, LaunchReason, Plan, Step};
+use crate::reconcile::{Error, Failure, failed_in};
+
+/// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
+pub const STEADY_REQUEUE: Duration = Duration::from_mins(5);
+
+/// The apply path: observe, plan, apply; the caller's scope writes the status.
+pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failure> {
+    let (ctx, ws) = (s.ctx, s.ws);
+    let owner = owner_of(ws);
+    // Observe + admit (no cloud call before this passes).
+    let (tenant, resolved) = match admission(r, ws) {
+        Ok(x) => x,
+        Err(rej) => return Ok(not_admitted(s, &rej)),
+    };
+    // Said at once: an early failure below must not leave an old refusal (and Stalled) standing.
+    status::admitted(&mut s.st, ws.metadata.generation, &s.now);
+    let tenant_status = tenant.status.clone().unwrap_or_default();
+    if s.st.launch.is_none()
+        && let Some((reason, message)) = tenant_gate(ctx, &tenant_status)
+    {
+        return Ok(waiting_for_tenant(s, reason, &message));
+    }
+    // Network and data volume come before the instance that needs them.
+    let (sg, data_volume) = network_and_volume(ctx, ws, &owner, &resolved, &tenant_status, &s.st).await?;
+    s.st.security_group_id = Some(sg.id.clone());
+    s.st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
+
+    let display_spec = ws.spec.compute.display.as_ref().filter(|d| d.mode.is_enabled());
+    let spec_hash = drift::spec_hash(&resolved.compute, display_spec);
+    let host = dns::hostname(
+        &ws.name_any(),
+        &ws.namespace().unwrap_or_default(),
+        &ws.spec.tenant,
+        &ctx.settings.workspace_domain,
+    );
+    let machine = Machine {
+        ctx,
+        ws,
+        owner: &owner,
+        resolved: &resolved,
+        spec_hash: &spec_hash,
+        sg_id: &sg.id,
+        data_volume: data_volume.as_ref(),
+        bundle_arn: tenant_status.secret_arn.as_deref(),
+        hostname: &host,
+    };
+    let out = instance(s, &machine).await;
+    // DNS once the instance has an address.
+    let ip = out.current.as_ref().and_then(|c| c.private_ip.clone()).filter(|_| out.error.is_none());
+    let dns_state = dns::step(ctx, &owner, &host, ip.as_deref(), &s.old).await;
+    s.st.hostname = Some(host);
+    conclude(s, r, &resolved, data_volume.as_ref(), out, dns_state).await
+}
+
+/// What the launch protocol left: the instance afterwards, an error kept for status and requeue
+/// (the instance the plan saw stays the one reported), or a wait, which is not an error but says
+/// when to look again; and what the plan saw.
+struct Launched {
+    current: Option<Instance>,
+    error: Option<Error>,
+    wait: Option<Duration>,
+    plan: Plan,
+}
+
+/// The instance: the launch protocol, planned from the fleet cache and executed.
+async fn instance(s: &mut Scope<'_>, m: &Machine<'_>) -> Launched {
+    let ctx = s.ctx;
+    let env = Env { account: &ctx.main, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
+    let want_running = s.ws.spec.state == PowerState::Running;
+    let replace = replace_allowed(s.ws, &s.st);
+    let p = launch::plan_for(&env, m, &mut s.st, want_running, replace);
+    let (current, error, wait) = match launch::exec::run(&env, m, &mut s.st, p.steps.clone(), p.current.clone()).await {
+        Ok(c) => (c, None, None),
+        Err(e) => match e.waiting() {
+            Some(w) => (p.current.clone(), None, Some(w)),
+            None => (p.current.clone(), Some(e), None),
+        },
+    };
+    if let Some(c) = &current {
+        s.st.instance_id = Some(c.id.clone());
+        s.st.private_ip.clone_from(&c.private_ip);
+    }
+    Launched { current, error, wait, plan: p }
+}
+
+/// The desktop and its Lease, then the conditions from the view, the phase and the machine shown.
+async fn conclude(
+    s: &mut Scope<'_>,
+    r: &Reconciler,
+    resolved: &Resolved,
+    data_volume: Option<&Volume>,
+    out: Launched,
+    dns: DnsState,
+) -> Result<Action, Failure> {
+    let (ctx, ws) = (s.ctx, s.ws);
+    let want_running = ws.spec.state == PowerState::Running;
+    let ready = out.current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready"));
+    let mut requeue = if want_running && ready { STEADY_REQUEUE } else { ctx.settings.refresh_interval * 2 };
+    let replacing_now =
+        out.plan.steps.iter().any(|s| matches!(s, Step::Record { reason: LaunchReason::Replace, .. }));
+    let drifted = out.plan.drifted && !replacing_now;
+    let drift_msg = drifted.then(|| {
+        let changes = s.st.resolved.as_ref().map(|o| drift::changes(o, &resolved.compute)).unwrap_or_default();
+        drift::message(&changes, data_volume.is_some(), ws.spec.update_policy == UpdatePolicy::Manual)
+    });
+    let view = View {
+        rejection: None,
+        want_running,
+        current: out.current.as_ref(),
+        replacing: !out.plan.predecessors.is_empty() || replacing_now,
+        dns,
+        display_mode: resolved.compute.display_mode,
+        drift: drift_msg,
+        error: out.error.as_ref().map(ToString::to_string),
+    };
+    s.st.display = display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await.map_err(failed_in("DisplayReady"))?;
+    // The machine that runs is what status shows; a pending drift shows in Drifted.
+    let phase = status::phase(&view);
+    status::show_machine(&mut s.st, resolved, out.current.as_ref(), drifted, phase, &ctx.catalog);
+    status::set_conditions(&mut s.st, &view, ws.metadata.generation, &s.now);
+    s.st.phase = Some(phase);
+    match (out.error, out.wait) {
+        (Some(e), _) => Err(e.into()),
+        (None, Some(w)) => Ok(Action::requeue(requeue.min(w))),
+        (None, None) => Ok(Action::requeue(requeue)),
+    }
+}
+
+/// The security group and the data volume, which the instance needs first; a failure names the
+/// condition it concerns.
+async fn network_and_volume(
+    ctx: &Context,
+    ws: &Workspace,
+    owner: &Owner,
+    resolved: &Resolved,
+    tenant: &TenantStatus,
+    st: &WorkspaceStatus,
+) -> Result<(SecurityGroup, Option<Volume>), Failure> {
+    // A canary tenant's group lives in another account: it cannot be a rule's source here.
+    let tenant_sg = tenant.security_group_id.as_deref().filter(|_| tenant.account.as_deref() != Some("canary"));
+    let sg = network::ensure(ctx, ws, owner, tenant_sg, st.security_group_id.as_deref())
+        .await
+        .map_err(failed_in("NetworkReady"))?;
+    let data_volume = match resolved.compute.data_gb {
+        Some(gb) => Some(
+            volume::ensure(ctx, owner, gb, st.data_volume_id.as_deref()).await.map_err(failed_in("InstanceReady"))?,
+        ),
+        None => None,
+    };
+    Ok((sg, data_volume))
+}
+
+/// Why a Workspace may not launch yet although admitted: its Tenant has no bootstrap bundle or
+/// group yet, or the operator has no workspace instance profile to read the bundle with.
+fn tenant_gate(ctx: &Context, tenant: &TenantStatus) -> Option<(&'static str, String)> {
+    if ctx.settings.workspace_profile.is_none() {
+        return Some((
+            "InstanceProfileMissing",
+            "the operator has no EC2_WORKSPACE_IAM_PROFILE: a workspace could not read its tenant's bootstrap bundle"
+                .into(),
+        ));
+    }
+    if tenant.account.as_deref() == Some("canary") {
+        return Some((
+            "CanaryTenant",
+            "the Tenant lives in the canary account, whose bootstrap bundle a main-account workspace cannot read: \
+             Workspaces of canary Tenants are not launched"
+                .into(),
+        ));
+    }
+    match (&tenant.secret_arn, &tenant.security_group_id) {
+        (Some(_), Some(_)) => None,
+        // Waiting cannot help while the Tenant itself is stalled: say so (Stalled for kstatus).
+        _ if conditions::is_true(&tenant.conditions, "Stalled") => {
+            let c = conditions::get(&tenant.conditions, "Stalled");
+            let (reason, msg) = c.map_or(("", ""), |c| (c.reason.as_str(), c.message.as_str()));
+            Some(("TenantStalled", format!("the Tenant cannot be provisioned ({reason}): {msg}")))
+        }
+        _ => Some((
+            "WaitingForTenant",
+            "the Tenant has no bootstrap bundle and security group yet (status.secretArn, status.securityGroupId)"
+                .into(),
+        )),
+    }
+}
+
+/// An admitted Workspace that waits for its Tenant: said in status, nothing created.
+fn waiting_for_tenant(s: &mut Scope<'_>, reason: &str, message: &str) -> Action {
+    status::set_failed(&mut s.st, &["InstanceReady"], reason, message, s.ws.metadata.generation, &s.now);
+    s.st.phase = Some(molecule_crds::v1alpha1::WorkspacePhase::Pending);
+    // The Tenant's status change wakes this Workspace; the requeue is a backstop.
+    Action::requeue(s.ctx.settings.refresh_interval * 4)
+}
+
+/// Tenant binding, resolution and quotas, serialised per tenant (see [`admit`]).
+fn admission(r: &Reconciler, ws: &Workspace) -> Result<(Arc<Tenant>, Resolved), molecule_crds::reasons::Rejection> {
+    let others: Vec<Arc<Workspace>> = r
+        .workspaces
+        .state()
+        .into_iter()
+        // Workspaces being deleted still count until their cleanup releases them: their
+        // instances run until AWS confirms them gone.
+        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid())
+        .collect();
+    let (tenant, resolved) = admit::bind_and_resolve(&r.ctx, ws)?;
+    let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
+    r.admission.decide(&tenant, ws, &resolved, &refs)?;
+    Ok((tenant, resolved))
+}
+
+/// A Workspace that is not admitted: say why in status and an Event; touch nothing in AWS. A
+/// launched Workspace whose new spec is refused keeps its instance as it is.
+fn not_admitted(s: &mut Scope<'_>, rej: &molecule_crds::reasons::Rejection) -> Action {
+    let reason = KindReason { kind: "Workspace", reason: rej.reason.as_str() };
+    s.ctx.metrics.not_admitted.get_or_create(&reason).inc();
+    let v = View {
+        rejection: Some((rej.reason.as_str(), &rej.message)),
+        want_running: s.ws.spec.state == PowerState::Running,
+        current: None,
+        replacing: false,
+        dns: DnsState::Pending,
+        display_mode: molecule_crds::v1alpha1::DisplayMode::None,
+        drift: None,
+        error: None,
+    };
+    status::set_conditions(&mut s.st, &v, s.ws.metadata.generation, &s.now);
+    if s.st.launch.is_none() {
+        s.st.phase = Some(status::phase(&v));
+    }
+    Action::requeue(STEADY_REQUEUE)
+}
+
+/// Whether a pending drift may be applied now: Recreate, or recreate-at after the last launch.
+fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
+    let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    ws.spec.update_policy == UpdatePolicy::Recreate
+        || matches!((recreate_at, launch::launched_at(st.launch.as_ref())), (Some(at), Some(l)) if at > l)
+}
