@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cache;
 pub mod cloudflare;
 pub mod commands;
+pub mod marks;
 pub mod secrets;
 pub mod tags;
 
