@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cloudflare;
 pub mod commands;
 pub mod guard;
+pub mod marks;
 pub mod secrets;
 pub mod tags;
 

@@ -1,5 +1,6 @@
-//! The tags of API.md ("Cloud resources and tags") and the DNS ownership mark. Built in one place
-//! so that every create call carries the same set and users cannot override them.
+//! The tags of API.md ("Cloud resources and tags"). Built in one place so that every create call
+//! carries the same set and users cannot override them. Names and marks that are not tags (the
+//! DNS ownership mark, tunnel and bundle names, tokens) live in [`super::marks`].
 
 use std::collections::BTreeMap;
 
@@ -95,16 +96,6 @@ impl Identity {
     /// Whether `tags` mark a resource as ours (operator id and env both match).
     pub fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.get(MANAGED_BY) == Some(&self.operator_id) && tags.get(ENV) == Some(&self.env)
-    }
-
-    /// The TXT ownership mark written beside every DNS record of `owner`. It names the owner by
-    /// kind and uid only, so it stays well inside a TXT string's 255 characters whatever the
-    /// names (an operator id of 63 characters still fits).
-    pub fn dns_mark(&self, owner: &Owner) -> String {
-        format!(
-            "heritage=molecule-operator,managed-by={},env={},owner-kind={},owner-uid={}",
-            self.operator_id, self.env, owner.kind, owner.uid
-        )
     }
 }
 

@@ -6,6 +6,7 @@
 //! replacement in progress, and older than a launch that status may not show yet).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use jiff::Timestamp;
 use molecule_crds::v1alpha1::OrphanKind;
@@ -64,6 +65,61 @@ pub struct Live {
     pub duplicate_age_secs: i64,
 }
 
+/// Why a resource is a finding. Decisions (reap or keep, count or list) match on the variant;
+/// the text of [`fmt::Display`] is what the Tenant status, Events and logs show, unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrphanReason {
+    /// A tunnel named after a Tenant that no longer exists.
+    TenantGone {
+        /// The slug in the tunnel's name.
+        slug: String,
+    },
+    /// Our managed-by and env tags without an owner-uid tag.
+    NoOwnerUid,
+    /// The owner its tags or mark name is not live.
+    OwnerGone {
+        /// Workspace or Tenant (or `owner` when the tags do not say).
+        kind: String,
+        /// `namespace/name` or `name` (or `?`).
+        owner: String,
+        /// Its uid.
+        uid: String,
+    },
+    /// A second live instance of a live owner, not the one its status names.
+    SecondInstance {
+        /// Workspace or Tenant (or `owner`).
+        kind: String,
+        /// The live owner, qualified.
+        owner: String,
+        /// The instance its status names.
+        current: String,
+    },
+    /// Kept on purpose: its Workspace was deleted with `deletionPolicy: Retain`. Reported,
+    /// never reaped.
+    Retained {
+        /// `namespace/name` of the Workspace (or `?`).
+        owner: String,
+    },
+}
+
+impl fmt::Display for OrphanReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TenantGone { slug } => {
+                write!(f, "tunnel of Tenant {slug}, which no longer exists (tunnels are named after their Tenant)")
+            }
+            Self::NoOwnerUid => f.write_str("carries this operator's managed-by and env tags but no owner-uid tag"),
+            Self::OwnerGone { kind, owner, uid } => write!(f, "owner {kind} {owner} (uid {uid}) no longer exists"),
+            Self::SecondInstance { kind, owner, current } => {
+                write!(f, "second instance of live {kind} {owner}; its status.instanceId is {current}")
+            }
+            Self::Retained { owner } => {
+                write!(f, "retained: Workspace {owner} was deleted with deletionPolicy Retain")
+            }
+        }
+    }
+}
+
 /// One orphan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
@@ -76,11 +132,16 @@ pub struct Finding {
     /// The tenant it belongs to, when known.
     pub tenant: Option<String>,
     /// Why, naming the owner it points at.
-    pub reason: String,
+    pub reason: OrphanReason,
     /// The owner uid it carries (tells two marks at one DNS name apart).
     pub owner_uid: Option<String>,
+}
+
+impl Finding {
     /// Kept on purpose (`deletionPolicy: Retain`): reported, never reaped.
-    pub retained: bool,
+    pub fn retained(&self) -> bool {
+        matches!(self.reason, OrphanReason::Retained { .. })
+    }
 }
 
 /// The findings among `marked`. A resource of a dead owner that was retained (it, or a tagged
@@ -100,24 +161,23 @@ pub fn classify(marked: &[Marked], live: &Live, now: Timestamp) -> Vec<Finding> 
 }
 
 fn retained_finding(m: &Marked) -> Finding {
-    let owner = m.owner.as_deref().unwrap_or("?");
-    let mut f = finding(m, format!("retained: Workspace {owner} was deleted with deletionPolicy Retain"));
-    f.retained = true;
-    f
+    finding(m, OrphanReason::Retained { owner: m.owner.clone().unwrap_or_else(|| "?".into()) })
 }
 
 /// Whether a finding's owner is still missing from `live` (asked again right before a reap).
 pub fn still_orphan(f: &Finding, live: &Live) -> bool {
-    match f.kind {
-        OrphanKind::Tunnel => f.tenant.as_deref().is_none_or(|t| !live.tenants.contains(t)),
+    match &f.reason {
+        OrphanReason::TenantGone { .. } => f.tenant.as_deref().is_none_or(|t| !live.tenants.contains(t)),
+        OrphanReason::Retained { .. } => false,
         // A second instance of a live owner was judged with its owner live: keep that judgement.
-        _ if f.retained => false,
-        _ if f.reason.starts_with("second instance") => true,
-        _ => f.owner_uid.as_deref().is_none_or(|u| !live.owners.contains_key(u)),
+        OrphanReason::SecondInstance { .. } => true,
+        OrphanReason::NoOwnerUid | OrphanReason::OwnerGone { .. } => {
+            f.owner_uid.as_deref().is_none_or(|u| !live.owners.contains_key(u))
+        }
     }
 }
 
-fn finding(m: &Marked, reason: String) -> Finding {
+fn finding(m: &Marked, reason: OrphanReason) -> Finding {
     Finding {
         kind: m.kind,
         id: m.id.clone(),
@@ -125,24 +185,21 @@ fn finding(m: &Marked, reason: String) -> Finding {
         tenant: m.tenant.clone(),
         reason,
         owner_uid: m.owner_uid.clone(),
-        retained: false,
     }
 }
 
-fn reason(m: &Marked, live: &Live, now: Timestamp) -> Option<String> {
+fn reason(m: &Marked, live: &Live, now: Timestamp) -> Option<OrphanReason> {
     if m.kind == OrphanKind::Tunnel {
-        let slug = m.tenant.as_deref().unwrap_or_default();
-        return (!live.tenants.contains(slug)).then(|| {
-            format!("tunnel of Tenant {slug}, which no longer exists (tunnels are named after their Tenant)")
-        });
+        let slug = m.tenant.clone().unwrap_or_default();
+        return (!live.tenants.contains(&slug)).then_some(OrphanReason::TenantGone { slug });
     }
-    let kind = m.owner_kind.as_deref().unwrap_or("owner");
-    let owner = m.owner.as_deref().unwrap_or("?");
+    let kind = m.owner_kind.clone().unwrap_or_else(|| "owner".into());
     let Some(uid) = m.owner_uid.as_deref().filter(|u| !u.is_empty()) else {
-        return Some("carries this operator's managed-by and env tags but no owner-uid tag".into());
+        return Some(OrphanReason::NoOwnerUid);
     };
     let Some(o) = live.owners.get(uid) else {
-        return Some(format!("owner {kind} {owner} (uid {uid}) no longer exists"));
+        let owner = m.owner.clone().unwrap_or_else(|| "?".into());
+        return Some(OrphanReason::OwnerGone { kind, owner, uid: uid.to_owned() });
     };
     if m.kind != OrphanKind::Instance || o.replacing {
         return None;
@@ -154,8 +211,11 @@ fn reason(m: &Marked, live: &Live, now: Timestamp) -> Option<String> {
         return None;
     }
     let old_enough = m.launched_at.is_some_and(|t| now.duration_since(t).as_secs() >= live.duplicate_age_secs);
-    (current != m.id && old_enough)
-        .then(|| format!("second instance of live {kind} {}; its status.instanceId is {current}", o.qualified))
+    (current != m.id && old_enough).then(|| OrphanReason::SecondInstance {
+        kind,
+        owner: o.qualified.clone(),
+        current: current.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -208,13 +268,19 @@ mod tests {
     fn a_dead_owner_makes_an_orphan_naming_it() {
         let f = classify(&[instance("i-9", Some("u-gone"), 60)], &live(), now());
         assert_eq!(f.len(), 1);
-        assert!(f[0].reason.contains("acme/agent") && f[0].reason.contains("u-gone"), "{}", f[0].reason);
+        assert_eq!(f[0].reason.to_string(), "owner Workspace acme/agent (uid u-gone) no longer exists");
         assert_eq!(f[0].tenant.as_deref(), Some("acme"));
     }
 
     #[test]
     fn a_second_instance_counts_only_when_old_enough_and_not_replacing() {
-        assert_eq!(classify(&[instance("i-2", Some("u-ws"), 60)], &live(), now()).len(), 1);
+        let dup = classify(&[instance("i-2", Some("u-ws"), 60)], &live(), now());
+        assert_eq!(dup.len(), 1);
+        assert_eq!(
+            dup[0].reason.to_string(),
+            "second instance of live Workspace acme/agent; its status.instanceId is i-1"
+        );
+        assert!(still_orphan(&dup[0], &live()), "judged with its owner live: still an orphan");
         assert!(classify(&[instance("i-2", Some("u-ws"), 1)], &live(), now()).is_empty(), "a launch in flight");
         let mut l = live();
         if let Some(o) = l.owners.get_mut("u-ws") {
@@ -237,7 +303,8 @@ mod tests {
         dead.alive = false;
         assert!(classify(&[dead], &live(), now()).is_empty());
         let f = classify(&[instance("i-4", None, 60)], &live(), now());
-        assert!(f[0].reason.contains("no owner-uid"), "{}", f[0].reason);
+        assert_eq!(f[0].reason, OrphanReason::NoOwnerUid);
+        assert_eq!(f[0].reason.to_string(), "carries this operator's managed-by and env tags but no owner-uid tag");
     }
 
     #[test]
@@ -256,7 +323,16 @@ mod tests {
             retained: false,
         };
         assert!(classify(&[t("acme")], &live(), now()).is_empty());
-        assert_eq!(classify(&[t("globex")], &live(), now()).len(), 1);
+        let f = classify(&[t("globex")], &live(), now());
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].reason.to_string(),
+            "tunnel of Tenant globex, which no longer exists (tunnels are named after their Tenant)"
+        );
+        assert!(still_orphan(&f[0], &live()));
+        let mut back = live();
+        back.tenants.insert("globex".into());
+        assert!(!still_orphan(&f[0], &back), "a Tenant recreated with the slug adopts its tunnel");
     }
 
     #[test]
@@ -279,9 +355,10 @@ mod tests {
         let other = instance("i-6", Some("u-other-gone"), 60);
         let f = classify(&[kept, record, other], &live(), now());
         assert_eq!(f.len(), 3);
-        assert!(f[0].retained && f[0].reason.starts_with("retained"), "{:?}", f[0]);
-        assert!(f[1].retained, "the record of a retained owner is retained too: {:?}", f[1]);
-        assert!(!f[2].retained, "another dead owner's instance stays an orphan");
+        assert!(f[0].retained(), "{:?}", f[0]);
+        assert_eq!(f[0].reason.to_string(), "retained: Workspace acme/agent was deleted with deletionPolicy Retain");
+        assert!(f[1].retained(), "the record of a retained owner is retained too: {:?}", f[1]);
+        assert!(!f[2].retained(), "another dead owner's instance stays an orphan");
         assert!(!still_orphan(&f[0], &live()), "a retained finding is never reaped");
         assert!(still_orphan(&f[2], &live()));
     }

@@ -10,9 +10,9 @@ use molecule_crds::v1alpha1::OrphanKind;
 
 use super::classify::Marked;
 use crate::cloud::CloudResult;
+use crate::cloud::marks::owner_record_host;
 use crate::cloud::tags::{OWNER, OWNER_KIND, OWNER_UID, RETAINED, TENANT};
 use crate::context::{Account, Context};
-use crate::reconcile::tenant::cloudflare::{MARK_PREFIX, tunnel_name};
 
 /// How to remove a finding (kept beside it for `reap`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,16 +46,6 @@ fn from_tags(kind: OrphanKind, id: &str, region: &str, tags: &BTreeMap<String, S
         attempt: None,
         retained: tags.get(RETAINED).is_some_and(|v| v == "true"),
     }
-}
-
-/// The fields of an ownership mark written by this operator id and env: (owner kind, uid).
-pub fn parse_mark(ctx: &Context, text: &str) -> Option<(String, String)> {
-    let text = text.trim_matches('"');
-    let fields: BTreeMap<&str, &str> = text.split(',').filter_map(|kv| kv.split_once('=')).collect();
-    let ours = fields.get("heritage") == Some(&"molecule-operator")
-        && fields.get("managed-by") == Some(&ctx.identity.operator_id.as_str())
-        && fields.get("env") == Some(&ctx.identity.env.as_str());
-    ours.then(|| Some((fields.get("owner-kind")?.to_string(), fields.get("owner-uid")?.to_string())))?
 }
 
 /// Instances, groups and volumes of an account, from its fleet cache.
@@ -93,15 +83,15 @@ pub async fn route53(ctx: &Context) -> CloudResult<Vec<Item>> {
     let domain = ctx.settings.workspace_domain.trim_matches('.').to_owned();
     let mut out = Vec::new();
     for (name, txt) in dns.txt_under(&domain).await? {
-        let Some((kind, uid)) = txt.iter().find_map(|t| parse_mark(ctx, t)) else { continue };
+        let Some(mark) = txt.iter().find_map(|t| ctx.identity.our_mark(t)) else { continue };
         // `<ws>[.<namespace>].<tenant>.<domain>`: the label before the domain is the tenant.
         let tenant = name.strip_suffix(&format!(".{domain}")).and_then(|h| h.rsplit('.').next()).map(str::to_owned);
         let m = Marked {
             kind: OrphanKind::DnsRecord,
             id: name.clone(),
             region: "global".into(),
-            owner_kind: Some(kind),
-            owner_uid: Some(uid),
+            owner_kind: Some(mark.owner_kind),
+            owner_uid: Some(mark.owner_uid),
             owner: Some(name),
             tenant,
             alive: true,
@@ -117,14 +107,9 @@ pub async fn route53(ctx: &Context) -> CloudResult<Vec<Item>> {
 /// Cloudflare: tunnels named after our Tenants, and CNAMEs whose ownership record is ours.
 pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
     let Some(cf) = &ctx.tunnels else { return Ok(vec![]) };
-    let prefix = tunnel_name(&ctx.identity, "");
     let mut out = Vec::new();
     for t in cf.list_all().await? {
-        // A slug is a DNS label: a name with a dot after the prefix belongs to another operator
-        // id that starts like ours (`a` and `a.dev`).
-        let Some(slug) = t.name.strip_prefix(&prefix).filter(|s| !s.is_empty() && !s.contains('.')) else {
-            continue;
-        };
+        let Some(slug) = ctx.identity.tunnel_slug(&t.name) else { continue };
         let m = Marked {
             kind: OrphanKind::Tunnel,
             id: t.id.clone(),
@@ -140,18 +125,17 @@ pub async fn cloudflare(ctx: &Context) -> CloudResult<Vec<Item>> {
         };
         out.push((m, Handle::Tunnel));
     }
-    let mark_prefix = format!("{MARK_PREFIX}.");
     let base = format!(".{}", ctx.tenant.base_domain.trim_matches('.'));
     for r in cf.all_records("TXT").await? {
-        let Some(host) = r.name.strip_prefix(&mark_prefix) else { continue };
-        let Some((kind, uid)) = parse_mark(ctx, &r.content) else { continue };
+        let Some(host) = owner_record_host(&r.name) else { continue };
+        let Some(mark) = ctx.identity.our_mark(&r.content) else { continue };
         let tenant = host.strip_suffix(&base).map(str::to_owned);
         let m = Marked {
             kind: OrphanKind::DnsRecord,
             id: host.to_owned(),
             region: "global".into(),
-            owner_kind: Some(kind),
-            owner_uid: Some(uid),
+            owner_kind: Some(mark.owner_kind),
+            owner_uid: Some(mark.owner_uid),
             owner: tenant.clone(),
             tenant,
             alive: true,

@@ -184,7 +184,7 @@ async fn scan(
     if policy == Policy::Reap && owners_listed {
         let due: Vec<&Finding> = findings
             .iter()
-            .filter(|f| !f.retained)
+            .filter(|f| !f.retained())
             .filter(|f| {
                 memory.first_seen.get(&(f.kind, f.id.clone())).is_some_and(|t| {
                     now.duration_since(*t).as_secs() >= i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)
@@ -280,7 +280,7 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
         OrphanKind::DnsRecord,
         OrphanKind::Tunnel,
     ] {
-        let n = findings.iter().filter(|f| f.kind == k && !f.retained).count();
+        let n = findings.iter().filter(|f| f.kind == k && !f.retained()).count();
         ctx.metrics
             .orphans
             .get_or_create(&crate::metrics::OrphanLabel { kind: kind_str(k) })
@@ -292,7 +292,7 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
     let tenants: BTreeMap<String, Arc<Tenant>> = ctx.tenants.state().into_iter().map(|t| (t.name_any(), t)).collect();
     for f in new {
         let tenant = f.tenant.as_deref().unwrap_or("");
-        let reason = if f.retained {
+        let reason = if f.retained() {
             tracing::info!(kind = kind_str(f.kind), id = %f.id, region = %f.region, tenant, reason = %f.reason, "retained resource found");
             "RetainedResource"
         } else {
@@ -301,7 +301,7 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
         };
         if let Some(t) = tenants.get(tenant) {
             let note = format!("{} {} in {}: {}", kind_str(f.kind), f.id, f.region, f.reason);
-            publish_about(ctx, &t.object_ref(&()), Some(resource_ref(f)), !f.retained, reason, note).await;
+            publish_about(ctx, &t.object_ref(&()), Some(resource_ref(f)), !f.retained(), reason, note).await;
         }
     }
     let at = now.to_string();
@@ -314,8 +314,8 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
                 id: f.id.clone(),
                 region: f.region.clone(),
                 detected_at: memory.first_seen.get(&(f.kind, f.id.clone())).copied().unwrap_or(now).to_string(),
-                reason: f.reason.clone(),
-                retained: f.retained,
+                reason: f.reason.to_string(),
+                retained: f.retained(),
             })
             .collect();
         let when = |o: &OrphanFinding| o.detected_at.parse::<Timestamp>().ok();

@@ -5,11 +5,11 @@ use kube::{Resource, ResourceExt};
 use molecule_crds::v1alpha1::OrphanKind;
 
 use super::classify::{Finding, Live};
-use super::gather::{Handle, parse_mark};
+use super::gather::Handle;
+use crate::cloud::marks::owner_record_name;
 use crate::cloud::{CloudError, CloudResult, ErrorKind, InstanceState, SecurityGroup, Volume};
 use crate::context::{Account, Context};
 use crate::reconcile::publish_about;
-use crate::reconcile::tenant::cloudflare::MARK_PREFIX;
 
 fn account<'a>(ctx: &'a Context, name: &str) -> Option<&'a Account> {
     if name == "main" {
@@ -32,7 +32,7 @@ fn unavailable(f: &Finding, what: &str) -> CloudError {
 /// Whether the DNS ownership marks at a name all point at owners that are gone (a mark of a
 /// live owner beside a leftover one means the name is in use).
 fn marks_all_dead(ctx: &Context, txt: &[String], live: &Live) -> bool {
-    txt.iter().filter_map(|t| parse_mark(ctx, t)).all(|(_, uid)| !live.owners.contains_key(&uid))
+    txt.iter().filter_map(|t| ctx.identity.our_mark(t)).all(|m| !live.owners.contains_key(&m.owner_uid))
 }
 
 async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudResult<bool> {
@@ -71,11 +71,11 @@ async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudRes
             let cf = ctx.tunnels.as_ref().ok_or_else(|| unavailable(f, "Cloudflare"))?;
             // The CNAME goes only when no live owner's mark stays beside it; then the leftover
             // mark. A CNAME is never left without its ownership record.
-            let marks = cf.records("TXT", &format!("{MARK_PREFIX}.{}", f.id)).await?;
+            let marks = cf.records("TXT", &owner_record_name(&f.id)).await?;
             let live_marks = marks
                 .iter()
                 .filter(|r| !ids.contains(&r.id))
-                .any(|r| parse_mark(ctx, &r.content).is_some_and(|(_, uid)| live.owners.contains_key(&uid)));
+                .any(|r| ctx.identity.our_mark(&r.content).is_some_and(|m| live.owners.contains_key(&m.owner_uid)));
             if !live_marks {
                 for r in cf.records("CNAME", &f.id).await? {
                     cf.delete_record(&r.id).await?;

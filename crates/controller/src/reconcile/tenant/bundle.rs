@@ -6,14 +6,9 @@ use sha2::{Digest, Sha256};
 
 use super::credentials::Credentials;
 use crate::cloud::ErrorKind;
-use crate::cloud::tags::{Identity, OWNER_UID, Owner};
+use crate::cloud::tags::{OWNER_UID, Owner};
 use crate::context::{Account, Context};
 use crate::reconcile::Error;
-
-/// The bundle's name.
-pub fn name(identity: &Identity, slug: &str) -> String {
-    format!("{}/{}/tenants/{slug}/bootstrap", identity.operator_id, identity.env)
-}
 
 /// The bundle's contents (a secret: never logged).
 pub fn contents(ctx: &Context, slug: &str, hostname: &str, creds: &Credentials, tunnel_token: Option<&str>) -> String {
@@ -56,7 +51,7 @@ pub async fn ensure(
         acct.secrets.put(&s.arn, value).await?;
         s.arn.clone()
     } else {
-        match acct.secrets.create(&name(&ctx.identity, &owner.name), value, &ctx.identity.tags(owner)).await {
+        match acct.secrets.create(&ctx.identity.bundle_name(&owner.name), value, &ctx.identity.tags(owner)).await {
             Ok(s) => s.arn,
             Err(e) if e.kind == ErrorKind::Rejected && e.code == "ResourceExistsException" => {
                 return Err(Error::Cloud(crate::cloud::CloudError {

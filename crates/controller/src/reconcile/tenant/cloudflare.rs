@@ -3,22 +3,15 @@
 //! ownership record. A CNAME without our ownership record is never touched.
 
 use crate::bootstrap::PLATFORM_PORT;
+use crate::cloud::marks::owner_record_name;
 use crate::cloud::tags::{Identity, Owner};
 use crate::cloud::{CfRecord, Tunnels};
 use crate::reconcile::Error;
 
-/// Prefix of the ownership record's name: `_molecule-owner.<hostname>` (a CNAME cannot share
-/// its name with another record).
-pub const MARK_PREFIX: &str = "_molecule-owner";
-
-/// The tunnel's name: unique per operator id, environment and tenant.
+/// The tunnel's name: unique per operator id, environment and tenant (rendered by
+/// [`Identity::tunnel_name`], which also parses it back).
 pub fn tunnel_name(identity: &Identity, slug: &str) -> String {
-    format!("{}.{}.{slug}", identity.operator_id, identity.env)
-}
-
-/// The ownership record's name.
-pub fn mark_name(hostname: &str) -> String {
-    format!("{MARK_PREFIX}.{hostname}")
+    identity.tunnel_name(slug)
 }
 
 /// Where the tunnel sends the hostname's traffic: the platform, on the VM's loopback.
@@ -29,10 +22,6 @@ pub fn service() -> String {
 /// The CNAME's target.
 pub fn target(tunnel_id: &str) -> String {
     format!("{tunnel_id}.cfargotunnel.com")
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim_matches('"')
 }
 
 /// The tunnel, created if missing; its ingress is written when `configure` (new tunnel, or not
@@ -71,19 +60,19 @@ pub async fn ensure_cname(
     tunnel_id: &str,
 ) -> Result<Cname, Error> {
     let mark = identity.dns_mark(owner);
-    let txt = cf.records("TXT", &mark_name(hostname)).await?;
-    let ours = txt.iter().any(|r| unquote(&r.content) == mark);
+    let txt = cf.records("TXT", &owner_record_name(hostname)).await?;
+    let ours = txt.iter().any(|r| mark.matches(&r.content));
     let cnames = cf.records("CNAME", hostname).await?;
     let want = target(tunnel_id);
     if !cnames.is_empty() && !ours {
         return Ok(Cname::NotOurs(format!(
             "a CNAME {hostname} exists without our ownership record {}; it is left alone",
-            mark_name(hostname)
+            owner_record_name(hostname)
         )));
     }
     if !ours {
         // The mark first: a crash between the two leaves a mark, never an unowned CNAME.
-        cf.create_record("TXT", &mark_name(hostname), &mark).await?;
+        cf.create_record("TXT", &owner_record_name(hostname), &mark.render()).await?;
     }
     if cnames.iter().any(|r| r.content == want) {
         return Ok(Cname::Ready);
@@ -103,8 +92,12 @@ pub async fn owned_records(
     hostname: &str,
 ) -> Result<Vec<CfRecord>, Error> {
     let mark = identity.dns_mark(owner);
-    let txt: Vec<CfRecord> =
-        cf.records("TXT", &mark_name(hostname)).await?.into_iter().filter(|r| unquote(&r.content) == mark).collect();
+    let txt: Vec<CfRecord> = cf
+        .records("TXT", &owner_record_name(hostname))
+        .await?
+        .into_iter()
+        .filter(|r| mark.matches(&r.content))
+        .collect();
     if txt.is_empty() {
         return Ok(vec![]);
     }

@@ -278,13 +278,8 @@ impl Erasure<'_> {
     async fn dns(&mut self) -> Result<(), Error> {
         let Some(dns) = self.ctx.dns.clone() else { return Ok(()) };
         let suffix = format!("{}.{}", self.owner.name, self.ctx.settings.workspace_domain);
-        let ours = |txt: &Vec<String>| {
-            txt.iter().any(|t| {
-                t.starts_with("heritage=molecule-operator,")
-                    && t.contains(&format!("managed-by={},", self.ctx.identity.operator_id))
-                    && t.contains(&format!("env={},", self.ctx.identity.env))
-            })
-        };
+        // Any owner's mark of ours: the Tenant's Workspaces wrote these records.
+        let ours = |txt: &Vec<String>| txt.iter().any(|t| self.ctx.identity.is_our_mark(t));
         let found: Vec<String> =
             dns.txt_under(&suffix).await?.into_iter().filter(|(_, txt)| ours(txt)).map(|(n, _)| n).collect();
         for name in &found {

@@ -1,6 +1,7 @@
 //! The workspace's A record and the TXT ownership record beside it. A record whose TXT is not
 //! ours is never changed or deleted.
 
+use crate::cloud::marks::DnsMark;
 use crate::cloud::tags::Owner;
 use crate::cloud::{Dns, OwnedRecord, RecordSet};
 use crate::context::Context;
@@ -22,8 +23,8 @@ pub fn hostname(name: &str, namespace: &str, tenant: &str, domain: &str) -> Stri
 }
 
 /// Whether `current` may be written over or deleted by `mark`'s owner: empty, or marked as ours.
-pub fn may_touch(current: &RecordSet, mark: &str) -> bool {
-    (current.values.is_empty() && current.txt.is_empty()) || current.txt.iter().any(|t| t == mark)
+pub fn may_touch(current: &RecordSet, mark: &DnsMark) -> bool {
+    (current.values.is_empty() && current.txt.is_empty()) || current.txt.iter().any(|t| mark.matches(t))
 }
 
 /// Writes the A record for `ip` unless status says it is already there.
@@ -39,18 +40,19 @@ pub async fn ensure(ctx: &Context, owner: &Owner, host: &str, ip: &str, already:
             "{host} already has a record whose ownership record is not this Workspace's; it is left untouched"
         )));
     }
-    if current.values == [ip.to_owned()] && current.txt == [mark.clone()] {
+    if current.values == [ip.to_owned()] && matches!(current.txt.as_slice(), [t] if mark.matches(t)) {
         return Ok(DnsState::Ready);
     }
-    dns.upsert(&OwnedRecord { name: host.to_owned(), record_type: "A", value: ip.to_owned(), owner_mark: mark })
-        .await?;
+    let record =
+        OwnedRecord { name: host.to_owned(), record_type: "A", value: ip.to_owned(), owner_mark: mark.render() };
+    dns.upsert(&record).await?;
     ctx.failpoints.hit("workspace.dns.after-upsert").await;
     Ok(DnsState::Ready)
 }
 
 /// Deletes the record and its TXT if they are ours. Returns whether a record of someone else's
 /// was left in place.
-pub async fn remove(dns: &dyn Dns, mark: &str, host: &str) -> Result<bool, Error> {
+pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, Error> {
     let current = dns.get(host, "A").await?;
     if current.values.is_empty() && current.txt.is_empty() {
         return Ok(false);
@@ -88,14 +90,23 @@ mod tests {
 
     #[test]
     fn only_our_records_are_touched() {
-        let mine = "heritage=molecule-operator,owner-uid=u1";
-        assert!(may_touch(&RecordSet::default(), mine));
-        let ours = RecordSet { values: vec!["10.0.0.1".into()], txt: vec![mine.into()], ..RecordSet::default() };
-        assert!(may_touch(&ours, mine));
+        let mark = |uid: &str| DnsMark {
+            operator_id: "molecule-operator".into(),
+            env: "dev".into(),
+            owner_kind: "Workspace".into(),
+            owner_uid: uid.into(),
+        };
+        let mine = mark("u1");
+        assert!(may_touch(&RecordSet::default(), &mine));
+        let ours = RecordSet { values: vec!["10.0.0.1".into()], txt: vec![mine.render()], ..RecordSet::default() };
+        assert!(may_touch(&ours, &mine));
         let theirs = RecordSet { values: vec!["10.0.0.1".into()], ..RecordSet::default() };
-        assert!(!may_touch(&theirs, mine));
+        assert!(!may_touch(&theirs, &mine));
         let other =
             RecordSet { values: vec!["10.0.0.1".into()], txt: vec!["heritage=x".into()], ..RecordSet::default() };
-        assert!(!may_touch(&other, mine));
+        assert!(!may_touch(&other, &mine));
+        let sibling =
+            RecordSet { values: vec!["10.0.0.1".into()], txt: vec![mark("u2").render()], ..RecordSet::default() };
+        assert!(!may_touch(&sibling, &mine), "another Workspace's mark");
     }
 }

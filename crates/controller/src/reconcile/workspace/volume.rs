@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
+use crate::cloud::marks::data_volume_token;
 use crate::cloud::tags::{Owner, VOLUME_PURPOSE};
 use crate::cloud::{Volume, VolumeRequest};
 use crate::context::Context;
@@ -26,7 +25,7 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
     }
     let mut tags: BTreeMap<String, String> = ctx.identity.tags(owner);
     tags.insert(VOLUME_PURPOSE.into(), "data".into());
-    let token = format!("data-{}", hex::encode(&Sha256::digest(owner.uid.as_bytes())[..16]));
+    let token = data_volume_token(&owner.uid);
     let v = ctx
         .main
         .volumes

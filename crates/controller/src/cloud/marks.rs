@@ -1,0 +1,353 @@
+//! Every name and mark the operator writes into a cloud and later reads back, each rendered and
+//! parsed in one place: the DNS TXT ownership mark, the Cloudflare ownership record's name,
+//! tunnel names, bootstrap bundle names, launch tokens and the data volume's ClientToken.
+//!
+//! A writer renders through this module and a reader parses through it, so a change of format
+//! changes both at once (an erasure that parsed a mark by hand would stop finding records while
+//! its receipt still said complete). Callers ask "is this ours", they never compare strings.
+//! The tag set itself stays in [`super::tags`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::tags::{Identity, Owner};
+
+/// The `heritage` every DNS mark of this operator carries, whatever its operator id.
+const HERITAGE: &str = "molecule-operator";
+
+/// Prefix of the Cloudflare ownership record's name: `_molecule-owner.<hostname>` (a CNAME cannot
+/// share its name with another record, so the mark lives beside it).
+pub const MARK_PREFIX: &str = "_molecule-owner";
+
+/// The TXT ownership mark written beside every DNS record the operator owns. It names the owner
+/// by kind and uid only, so it stays well inside a TXT string's 255 characters whatever the names
+/// (an operator id of 63 characters still fits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsMark {
+    /// The writer's operator id (`managed-by`).
+    pub operator_id: String,
+    /// The writer's environment.
+    pub env: String,
+    /// Workspace or Tenant (kept as written: a reader must not drop a mark of a kind it does not
+    /// know yet).
+    pub owner_kind: String,
+    /// The owner's metadata.uid.
+    pub owner_uid: String,
+}
+
+impl DnsMark {
+    /// The text of the TXT record.
+    pub fn render(&self) -> String {
+        format!(
+            "heritage={HERITAGE},managed-by={},env={},owner-kind={},owner-uid={}",
+            self.operator_id, self.env, self.owner_kind, self.owner_uid
+        )
+    }
+
+    /// A mark from a TXT value (quoted, as Route 53 returns it, or not); `None` for a text this
+    /// operator (any operator id) did not write or that lacks a field.
+    pub fn parse(text: &str) -> Option<Self> {
+        let fields: BTreeMap<&str, &str> =
+            text.trim().trim_matches('"').split(',').filter_map(|kv| kv.split_once('=')).collect();
+        if fields.get("heritage") != Some(&HERITAGE) {
+            return None;
+        }
+        let field = |k: &str| fields.get(k).map(|v| (*v).to_owned());
+        Some(Self {
+            operator_id: field("managed-by")?,
+            env: field("env")?,
+            owner_kind: field("owner-kind")?,
+            owner_uid: field("owner-uid")?,
+        })
+    }
+
+    /// Whether `text` is this very mark (same writer, same owner).
+    pub fn matches(&self, text: &str) -> bool {
+        Self::parse(text).as_ref() == Some(self)
+    }
+}
+
+impl fmt::Display for DnsMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// The name of the Cloudflare ownership record of `hostname`.
+pub fn owner_record_name(hostname: &str) -> String {
+    format!("{MARK_PREFIX}.{hostname}")
+}
+
+/// The hostname an ownership record's name stands beside; `None` for any other name.
+pub fn owner_record_host(name: &str) -> Option<&str> {
+    name.strip_prefix(MARK_PREFIX)?.strip_prefix('.').filter(|h| !h.is_empty())
+}
+
+/// What an owner is, as launch tokens name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnerKind {
+    /// A Workspace's instance.
+    Workspace,
+    /// A Tenant's VM.
+    Tenant,
+}
+
+impl OwnerKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Workspace => "ws",
+            Self::Tenant => "tn",
+        }
+    }
+}
+
+/// The EC2 ClientToken of one launch attempt: `ws-<uid>-<attempt>` or `tn-<uid>-<attempt>`.
+/// Deterministic per (kind, uid, attempt), so a retried launch is the same request, and readable
+/// back, so a token found in status or on an instance names its owner.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LaunchToken {
+    kind: OwnerKind,
+    uid: String,
+    attempt: u32,
+}
+
+impl LaunchToken {
+    /// EC2's limit on a ClientToken.
+    pub const MAX_LEN: usize = 64;
+    /// The longest uid that fits beside the prefix and the largest attempt (a Kubernetes uid has 36).
+    pub const MAX_UID: usize = Self::MAX_LEN - "ws--".len() - "4294967295".len();
+
+    /// The token of `attempt` for `uid`; `None` when the uid is empty, too long, or not plain
+    /// ASCII (EC2 accepts printable ASCII only).
+    pub fn new(kind: OwnerKind, uid: &str, attempt: u32) -> Option<Self> {
+        let ok = !uid.is_empty() && uid.len() <= Self::MAX_UID && uid.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self { kind, uid: uid.to_owned(), attempt })
+    }
+
+    /// Whose launch this is.
+    pub fn kind(&self) -> OwnerKind {
+        self.kind
+    }
+
+    /// The owner's uid.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The launch attempt.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The ClientToken (at most [`Self::MAX_LEN`] ASCII characters).
+    pub fn render(&self) -> String {
+        format!("{}-{}-{}", self.kind.prefix(), self.uid, self.attempt)
+    }
+
+    /// A token from its text; `None` for anything else (a token of the older hashed form too).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (prefix, rest) = text.split_once('-')?;
+        let kind = [OwnerKind::Workspace, OwnerKind::Tenant].into_iter().find(|k| k.prefix() == prefix)?;
+        let (uid, attempt) = rest.rsplit_once('-')?;
+        // `u32::from_str` takes a leading `+`: refuse it, so that only a rendered text parses.
+        if !attempt.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Self::new(kind, uid, attempt.parse().ok()?)
+    }
+}
+
+impl fmt::Display for LaunchToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// The ClientToken of an owner's data volume: one per owner uid for its whole life, so a create
+/// retried after a crash finds the volume the first one made. (The value is the one volumes were
+/// always created with; changing it would let a retry create a second volume.)
+pub fn data_volume_token(owner_uid: &str) -> String {
+    format!("data-{}", hex::encode(&Sha256::digest(owner_uid.as_bytes())[..16]))
+}
+
+impl Identity {
+    /// The DNS ownership mark of `owner`, written by this operator.
+    pub fn dns_mark(&self, owner: &Owner) -> DnsMark {
+        DnsMark {
+            operator_id: self.operator_id.clone(),
+            env: self.env.clone(),
+            owner_kind: owner.kind.to_owned(),
+            owner_uid: owner.uid.clone(),
+        }
+    }
+
+    /// The mark in `text` if this operator id in this environment wrote it (any owner).
+    pub fn our_mark(&self, text: &str) -> Option<DnsMark> {
+        DnsMark::parse(text).filter(|m| m.operator_id == self.operator_id && m.env == self.env)
+    }
+
+    /// Whether `text` is a mark of this operator id in this environment (any owner).
+    pub fn is_our_mark(&self, text: &str) -> bool {
+        self.our_mark(text).is_some()
+    }
+
+    /// The Cloudflare tunnel of Tenant `slug`: unique per operator id, environment and tenant.
+    pub fn tunnel_name(&self, slug: &str) -> String {
+        format!("{}.{}.{slug}", self.operator_id, self.env)
+    }
+
+    /// The Tenant slug a tunnel of ours is named after; `None` for another's tunnel. A slug is a
+    /// DNS label: a name with a dot after our prefix belongs to another operator id that starts
+    /// like ours (`a` and `a.dev`).
+    pub fn tunnel_slug<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let rest = name.strip_prefix(&self.operator_id)?.strip_prefix('.')?.strip_prefix(&self.env)?;
+        rest.strip_prefix('.').filter(|s| !s.is_empty() && !s.contains('.'))
+    }
+
+    /// The Secrets Manager name of Tenant `slug`'s bootstrap bundle.
+    pub fn bundle_name(&self, slug: &str) -> String {
+        format!("{}/{}/tenants/{slug}/bootstrap", self.operator_id, self.env)
+    }
+
+    /// The Tenant slug of a bundle name of ours; `None` for another's secret.
+    pub fn bundle_slug<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let rest = name.strip_prefix(&self.operator_id)?.strip_prefix('/')?.strip_prefix(&self.env)?;
+        let slug = rest.strip_prefix("/tenants/")?.strip_suffix("/bootstrap")?;
+        (!slug.is_empty() && !slug.contains('/')).then_some(slug)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab";
+
+    fn id(operator_id: &str, env: &str) -> Identity {
+        Identity { operator_id: operator_id.into(), env: env.into() }
+    }
+
+    fn tenant() -> Owner {
+        Owner { kind: "Tenant", uid: UID.into(), namespace: None, name: "acme".into(), tenant: "acme".into() }
+    }
+
+    #[test]
+    fn dns_marks_round_trip_and_keep_todays_text() {
+        let me = id("molecule-operator", "dev");
+        let m = me.dns_mark(&tenant());
+        let text = m.render();
+        assert_eq!(
+            text,
+            format!(
+                "heritage=molecule-operator,managed-by=molecule-operator,env=dev,owner-kind=Tenant,owner-uid={UID}"
+            )
+        );
+        assert_eq!(DnsMark::parse(&text), Some(m.clone()));
+        assert_eq!(DnsMark::parse(&format!("\"{text}\"")), Some(m.clone()), "Route 53 quotes TXT values");
+        assert!(m.matches(&text) && me.is_our_mark(&text));
+        assert_eq!(me.our_mark(&text).map(|m| m.owner_uid), Some(UID.to_owned()));
+        assert!(text.len() < 255);
+    }
+
+    #[test]
+    fn foreign_or_malformed_marks_are_not_ours() {
+        let me = id("molecule-operator", "dev");
+        for text in [
+            "",
+            "heritage=molecule-operator",
+            "heritage=x,managed-by=molecule-operator,env=dev,owner-kind=Tenant,owner-uid=u",
+            "v=spf1 -all",
+            "heritage=molecule-operator,managed-by=molecule-operator,env=dev,owner-uid=u",
+        ] {
+            assert_eq!(DnsMark::parse(text), None, "{text}");
+            assert!(!me.is_our_mark(text), "{text}");
+        }
+        let mark = me.dns_mark(&tenant()).render();
+        assert!(!id("molecule-operator", "prod").is_our_mark(&mark), "another env");
+        assert!(!id("molecule", "dev").is_our_mark(&mark), "an operator id that is a prefix of ours");
+        assert!(!id("molecule-operator-2", "dev").is_our_mark(&mark), "an operator id that ours is a prefix of");
+        let mut other_owner = tenant();
+        other_owner.uid = "another".into();
+        assert!(!me.dns_mark(&other_owner).matches(&mark), "another owner's mark");
+    }
+
+    #[test]
+    fn owner_record_names_round_trip() {
+        let name = owner_record_name("acme.moleculesai.app");
+        assert_eq!(name, "_molecule-owner.acme.moleculesai.app");
+        assert_eq!(owner_record_host(&name), Some("acme.moleculesai.app"));
+        for other in ["acme.moleculesai.app", "_molecule-owner", "_molecule-owner.", "_molecule-ownerx.acme.app"] {
+            assert_eq!(owner_record_host(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn tunnel_names_round_trip_and_other_operators_are_told_apart() {
+        let me = id("a", "dev");
+        assert_eq!(me.tunnel_name("acme"), "a.dev.acme");
+        assert_eq!(me.tunnel_slug(&me.tunnel_name("acme")), Some("acme"));
+        // Operator `a.dev` in env `dev` names its tunnel `a.dev.dev.acme`: not ours.
+        assert_eq!(me.tunnel_slug(&id("a.dev", "dev").tunnel_name("acme")), None);
+        assert_eq!(me.tunnel_slug(&id("ab", "dev").tunnel_name("acme")), None);
+        assert_eq!(me.tunnel_slug(&id("a", "prod").tunnel_name("acme")), None);
+        for other in ["a.dev.", "a.dev", "a.devx.acme", "acme"] {
+            assert_eq!(me.tunnel_slug(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn bundle_names_round_trip() {
+        let me = id("molecule-operator", "prod");
+        let name = me.bundle_name("acme");
+        assert_eq!(name, "molecule-operator/prod/tenants/acme/bootstrap");
+        assert_eq!(me.bundle_slug(&name), Some("acme"));
+        assert_eq!(me.bundle_slug(&id("molecule-operator", "dev").bundle_name("acme")), None);
+        assert_eq!(me.bundle_slug(&id("molecule", "prod").bundle_name("acme")), None);
+        assert_eq!(me.bundle_slug(&id("molecule-operator-2", "prod").bundle_name("acme")), None);
+        for other in ["molecule-operator/prod/tenants//bootstrap", "molecule-operator/prod/tenants/a/b/bootstrap", "x"]
+        {
+            assert_eq!(me.bundle_slug(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn launch_tokens_name_their_kind_and_round_trip() {
+        for kind in [OwnerKind::Workspace, OwnerKind::Tenant] {
+            for attempt in [0, 1, u32::MAX] {
+                let t = LaunchToken::new(kind, UID, attempt).unwrap();
+                let text = t.render();
+                assert!(text.len() <= LaunchToken::MAX_LEN && text.is_ascii(), "{text}");
+                assert_eq!(LaunchToken::parse(&text), Some(t.clone()), "{text}");
+                assert_eq!((t.kind(), t.uid(), t.attempt()), (kind, UID, attempt));
+            }
+        }
+        let ws = LaunchToken::new(OwnerKind::Workspace, UID, 1).map(|t| t.render());
+        let tn = LaunchToken::new(OwnerKind::Tenant, UID, 1).map(|t| t.render());
+        assert_eq!(ws, Some(format!("ws-{UID}-1")));
+        assert_ne!(ws, tn, "the kinds never share a token");
+        let longest = "u".repeat(LaunchToken::MAX_UID);
+        let t = LaunchToken::new(OwnerKind::Tenant, &longest, u32::MAX).map(|t| t.render());
+        assert_eq!(t.map(|t| t.len()), Some(LaunchToken::MAX_LEN));
+        assert_eq!(LaunchToken::new(OwnerKind::Tenant, &format!("{longest}u"), 0), None);
+        assert_eq!(LaunchToken::new(OwnerKind::Tenant, "", 0), None);
+        assert_eq!(LaunchToken::new(OwnerKind::Tenant, "a b", 0), None);
+    }
+
+    #[test]
+    fn foreign_launch_tokens_do_not_parse() {
+        let old = format!("ws-{}", "ab".repeat(24));
+        for text in [old.as_str(), "", "ws-", "ws--1", "xx-u-1", "ws-u-", "ws-u-+1", "ws-u-x", "data-00"] {
+            assert_eq!(LaunchToken::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_data_volume_token_keeps_its_value() {
+        let t = data_volume_token("u-1");
+        assert_eq!(t, format!("data-{}", hex::encode(&Sha256::digest(b"u-1")[..16])));
+        assert_eq!(t.len(), 5 + 32);
+        assert_ne!(t, data_volume_token("u-2"));
+    }
+}
