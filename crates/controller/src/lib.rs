@@ -165,11 +165,6 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
     let settings = context::Settings {
-        region: args.aws_region.clone(),
-        subnet_id: args.subnet_id.clone(),
-        zone: cloud.zone,
-        vpc_cidr: cloud.vpc_cidr,
-        eic_sg: args.eic_endpoint_sg_id.clone(),
         workspace_profile: args.workspace_instance_profile.clone(),
         workspace_domain: args.workspace_domain.clone(),
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
@@ -181,6 +176,8 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         name: "main",
         region: args.aws_region.clone(),
         subnet_id: args.subnet_id.clone(),
+        zone: cloud.zone,
+        vpc_cidr: cloud.vpc_cidr,
         eic_sg: args.eic_endpoint_sg_id.clone(),
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
         tenant_profile: args.tenant_instance_profile.clone(),
@@ -190,6 +187,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         secrets: cloud.secrets,
         commands: cloud.commands,
         cache: cache.clone(),
+        guard: cloud::guard::LaunchGuard::default(),
     });
     let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
@@ -205,20 +203,18 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         failpoints,
         backoff: backoff::Backoff::default(),
         tenants,
-        admission: reconcile::workspace::admit::Admission::default(),
-        uncertain_launches: std::sync::Mutex::default(),
         main,
         canary,
         tunnels,
         tenant: tenant_settings(&args),
-        bundles: std::sync::Mutex::default(),
-        tunnel_tokens: std::sync::Mutex::default(),
     });
+    let tenant_memory = Arc::new(reconcile::tenant::Memory::default());
     tokio::spawn(cache.run(settings.refresh_interval));
     log_start(&args, &ctx);
     let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
-    tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args)));
+    let forget: Vec<Arc<dyn bounded::Prune>> = vec![tenant_memory.clone()];
+    tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args), forget));
     tokio::spawn(gauges::run(ctx.clone(), workspaces.clone()));
     shutdown::bounded(
         async {
@@ -230,7 +226,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
                     tenant_rx,
                     shutdown.clone()
                 ),
-                reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, shutdown.clone()),
+                reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, tenant_memory, shutdown.clone()),
             );
         },
         shutdown.clone(),
@@ -363,10 +359,10 @@ async fn build_canary(
         return Err("CANARY_ROLE_ARN, CANARY_REGION, CANARY_VPC_ID and CANARY_SUBNET_ID must all be set".into());
     };
     let aws = cloud::aws::Aws::assume(role, region, rates(args), metrics).await;
-    if let Err(e) = network_facts(&aws, vpc, subnet).await {
+    let (vpc_cidr, zone) = network_facts(&aws, vpc, subnet).await.map_err(|e| {
         tracing::error!(error = %e, "the canary account is not usable; canary Tenants will say why");
-        return Err(format!("the canary account is not usable: {e}"));
-    }
+        format!("the canary account is not usable: {e}")
+    })?;
     let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
     let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), vpc.clone()));
     let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
@@ -382,6 +378,8 @@ async fn build_canary(
         name: "canary",
         region: region.clone(),
         subnet_id: subnet.clone(),
+        zone,
+        vpc_cidr,
         eic_sg: None,
         ami: args.canary_ami.clone(),
         tenant_profile: args.canary_tenant_instance_profile.clone().or_else(|| args.tenant_instance_profile.clone()),
@@ -391,6 +389,7 @@ async fn build_canary(
         secrets: Arc::new(cloud::aws::secrets::SecretsManager(aws.clone())),
         commands: Arc::new(cloud::aws::ssm::Ssm(aws)),
         cache,
+        guard: cloud::guard::LaunchGuard::default(),
     }))
 }
 

@@ -7,15 +7,18 @@ use molecule_crds::v1alpha1::OrphanKind;
 use super::classify::{Finding, Live};
 use super::gather::Handle;
 use crate::cloud::marks::owner_record_name;
-use crate::cloud::{CloudError, CloudResult, ErrorKind, InstanceState, SecurityGroup, Volume};
-use crate::context::{Account, Context};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, Volume};
+use crate::context::Context;
 use crate::reconcile::publish_about;
+use crate::reconcile::teardown::{self, Outcome};
 
-fn account<'a>(ctx: &'a Context, name: &str) -> Option<&'a Account> {
-    if name == "main" {
-        Some(ctx.main.as_ref())
-    } else {
-        ctx.canary.as_ref().ok().map(AsRef::as_ref).filter(|a| a.name == name)
+/// A delete the cloud refused because the resource is still used: the next scan retries.
+fn in_use(f: &Finding, o: Outcome) -> CloudResult<()> {
+    match o {
+        Outcome::InUse { code, message } => {
+            Err(CloudError { kind: ErrorKind::InUse, action: "reap orphan", target: f.id.clone(), code, message })
+        }
+        Outcome::Deleted | Outcome::Detaching => Ok(()),
     }
 }
 
@@ -38,20 +41,19 @@ fn marks_all_dead(ctx: &Context, txt: &[String], live: &Live) -> bool {
 async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudResult<bool> {
     match h {
         Handle::Ec2(a) | Handle::Secret(a) => {
-            let acct = account(ctx, a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;
+            let acct = ctx.account(a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;
             let uid = f.owner_uid.clone().unwrap_or_default();
             match f.kind {
-                OrphanKind::Instance => {
-                    acct.instances.terminate(std::slice::from_ref(&f.id)).await?;
-                    acct.cache.set_instance_state(&uid, std::slice::from_ref(&f.id), InstanceState::ShuttingDown);
-                }
-                OrphanKind::SecurityGroup => {
-                    acct.network.delete(&f.id).await?;
-                    acct.cache.remove::<SecurityGroup>(&uid, &f.id);
-                }
+                OrphanKind::Instance => teardown::terminate(acct, &uid, std::slice::from_ref(&f.id)).await?,
+                OrphanKind::SecurityGroup => in_use(f, teardown::delete_group(acct, &uid, &f.id).await?)?,
                 OrphanKind::Volume => {
-                    acct.volumes.delete(&f.id).await?;
-                    acct.cache.remove::<Volume>(&uid, &f.id);
+                    let v = Volume {
+                        id: f.id.clone(),
+                        state: String::new(),
+                        attached_to: None,
+                        tags: std::collections::BTreeMap::default(),
+                    };
+                    in_use(f, teardown::delete_volume(acct, &uid, &v, false).await?)?;
                 }
                 OrphanKind::Secret => acct.secrets.delete(&f.id).await?,
                 OrphanKind::DnsRecord | OrphanKind::Tunnel => return Err(unavailable(f, "this handle")),

@@ -13,7 +13,7 @@ pub async fn workspace(ctx: &Context, ws: &Workspace) -> Result<Action, Error> {
     let settled = ws.spec.state == PowerState::Stopped && st.phase == Some(WorkspacePhase::Stopped);
     if let Some(c) = conditions(ctx, ws, &st.conditions, settled).await {
         st.conditions = c;
-        super::workspace::steps::apply_status(ctx, ws, &st).await?;
+        super::workspace::scope::apply_status(ctx, ws, &st).await?;
     }
     // Removing the annotation is a change of the object: the watch brings it back.
     Ok(Action::await_change())

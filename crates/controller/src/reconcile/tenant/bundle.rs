@@ -32,13 +32,14 @@ pub fn contents(ctx: &Context, slug: &str, hostname: &str, creds: &Credentials, 
 /// Guarantees: found by its owner-uid tag before it is created; tags in the create call.
 pub async fn ensure(
     ctx: &Context,
+    memory: &super::Memory,
     acct: &Account,
     owner: &Owner,
     value: &str,
     status_arn: Option<&str>,
 ) -> Result<String, Error> {
     let digest = hex::encode(Sha256::digest(value.as_bytes()));
-    let memo = ctx.bundles.lock().ok().and_then(|m| m.get(&owner.uid).cloned());
+    let memo = memory.bundles.lock().ok().and_then(|m| m.get(&owner.uid).cloned());
     if let Some(arn) = status_arn
         && memo.as_deref() == Some(digest.as_str())
     {
@@ -66,7 +67,7 @@ pub async fn ensure(
             Err(e) => return Err(e.into()),
         }
     };
-    if let Ok(mut m) = ctx.bundles.lock() {
+    if let Ok(mut m) = memory.bundles.lock() {
         m.insert(owner.uid.clone(), digest);
     }
     Ok(arn)
@@ -76,6 +77,7 @@ pub async fn ensure(
 /// those still there).
 pub async fn erase(
     ctx: &Context,
+    memory: &super::Memory,
     acct: &Account,
     owner: &Owner,
     known: Option<&str>,
@@ -95,7 +97,7 @@ pub async fn erase(
             left.push(arn.clone());
         }
     }
-    if let Ok(mut m) = ctx.bundles.lock() {
+    if let Ok(mut m) = memory.bundles.lock() {
         m.remove(&owner.uid);
     }
     Ok((arns, left))

@@ -18,6 +18,7 @@ const TUNNEL_RECHECK: Duration = Duration::from_mins(5);
 /// The tunnel, its ingress and its token (read once per process): `None` without Cloudflare.
 pub(super) async fn tunnel_step(
     ctx: &Context,
+    memory: &super::Memory,
     t: &Tenant,
     old: &TenantStatus,
     st: &mut TenantStatus,
@@ -31,7 +32,7 @@ pub(super) async fn tunnel_step(
         return Ok(None);
     };
     let known = old.tunnel_id.clone().filter(|_| molecule_crds::conditions::is_true(&old.conditions, "TunnelReady"));
-    let memo = |id: &str| ctx.tunnel_tokens.lock().ok().and_then(|m| m.get(id).cloned());
+    let memo = |id: &str| memory.tunnel_tokens.lock().ok().and_then(|m| m.get(id).cloned());
     if let Some(id) = &known
         && let Some((token, checked)) = memo(id)
         && checked.elapsed() < TUNNEL_RECHECK
@@ -44,7 +45,7 @@ pub(super) async fn tunnel_step(
         Some((tok, _)) => tok,
         None => cf.token(&id).await?,
     };
-    if let Ok(mut m) = ctx.tunnel_tokens.lock() {
+    if let Ok(mut m) = memory.tunnel_tokens.lock() {
         m.insert(id.clone(), (token.clone(), std::time::Instant::now()));
     }
     if created {

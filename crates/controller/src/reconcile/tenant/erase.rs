@@ -12,15 +12,18 @@ use molecule_crds::v1alpha1::{ErasureStatus, Tenant, TenantStatus, Workspace};
 
 use super::receipt::Receipt;
 use super::{cloudflare, credentials, status};
+use crate::cloud::InstanceState;
 use crate::cloud::tags::{OWNER_UID, Owner};
-use crate::cloud::{ErrorKind, InstanceState};
 use crate::context::{Account, Context};
+use crate::reconcile::teardown::{self, Outcome};
 use crate::reconcile::{Error, kube_err};
 
 /// What every step needs.
 pub struct Erasure<'a> {
     /// Context.
     pub ctx: &'a Context,
+    /// The Tenant reconciler's memory (the bundle digest is forgotten with the bundle).
+    pub memory: &'a super::Memory,
     /// The Tenant.
     pub tenant: &'a Tenant,
     /// Its owner tags.
@@ -190,30 +193,16 @@ impl Erasure<'_> {
             let (_, groups, volumes) = a.cache.of_tenant(&self.owner.name);
             for g in groups {
                 self.receipt.requested("SecurityGroup", &g.id, Some(place(a)), &self.now);
-                match a.network.delete(&g.id).await {
-                    Ok(()) => {
-                        if let Some(uid) = g.tags.get(OWNER_UID) {
-                            a.cache.remove::<crate::cloud::SecurityGroup>(uid, &g.id);
-                        }
-                    }
-                    Err(e) if e.kind == ErrorKind::InUse => {
-                        waiting.get_or_insert(format!("security group {} is still in use ({})", g.id, e.message));
-                    }
-                    Err(e) => return Err(e.into()),
+                let uid = g.tags.get(OWNER_UID).map_or("", String::as_str);
+                if let Outcome::InUse { message, .. } = teardown::delete_group(a, uid, &g.id).await? {
+                    waiting.get_or_insert(format!("security group {} is still in use ({message})", g.id));
                 }
             }
             for v in volumes.into_iter().filter(|v| v.state != "deleted") {
                 self.receipt.requested("Volume", &v.id, Some(place(a)), &self.now);
-                match a.volumes.delete(&v.id).await {
-                    Ok(()) => {
-                        if let Some(uid) = v.tags.get(OWNER_UID) {
-                            a.cache.remove::<crate::cloud::Volume>(uid, &v.id);
-                        }
-                    }
-                    Err(e) if e.kind == ErrorKind::InUse => {
-                        waiting.get_or_insert(format!("volume {} is still attached ({})", v.id, e.message));
-                    }
-                    Err(e) => return Err(e.into()),
+                let uid = v.tags.get(OWNER_UID).map_or("", String::as_str);
+                if let Outcome::InUse { message, .. } = teardown::delete_volume(a, uid, &v, false).await? {
+                    waiting.get_or_insert(format!("volume {} is still attached ({message})", v.id));
                 }
             }
         }
@@ -305,7 +294,7 @@ impl Erasure<'_> {
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
-        let (asked, left) = super::bundle::erase(self.ctx, a, self.owner, known.as_deref()).await?;
+        let (asked, left) = super::bundle::erase(self.ctx, self.memory, a, self.owner, known.as_deref()).await?;
         for arn in &asked {
             self.receipt.requested("Secret", arn, Some(place(a)), &self.now);
         }

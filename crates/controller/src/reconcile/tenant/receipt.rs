@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 
 use crate::context::Context;
-use crate::reconcile::workspace::steps::MANAGER;
+use crate::reconcile::MANAGER;
 use crate::reconcile::{Error, kube_err};
 
 pub use molecule_crds::receipt::{Entry, KEY, LABEL, Place, Receipt};

@@ -1,26 +1,23 @@
-//! The tenant VM: its security group, the launch protocol (the Workspace planner's, without data
+//! The tenant VM: its security group, the launch protocol (`reconcile::launch`, without data
 //! volume or replacement), stop and start, and the in-place redeploy of the platform image.
 
+use async_trait::async_trait;
 use jiff::Timestamp;
 use kube::Resource;
 use molecule_crds::v1alpha1::{LaunchRecord, RedeployState, RedeployStatus, Tenant, TenantStatus};
 
 use crate::bootstrap::{self, TenantBoot};
 use crate::cloud::commands::CommandState;
-use crate::cloud::tags::{LAUNCH_ATTEMPT, Owner};
+use crate::cloud::tags::Owner;
 use crate::cloud::{Instance, InstanceState, LaunchRequest, Peer, Rule, SecurityGroup};
 use crate::context::{Account, Context};
-use crate::reconcile::workspace::drift::launch_token;
-use crate::reconcile::workspace::plan::{self, Inputs, LaunchReason, SPEC_HASH_TAG, Step};
-use crate::reconcile::workspace::steps::launch_guarded;
+use crate::reconcile::launch::{self, Env, Subject};
 use crate::reconcile::{Error, groups, publish};
 
 /// Root volume of the tenant VM: encrypted gp3, AWS's baseline performance.
 const ROOT_GB: u32 = 30;
 const ROOT_IOPS: u32 = 3000;
 const ROOT_THROUGHPUT: u32 = 125;
-/// How long a just-launched VM may be missing from an eventually consistent listing.
-const LISTING_LAG_SECS: i64 = 120;
 
 /// The tenant's group: SSH from the EC2 Instance Connect endpoint only; all egress (the tunnel
 /// dials out). Nothing reaches the VM from outside: the hostname is served through the tunnel.
@@ -68,7 +65,73 @@ fn spec_hash(m: &Machine<'_>) -> String {
     hex::encode(&Sha256::digest(format!("{}|{}", m.instance_type, m.ami).as_bytes())[..8])
 }
 
-/// Converges the VM; returns the current instance and whether it drifted from the spec.
+/// The tenant VM as the launch protocol's [`Subject`].
+struct Vm<'a> {
+    ctx: &'a Context,
+    acct: &'a Account,
+    t: &'a Tenant,
+    owner: &'a Owner,
+    m: &'a Machine<'a>,
+    hash: String,
+}
+
+#[async_trait]
+impl Subject for Vm<'_> {
+    type Status = TenantStatus;
+
+    fn owner(&self) -> &Owner {
+        self.owner
+    }
+
+    fn noun(&self) -> &'static str {
+        "tenant VM"
+    }
+
+    fn spec_hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn request(&self) -> Result<LaunchRequest, Error> {
+        Ok(LaunchRequest {
+            client_token: String::new(),
+            instance_type: self.m.instance_type.to_owned(),
+            image_id: self.m.ami.to_owned(),
+            subnet_id: self.acct.subnet_id.clone(),
+            security_group_ids: vec![self.m.sg.to_owned()],
+            instance_profile: Some(self.m.profile.to_owned()),
+            root_gb: ROOT_GB,
+            iops: ROOT_IOPS,
+            throughput_mi_bps: ROOT_THROUGHPUT,
+            spot: false,
+            user_data: bootstrap::tenant(&self.m.boot)?,
+            tags: std::collections::BTreeMap::new(),
+        })
+    }
+
+    fn record<'s>(&self, st: &'s mut TenantStatus) -> &'s mut Option<LaunchRecord> {
+        &mut st.launch
+    }
+
+    fn instance_id<'s>(&self, st: &'s mut TenantStatus) -> &'s mut Option<String> {
+        &mut st.instance_id
+    }
+
+    fn launched(&self, st: &mut TenantStatus, _inst: &Instance) {
+        st.image = Some(self.m.boot.image.to_owned());
+        st.redeploy = None;
+    }
+
+    async fn persist(&self, st: &TenantStatus) -> Result<(), Error> {
+        super::scope::apply_status(self.ctx, self.t, st).await
+    }
+
+    async fn event(&self, warning: bool, reason: &'static str, note: String) {
+        publish(self.ctx, &self.t.object_ref(&()), warning, reason, note).await;
+    }
+}
+
+/// Converges the VM with the launch protocol (no data volume, no replacement); returns the
+/// current instance and whether it drifted from the spec.
 pub async fn converge(
     ctx: &Context,
     acct: &Account,
@@ -78,135 +141,11 @@ pub async fn converge(
     want_running: bool,
     st: &mut TenantStatus,
 ) -> Result<(Option<Instance>, bool), Error> {
-    let hash = spec_hash(m);
-    let instances = acct.cache.instances_of(&owner.uid);
-    let just = st
-        .launch
-        .as_ref()
-        .and_then(|l| l.launched_at.as_deref())
-        .and_then(|x| x.parse::<Timestamp>().ok())
-        .is_some_and(|at| Timestamp::now().duration_since(at).as_secs() < LISTING_LAG_SECS);
-    let p = plan::plan(&Inputs {
-        instances: &instances,
-        status_instance: st.instance_id.as_deref(),
-        recorded: st.launch.as_ref().map(|l| (l.attempt, l.spec_hash.as_str())),
-        spec_hash: &hash,
-        want_running,
-        replace_allowed: false,
-        data_volume: None,
-        just_launched: just,
-    });
-    let regarding = t.object_ref(&());
-    let mut current = p.current.clone();
-    for step in p.steps {
-        match step {
-            Step::Record { attempt, reason } => {
-                st.launch = Some(LaunchRecord {
-                    token: launch_token(&owner.uid, attempt),
-                    attempt,
-                    spec_hash: hash.clone(),
-                    launched_at: None,
-                });
-                super::apply_status(ctx, t, st).await?;
-                ctx.failpoints.hit("tenant.launch.after-record").await;
-                if reason == LaunchReason::Lost {
-                    let old = st.instance_id.clone().unwrap_or_default();
-                    publish(
-                        ctx,
-                        &regarding,
-                        true,
-                        "Relaunching",
-                        format!(
-                            "tenant VM {old} was terminated or lost outside the operator; launching attempt {attempt}"
-                        ),
-                    )
-                    .await;
-                }
-                current = Some(launch(ctx, acct, t, owner, m, &hash, attempt, st).await?);
-            }
-            Step::Launch { attempt } => current = Some(launch(ctx, acct, t, owner, m, &hash, attempt, st).await?),
-            Step::Terminate { ids, .. } => {
-                acct.instances.terminate(&ids).await?;
-                acct.cache.set_instance_state(&owner.uid, &ids, InstanceState::ShuttingDown);
-                publish(
-                    ctx,
-                    &regarding,
-                    true,
-                    "DuplicateTerminated",
-                    format!("terminated duplicate tenant VM(s) {}", ids.join(", ")),
-                )
-                .await;
-            }
-            Step::Stop { id } => {
-                acct.instances.stop(&id).await?;
-                acct.cache.set_instance_state(&owner.uid, std::slice::from_ref(&id), InstanceState::Stopping);
-                if let Some(c) = current.as_mut() {
-                    c.state = InstanceState::Stopping;
-                }
-                publish(ctx, &regarding, false, "Stopping", format!("stopping tenant VM {id}")).await;
-            }
-            Step::Start { id } => {
-                acct.instances.start(&id).await?;
-                acct.cache.set_instance_state(&owner.uid, std::slice::from_ref(&id), InstanceState::Pending);
-                if let Some(c) = current.as_mut() {
-                    c.state = InstanceState::Pending;
-                }
-                publish(ctx, &regarding, false, "Starting", format!("starting tenant VM {id}")).await;
-            }
-            // No data volume: the planner never asks for these.
-            Step::Attach { .. } | Step::Detach { .. } => {}
-        }
-    }
+    let vm = Vm { ctx, acct, t, owner, m, hash: spec_hash(m) };
+    let env = Env { account: acct, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
+    let p = launch::plan_for(&env, &vm, st, want_running, false);
+    let current = launch::exec::run(&env, &vm, st, p.steps, p.current).await?;
     Ok((current, p.drifted))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn launch(
-    ctx: &Context,
-    acct: &Account,
-    t: &Tenant,
-    owner: &Owner,
-    m: &Machine<'_>,
-    hash: &str,
-    attempt: u32,
-    st: &mut TenantStatus,
-) -> Result<Instance, Error> {
-    let uid = &owner.uid;
-    let mut tags = ctx.identity.tags(owner);
-    tags.insert(LAUNCH_ATTEMPT.into(), attempt.to_string());
-    tags.insert(SPEC_HASH_TAG.into(), hash.to_owned());
-    let req = LaunchRequest {
-        client_token: launch_token(uid, attempt),
-        instance_type: m.instance_type.to_owned(),
-        image_id: m.ami.to_owned(),
-        subnet_id: acct.subnet_id.clone(),
-        security_group_ids: vec![m.sg.to_owned()],
-        instance_profile: Some(m.profile.to_owned()),
-        root_gb: ROOT_GB,
-        iops: ROOT_IOPS,
-        throughput_mi_bps: ROOT_THROUGHPUT,
-        spot: false,
-        user_data: bootstrap::tenant(&m.boot)?,
-        tags,
-    };
-    let inst = launch_guarded(ctx, acct.instances.as_ref(), &acct.cache, uid, &req).await?;
-    ctx.failpoints.hit("tenant.launch.after-run").await;
-    if let Some(l) = st.launch.as_mut() {
-        l.launched_at = Some(Timestamp::now().to_string());
-    }
-    st.instance_id = Some(inst.id.clone());
-    st.image = Some(m.boot.image.to_owned());
-    st.redeploy = None;
-    super::apply_status(ctx, t, st).await?;
-    publish(
-        ctx,
-        &t.object_ref(&()),
-        false,
-        "Launched",
-        format!("launched tenant VM {} ({}) attempt {attempt} in {}", inst.id, m.instance_type, acct.region),
-    )
-    .await;
-    Ok(inst)
 }
 
 /// Moves the running VM to `image` in place (SSM Run Command; no reboot, no terminate), one

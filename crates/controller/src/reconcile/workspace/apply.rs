@@ -86,24 +86,26 @@ struct Launched {
 }
 
 /// The instance: the launch protocol, planned from the fleet cache and executed.
-async fn instance(s: &mut Scope<'_>, m: &Machine<'_>) -> Launched {
-    let ctx = s.ctx;
+async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>) -> Launched {
+    let ctx = scope.ctx;
     let env = Env { account: &ctx.main, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
-    let want_running = s.ws.spec.state == PowerState::Running;
-    let replace = replace_allowed(s.ws, &s.st);
-    let p = launch::plan_for(&env, m, &mut s.st, want_running, replace);
-    let (current, error, wait) = match launch::exec::run(&env, m, &mut s.st, p.steps.clone(), p.current.clone()).await {
-        Ok(c) => (c, None, None),
-        Err(e) => match e.waiting() {
-            Some(w) => (p.current.clone(), None, Some(w)),
-            None => (p.current.clone(), Some(e), None),
-        },
-    };
+    let want_running = scope.ws.spec.state == PowerState::Running;
+    let replace = replace_allowed(scope.ws, &scope.st);
+    let plan = launch::plan_for(&env, machine, &mut scope.st, want_running, replace);
+    let steps = plan.steps.clone();
+    let (current, error, wait) =
+        match launch::exec::run(&env, machine, &mut scope.st, steps, plan.current.clone()).await {
+            Ok(c) => (c, None, None),
+            Err(e) => match e.waiting() {
+                Some(w) => (plan.current.clone(), None, Some(w)),
+                None => (plan.current.clone(), Some(e), None),
+            },
+        };
     if let Some(c) = &current {
-        s.st.instance_id = Some(c.id.clone());
-        s.st.private_ip.clone_from(&c.private_ip);
+        scope.st.instance_id = Some(c.id.clone());
+        scope.st.private_ip.clone_from(&c.private_ip);
     }
-    Launched { current, error, wait, plan: p }
+    Launched { current, error, wait, plan }
 }
 
 /// The desktop and its Lease, then the conditions from the view, the phase and the machine shown.
@@ -119,8 +121,7 @@ async fn conclude(
     let want_running = ws.spec.state == PowerState::Running;
     let ready = out.current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready"));
     let mut requeue = if want_running && ready { STEADY_REQUEUE } else { ctx.settings.refresh_interval * 2 };
-    let replacing_now =
-        out.plan.steps.iter().any(|s| matches!(s, Step::Record { reason: LaunchReason::Replace, .. }));
+    let replacing_now = out.plan.steps.iter().any(|s| matches!(s, Step::Record { reason: LaunchReason::Replace, .. }));
     let drifted = out.plan.drifted && !replacing_now;
     let drift_msg = drifted.then(|| {
         let changes = s.st.resolved.as_ref().map(|o| drift::changes(o, &resolved.compute)).unwrap_or_default();
@@ -136,7 +137,8 @@ async fn conclude(
         drift: drift_msg,
         error: out.error.as_ref().map(ToString::to_string),
     };
-    s.st.display = display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await.map_err(failed_in("DisplayReady"))?;
+    s.st.display =
+        display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await.map_err(failed_in("DisplayReady"))?;
     // The machine that runs is what status shows; a pending drift shows in Drifted.
     let phase = status::phase(&view);
     status::show_machine(&mut s.st, resolved, out.current.as_ref(), drifted, phase, &ctx.catalog);

@@ -150,7 +150,10 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
         instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
     if let Some(first) = pending.first() {
         ctx.main.cache.request_refresh();
-        return Err(wait(Blocker::Instance((*first).to_owned()), format!("instance {} to be terminated", pending.join(", "))));
+        return Err(wait(
+            Blocker::Instance((*first).to_owned()),
+            format!("instance {} to be terminated", pending.join(", ")),
+        ));
     }
     // The cache says all gone. Trust it only from a listing that started after the delete did
     // (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is
@@ -188,7 +191,9 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
                 let from = v.attached_to.clone().unwrap_or_default();
                 return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} to detach from {from}", v.id)));
             }
-            Outcome::InUse { .. } => return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} is still in use", v.id))),
+            Outcome::InUse { .. } => {
+                return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} is still in use", v.id)));
+            }
         }
         if v.attached_to.is_none() {
             ctx.failpoints.hit("workspace.delete.after-volume").await;

@@ -39,7 +39,7 @@ pub async fn ensure(
     status_sg: Option<&str>,
 ) -> Result<SecurityGroup, Error> {
     let egress_open = ws.spec.compute.network.as_ref().is_none_or(|n| n.egress_open);
-    let (ingress, egress) = desired(ctx.settings.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.settings.vpc_cidr);
+    let (ingress, egress) = desired(ctx.main.eic_sg.as_deref(), tenant_sg, egress_open, &ctx.main.vpc_cidr);
     let d = groups::Desired {
         uid: &owner.uid,
         status_sg,

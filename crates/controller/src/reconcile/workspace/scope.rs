@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::reconcile::{Error, Failure, MANAGER, kube_err, publish};
 
 /// The status as read at the start of the reconcile, and the one being built.
+#[derive(Debug)]
 pub struct Scope<'a> {
     /// Context.
     pub ctx: &'a Context,
@@ -45,8 +46,8 @@ impl<'a> Scope<'a> {
             }
             Err(Failure { concern, error }) => {
                 if let Some(c) = concern {
-                    let gen = self.ws.metadata.generation;
-                    status::set_failed(&mut self.st, &[c], "ReconcileError", &error.to_string(), gen, &self.now);
+                    let generation = self.ws.metadata.generation;
+                    status::set_failed(&mut self.st, &[c], "ReconcileError", &error.to_string(), generation, &self.now);
                 }
                 if let Err(write) = finish(self.ctx, self.ws, &self.old, self.st).await {
                     tracing::warn!(error = %write, "failed to write the status of a failed reconcile");

@@ -29,7 +29,7 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
     let v = ctx
         .main
         .volumes
-        .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.settings.zone.clone(), tags })
+        .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.main.zone.clone(), tags })
         .await?;
     ctx.main.cache.put(&owner.uid, v.clone());
     ctx.failpoints.hit("workspace.volume.after-create").await;

@@ -1,0 +1,158 @@
+//! The Tenant's apply path, as named steps in the order of docs/design/tenant.md: prerequisites,
+//! credentials, tunnel, bootstrap bundle, security group, the VM (the launch protocol), the
+//! redeploy, the CNAME; the conditions are concluded from what they found. The status is written
+//! once by the [`Scope`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use molecule_crds::v1alpha1::{PowerState, Tenant, TenantPhase, TenantStatus};
+
+use super::controller::Reconciler;
+use super::scope::Scope;
+use super::{account_for, bundle, credentials, edge, hostname, owner_of, status, vm};
+use crate::bootstrap::TenantBoot;
+use crate::context::{Account, Context};
+use crate::reconcile::{Failure, failed_in};
+
+/// Requeue of a converged Tenant (reads come from caches; Cloudflare is asked once).
+const STEADY_REQUEUE: Duration = Duration::from_mins(5);
+/// Requeue while the VM launches (its state is seen in the fleet cache, at no AWS cost).
+const PROVISIONING_REQUEUE: Duration = Duration::from_secs(3);
+/// Requeue while a setting or a foreign record keeps the Tenant from Ready.
+const BLOCKED_REQUEUE: Duration = Duration::from_mins(1);
+
+/// What a Tenant needs before anything is created.
+struct Prerequisites {
+    acct: Arc<Account>,
+    profile: String,
+    image: String,
+    ami: String,
+}
+
+/// Why a Tenant cannot be provisioned: (conditions concerned, reason, message).
+type Blocked = (&'static [&'static str], &'static str, String);
+
+fn prerequisites(ctx: &Context, t: &Tenant) -> Result<Prerequisites, Blocked> {
+    let acct = account_for(ctx, t).map_err(|(reason, msg)| (&["InstanceReady"][..], reason, msg))?.clone();
+    let profile = acct.tenant_profile.clone().ok_or_else(|| {
+        let msg = "a Secrets Manager bootstrap bundle and an instance profile are required: set EC2_TENANT_IAM_PROFILE \
+                   (CANARY_TENANT_IAM_PROFILE for canary tenants); nothing is launched without them";
+        (&["InstanceReady", "SecretReady"][..], "InstanceProfileMissing", msg.to_owned())
+    })?;
+    let default_image = if t.spec.canary { &ctx.tenant.canary_image } else { &ctx.tenant.image };
+    let image = t.spec.image.clone().filter(|i| !i.is_empty()).or_else(|| default_image.clone()).ok_or_else(|| {
+        let msg = "spec.image is empty and the operator has no TENANT_IMAGE (CANARY_TENANT_IMAGE for canary tenants)";
+        (&["InstanceReady"][..], "NoPlatformImage", msg.to_owned())
+    })?;
+    let ami = acct.ami.clone().ok_or_else(|| {
+        let msg =
+            format!("no AMI for tenant VMs in the {} account: set EC2_AMI (CANARY_EC2_AMI for canary)", acct.name);
+        (&["InstanceReady"][..], "NoImage", msg)
+    })?;
+    Ok(Prerequisites { acct, profile, image, ami })
+}
+
+/// The apply path; the caller's scope writes the status.
+pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failure> {
+    let (ctx, t) = (s.ctx, s.t);
+    s.st.erasure = None;
+    let host = hostname(&t.name_any(), &ctx.tenant.base_domain);
+    s.st.hostname = Some(host.clone());
+    s.st.usage = Some(status::usage(&t.name_any(), r.workspaces.state().iter().map(AsRef::as_ref)));
+    let want_running = t.spec.state == PowerState::Running;
+    let p = match prerequisites(ctx, t) {
+        Ok(p) => p,
+        Err((concerns, reason, msg)) => {
+            status::blocked(&mut s.st, concerns, reason, &msg, t.metadata.generation, &s.now);
+            return Ok(Action::requeue(STEADY_REQUEUE));
+        }
+    };
+    s.st.account = Some(p.acct.name.to_owned());
+    s.st.region = Some(p.acct.region.clone());
+    let (arn, tunnel) = secrets_and_tunnel(s, r, &p, &host).await?;
+    let sg = vm::ensure_group(ctx, &p.acct, &owner_of(t), s.old.security_group_id.as_deref())
+        .await
+        .map_err(failed_in("NetworkReady"))?;
+    s.st.security_group_id = Some(sg.id.clone());
+    let msg = format!("security group {} converged", sg.id);
+    status::set(&mut s.st, "NetworkReady", true, "SecurityGroupReady", msg, t.metadata.generation, &s.now);
+    let (vm_stopped, mut requeue) = machine(s, &p, &host, &arn, &sg.id).await?;
+    let tunnel_id = tunnel.map(|x| x.0);
+    edge::cname_step(ctx, t, &s.old, &mut s.st, &host, tunnel_id.as_deref(), &s.now)
+        .await
+        .map_err(failed_in("DnsReady"))?;
+    status::conclude(&mut s.st, want_running, vm_stopped, t.metadata.generation, &s.now);
+    requeue = requeue.min(next_look(&s.st, want_running));
+    Ok(Action::requeue(requeue))
+}
+
+/// Credentials, the tunnel (its token belongs in the bundle), then the bundle: its ARN and the
+/// tunnel (ID, token).
+async fn secrets_and_tunnel(
+    s: &mut Scope<'_>,
+    r: &Reconciler,
+    p: &Prerequisites,
+    host: &str,
+) -> Result<(String, Option<(String, String)>), Failure> {
+    let (ctx, t) = (s.ctx, s.t);
+    let creds = credentials::ensure(ctx, t).await.map_err(failed_in("SecretReady"))?;
+    let tunnel = edge::tunnel_step(ctx, &r.memory, t, &s.old, &mut s.st, host, &s.now)
+        .await
+        .map_err(failed_in("TunnelReady"))?;
+    let value = bundle::contents(ctx, &t.name_any(), host, &creds, tunnel.as_ref().map(|x| x.1.as_str()));
+    let old_arn = s.old.secret_arn.clone();
+    let arn = bundle::ensure(ctx, &r.memory, &p.acct, &owner_of(t), &value, old_arn.as_deref())
+        .await
+        .map_err(failed_in("SecretReady"))?;
+    s.st.secret_arn = Some(arn.clone());
+    let msg = "credentials Secret and Secrets Manager bootstrap bundle are written";
+    status::set(&mut s.st, "SecretReady", true, "BundleWritten", msg, t.metadata.generation, &s.now);
+    Ok((arn, tunnel))
+}
+
+/// The VM and its redeploy: whether it is stopped, and when to look again.
+async fn machine(
+    s: &mut Scope<'_>,
+    p: &Prerequisites,
+    host: &str,
+    arn: &str,
+    sg: &str,
+) -> Result<(bool, Duration), Failure> {
+    let (ctx, t) = (s.ctx, s.t);
+    let want_running = t.spec.state == PowerState::Running;
+    let instance_type = t.spec.instance_type.clone().unwrap_or_else(|| ctx.tenant.instance_type.clone());
+    let launch_image = s.st.image.clone().unwrap_or_else(|| p.image.clone());
+    let m = vm::Machine {
+        instance_type: &instance_type,
+        ami: &p.ami,
+        profile: &p.profile,
+        sg,
+        boot: TenantBoot { hostname: host, region: &p.acct.region, bundle_arn: arn, image: &launch_image },
+    };
+    let owner = owner_of(t);
+    let (current, drifted) =
+        vm::converge(ctx, &p.acct, t, &owner, &m, want_running, &mut s.st).await.map_err(failed_in("InstanceReady"))?;
+    status::instance(&mut s.st, current.as_ref(), want_running, drifted, t.metadata.generation, &s.now);
+    let mut requeue = STEADY_REQUEUE;
+    if let Some(c) = current.as_ref().filter(|_| want_running)
+        && let Some(w) =
+            vm::redeploy(ctx, &p.acct, t, c, &p.image, &mut s.st).await.map_err(failed_in("InstanceReady"))?
+    {
+        requeue = requeue.min(w);
+    }
+    let vm_stopped = current.as_ref().is_none_or(|c| c.state == crate::cloud::InstanceState::Stopped);
+    Ok((vm_stopped, requeue))
+}
+
+/// When to look again: soon while the VM launches or boots, once a minute while something else
+/// keeps it from Ready (a setting, a record that is not ours), else the steady requeue.
+fn next_look(st: &TenantStatus, want_running: bool) -> Duration {
+    let inst = molecule_crds::conditions::get(&st.conditions, "InstanceReady");
+    if want_running && inst.is_some_and(|c| ["Launching", "Pending"].contains(&c.reason.as_str())) {
+        return PROVISIONING_REQUEUE;
+    }
+    if matches!(st.phase, Some(TenantPhase::Ready | TenantPhase::Stopped)) { STEADY_REQUEUE } else { BLOCKED_REQUEUE }
+}

@@ -1,0 +1,94 @@
+//! The Tenant controller: its watches (the operator's one Tenant watch, the one Workspace watch
+//! for usage, the fleet caches' changes) and the wiring of the apply path and the erasure.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
+use molecule_crds::v1alpha1::{Tenant, Workspace};
+
+use super::scope::Scope;
+use super::{FINALIZER, Memory, apply, cleanup};
+use crate::context::Context;
+use crate::reconcile::{Error, broadcast_stream};
+
+/// The reconciler's state.
+pub struct Reconciler {
+    /// Shared context.
+    pub ctx: Arc<Context>,
+    /// Every Workspace this operator sees (usage).
+    pub workspaces: Store<Workspace>,
+    /// Memory between reconciles.
+    pub memory: Arc<Memory>,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+/// Runs the Tenant controller until shutdown, on the operator's one Tenant watch
+/// (`tenant_events`, its store in the Context). `workspace_events` is the operator's one
+/// Workspace watch (shared with the Workspace controller): a Workspace change updates its
+/// Tenant's usage.
+pub async fn run(
+    ctx: Arc<Context>,
+    tenant_events: impl futures::Stream<Item = Arc<Tenant>> + Send + 'static,
+    workspace_events: impl futures::Stream<Item = Arc<Workspace>> + Send + 'static,
+    workspaces: Store<Workspace>,
+    memory: Arc<Memory>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
+    let cloud = futures::stream::select_all(ctx.accounts().map(|a| {
+        broadcast_stream(a.cache.subscribe())
+            .filter_map(|o| async move { (o.kind == "Tenant").then(|| ObjectRef::<Tenant>::new(&o.name)) })
+            .boxed()
+    }));
+    let concurrency = ctx.settings.concurrency;
+    let r = Arc::new(Reconciler { ctx, workspaces, memory });
+    controller
+        .watches_shared_stream(workspace_events, |w: Arc<Workspace>| Some(ObjectRef::new(&w.spec.tenant)))
+        .reconcile_on(cloud)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, r)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let ctx = r.ctx.clone();
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let key = format!("tenant/{}", t.name_any());
+    if crate::reconcile::is_paused(t.as_ref()) {
+        let res = crate::reconcile::paused::tenant(&ctx, &t).await;
+        crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
+        return res;
+    }
+    let res = finalizer(&api, FINALIZER, t, |ev| async {
+        match ev {
+            Finalizer::Apply(t) => {
+                let mut scope = Scope::new(&ctx, &t);
+                let res = apply::converge(&mut scope, &r).await;
+                scope.close(res).await
+            }
+            Finalizer::Cleanup(t) => cleanup::cleanup(&t, &r).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
+    res
+}
+
+// kube-runtime's error policy signature takes the Arcs by value.
+#[allow(clippy::needless_pass_by_value)]
+fn error_policy(t: Arc<Tenant>, e: &Error, r: Arc<Reconciler>) -> Action {
+    crate::reconcile::requeue_after(&r.ctx, "Tenant", &format!("tenant/{}", t.name_any()), e)
+}
