@@ -29,15 +29,12 @@ func TestTwoReleasesRenderWithoutACollision(t *testing.T) {
 			cluster = append(cluster, o.id())
 		}
 	}
-	if len(cluster) != 4 {
-		t.Errorf("expected ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and its binding, got %v", cluster)
+	if len(cluster) != 6 {
+		t.Errorf("expected ClusterRole, ClusterRoleBinding, two ValidatingAdmissionPolicies and their bindings, got %v", cluster)
 	}
-	// The binding names the policy of its own release, the ClusterRoleBinding its own role and SA.
+	// Each binding names a policy of its own release, the ClusterRoleBinding its own role and SA.
 	for _, objs := range [][]obj{a, b} {
-		vap, vapb := one(t, objs, "ValidatingAdmissionPolicy"), one(t, objs, "ValidatingAdmissionPolicyBinding")
-		if dig(vapb, "spec", "policyName") != vap.name() {
-			t.Errorf("%s binds %v", vapb.name(), dig(vapb, "spec", "policyName"))
-		}
+		checkPolicyBindings(t, objs)
 		crb := one(t, objs, "ClusterRoleBinding")
 		if dig(crb, "roleRef", "name") != one(t, objs, "ClusterRole").name() ||
 			dig(crb, "subjects", 0, "name") != one(t, objs, "ServiceAccount").name() {

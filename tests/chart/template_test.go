@@ -154,10 +154,10 @@ func TestProductionValuesRenderEveryOptionalPart(t *testing.T) {
 	if img := str(dig(d, "spec", "template", "spec", "containers", 0, "image")); !strings.HasPrefix(img, "ghcr.io/moleculesai/molecule-operator:0.1.0@sha256:") {
 		t.Errorf("image %q", img)
 	}
-	for _, k := range []string{"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy",
-		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+	for _, k := range []string{"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"} {
 		one(t, objs, k)
 	}
+	checkPolicyBindings(t, objs)
 	checkCatalogs(t, objs)
 	checkCRDInstallRBAC(t, objs)
 	checkAlerts(t, one(t, objs, "PrometheusRule"))

@@ -7,6 +7,9 @@ use crate::reasons::{Reason, Rejection};
 use crate::resolve::Resolved;
 use crate::v1alpha1::{GpuType, OsFamily, ResolvedCompute, TenantQuotas, TenantUsage};
 
+/// The Workspace field a data-volume quota refusal names.
+const DATA_GB_FIELD: &str = "spec.compute.volume.dataGb";
+
 /// A numeric limit; `None` means unlimited.
 pub type Limit = Option<u32>;
 
@@ -23,6 +26,10 @@ pub struct EffectiveQuotas {
     pub max_root_gb_total: Limit,
     /// Largest root volume of one Workspace.
     pub max_root_gb_per_workspace: Limit,
+    /// Most data volume GB over admitted Workspaces.
+    pub max_data_gb_total: Limit,
+    /// Largest data volume of one Workspace.
+    pub max_data_gb_per_workspace: Limit,
     /// Whether a desktop is allowed.
     pub allow_display: bool,
     /// GPU models allowed; `None` means all.
@@ -43,6 +50,8 @@ impl EffectiveQuotas {
                 max_gpus: None,
                 max_root_gb_total: None,
                 max_root_gb_per_workspace: Some(2048),
+                max_data_gb_total: None,
+                max_data_gb_per_workspace: Some(16384),
                 allow_display: true,
                 allowed_gpu_types: None,
                 allow_custom_image: true,
@@ -53,6 +62,8 @@ impl EffectiveQuotas {
                 max_gpus: Some(8),
                 max_root_gb_total: None,
                 max_root_gb_per_workspace: Some(1000),
+                max_data_gb_total: Some(50_000),
+                max_data_gb_per_workspace: Some(2000),
                 allow_display: true,
                 allowed_gpu_types: gpus(&[GpuType::T4, GpuType::L4, GpuType::A10G]),
                 allow_custom_image: false,
@@ -63,6 +74,8 @@ impl EffectiveQuotas {
                 max_gpus: Some(0),
                 max_root_gb_total: None,
                 max_root_gb_per_workspace: Some(200),
+                max_data_gb_total: Some(5000),
+                max_data_gb_per_workspace: Some(500),
                 allow_display: true,
                 allowed_gpu_types: gpus(&[]),
                 allow_custom_image: false,
@@ -73,6 +86,8 @@ impl EffectiveQuotas {
                 max_gpus: Some(0),
                 max_root_gb_total: None,
                 max_root_gb_per_workspace: Some(64),
+                max_data_gb_total: Some(200),
+                max_data_gb_per_workspace: Some(100),
                 allow_display: false,
                 allowed_gpu_types: gpus(&[]),
                 allow_custom_image: false,
@@ -94,6 +109,8 @@ impl EffectiveQuotas {
         set(&mut q.max_gpus, o.max_gpus);
         set(&mut q.max_root_gb_total, o.max_root_gb_total);
         set(&mut q.max_root_gb_per_workspace, o.max_root_gb_per_workspace);
+        set(&mut q.max_data_gb_total, o.max_data_gb_total);
+        set(&mut q.max_data_gb_per_workspace, o.max_data_gb_per_workspace);
         if let Some(v) = o.allow_display {
             q.allow_display = v;
         }
@@ -119,6 +136,7 @@ pub fn usage_of_compute(c: &ResolvedCompute) -> TenantUsage {
         vcpus: c.vcpus,
         gpus: c.gpu.as_ref().map_or(0, |g| u32::from(g.count)),
         root_gb_total: c.root_gb,
+        data_gb_total: c.data_gb.unwrap_or(0),
     }
 }
 
@@ -129,6 +147,7 @@ pub fn add(a: TenantUsage, b: TenantUsage) -> TenantUsage {
         vcpus: a.vcpus.saturating_add(b.vcpus),
         gpus: a.gpus.saturating_add(b.gpus),
         root_gb_total: a.root_gb_total.saturating_add(b.root_gb_total),
+        data_gb_total: a.data_gb_total.saturating_add(b.data_gb_total),
     }
 }
 
@@ -191,6 +210,14 @@ pub fn check(q: &EffectiveQuotas, admitted: TenantUsage, r: &Resolved) -> Result
             format!("quota maxRootGbPerWorkspace is {limit}; this Workspace requests {} GB", c.root_gb),
         );
     }
+    if let (Some(limit), Some(data_gb)) = (q.max_data_gb_per_workspace, c.data_gb)
+        && data_gb > limit
+    {
+        return reject(
+            DATA_GB_FIELD,
+            format!("quota maxDataGbPerWorkspace is {limit}; this Workspace requests {data_gb} GB"),
+        );
+    }
     let want = usage_of(r);
     let checks = [
         ("maxWorkspaces", "spec.tenant", q.max_workspaces, admitted.workspaces, want.workspaces),
@@ -203,6 +230,7 @@ pub fn check(q: &EffectiveQuotas, admitted: TenantUsage, r: &Resolved) -> Result
             admitted.root_gb_total,
             want.root_gb_total,
         ),
+        ("maxDataGbTotal", DATA_GB_FIELD, q.max_data_gb_total, admitted.data_gb_total, want.data_gb_total),
     ];
     for (quota, field, limit, used, request) in checks {
         if request == 0 {
@@ -216,3 +244,6 @@ pub fn check(q: &EffectiveQuotas, admitted: TenantUsage, r: &Resolved) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

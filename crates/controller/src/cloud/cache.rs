@@ -362,6 +362,36 @@ impl FleetCache {
         });
     }
 
+    /// The clients this cache lists with (the ones [`super::cached::CachedClients::of`] wraps).
+    pub fn clients(&self) -> (Arc<dyn Instances>, Arc<dyn Network>, Arc<dyn Volumes>) {
+        (self.instances.clone(), self.network.clone(), self.volumes.clone())
+    }
+
+    /// The owner uid under which the cache holds resource `id` of kind `T` ("" when untagged).
+    pub fn holder<T: Cached>(&self, id: &str) -> Option<String> {
+        let mut s = self.snap.write().ok()?;
+        T::index(&mut s).iter().find(|(_, v)| v.iter().any(|x| x.id() == id)).map(|(u, _)| u.clone())
+    }
+
+    /// Changes the cached resource `id` in place, wherever it is held (a write-through when the
+    /// caller knows the ID but not the owner). False when the cache does not hold it.
+    pub fn modify<T: Cached>(&self, id: &str, f: impl FnOnce(&mut T)) -> bool {
+        let Ok(mut s) = self.snap.write() else { return false };
+        let found =
+            T::index(&mut s).iter_mut().find_map(|(u, v)| v.iter_mut().find(|x| x.id() == id).map(|x| (u.clone(), x)));
+        let Some((uid, item)) = found else { return false };
+        f(item);
+        s.touched.insert(uid, Instant::now());
+        true
+    }
+
+    /// Forgets a deleted resource `id` of kind `T`, wherever it is held. False when not held.
+    pub fn forget<T: Cached>(&self, id: &str) -> bool {
+        let Some(uid) = self.holder::<T>(id) else { return false };
+        self.remove::<T>(&uid, id);
+        true
+    }
+
     /// Forgets a deleted instance, group or volume.
     pub fn remove<T: Cached>(&self, uid: &str, id: &str) {
         self.touch(uid, |s| T::index(s).entry(uid.to_owned()).or_default().retain(|x| x.id() != id));

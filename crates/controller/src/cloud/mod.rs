@@ -7,8 +7,11 @@
 
 pub mod aws;
 pub mod cache;
+pub mod cached;
 pub mod cloudflare;
 pub mod commands;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod guard;
 pub mod marks;
 pub mod secrets;

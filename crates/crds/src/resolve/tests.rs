@@ -191,7 +191,7 @@ fn quotas(tier: u8) -> EffectiveQuotas {
 }
 
 fn used(workspaces: u32, vcpus: u32, gpus: u32, root: u32) -> TenantUsage {
-    TenantUsage { workspaces, vcpus, gpus, root_gb_total: root }
+    TenantUsage { workspaces, vcpus, gpus, root_gb_total: root, data_gb_total: 0 }
 }
 
 #[test]
@@ -294,8 +294,9 @@ fn arb_quotas() -> impl Strategy<Value = (u8, TenantQuotas)> {
         proptest::option::of(0u32..64),
         proptest::option::of(0u32..10),
         proptest::option::of(0u32..500),
+        proptest::option::of(0u32..100),
     )
-        .prop_map(|(tier, w, v, g, r)| {
+        .prop_map(|(tier, w, v, g, r, d)| {
             (
                 tier,
                 TenantQuotas {
@@ -303,6 +304,7 @@ fn arb_quotas() -> impl Strategy<Value = (u8, TenantQuotas)> {
                     max_vcpus: v,
                     max_gpus: g,
                     max_root_gb_total: r,
+                    max_data_gb_total: d,
                     ..Default::default()
                 },
             )
@@ -352,6 +354,7 @@ proptest! {
                 (q.max_vcpus, usage.vcpus),
                 (q.max_gpus, usage.gpus),
                 (q.max_root_gb_total, usage.root_gb_total),
+                (q.max_data_gb_total, usage.data_gb_total),
             ] {
                 if let Some(l) = limit { prop_assert!(value <= l); }
             }

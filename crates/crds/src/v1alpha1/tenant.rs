@@ -126,6 +126,17 @@ pub struct TenantQuotas {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 32, max = 2048))]
     pub max_root_gb_per_workspace: Option<u32>,
+    /// Most data volume GB (`compute.volume.dataGb`), summed over admitted Workspaces; a
+    /// Workspace without a data volume counts 0. Tier defaults: 200 (tier 1), 5000 (2), 50000
+    /// (3), unlimited (4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100_000_000))]
+    pub max_data_gb_total: Option<u32>,
+    /// Largest data volume, in GB (`compute.volume.dataGb`), that one Workspace may ask for.
+    /// Tier defaults: 100 (tier 1), 500 (2), 2000 (3), 16384 (4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 16384))]
+    pub max_data_gb_per_workspace: Option<u32>,
     /// Whether Workspaces may run a desktop (`compute.display.mode` other than none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_display: Option<bool>,
@@ -283,6 +294,9 @@ pub struct TenantUsage {
     pub gpus: u32,
     /// Root volume GB, summed.
     pub root_gb_total: u32,
+    /// Data volume GB, summed (a Workspace without a data volume counts 0).
+    #[serde(default)]
+    pub data_gb_total: u32,
 }
 
 /// Kind of a cloud resource found without a live owner.
