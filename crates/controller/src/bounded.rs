@@ -61,7 +61,7 @@ pub trait Prune: Send + Sync + std::fmt::Debug {
 /// Drops the entries of gone objects from the Context's maps (each account's launch guard, the
 /// backoff) and from every reconciler's `memory`; returns how many were dropped.
 pub fn prune(ctx: &Context, memory: &[Arc<dyn Prune>], keep: &Keep) -> usize {
-    let guards: usize = ctx.accounts().map(|a| a.guard.retain(|k| keep.uids.contains(k))).sum();
+    let guards: usize = ctx.accounts().iter().map(|a| a.guard.retain(|k| keep.uids.contains(k))).sum();
     guards + memory.iter().map(|m| m.prune(keep)).sum::<usize>() + ctx.backoff.retain(|k| keep.keys.contains(k))
 }
 

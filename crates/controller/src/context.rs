@@ -139,8 +139,8 @@ pub struct Context {
     pub tenants: Store<Tenant>,
     /// The main account: Workspaces and main Tenants live here (clients and fleet cache).
     pub main: Arc<Account>,
-    /// The canary account, or why there is none.
-    pub canary: Result<Arc<Account>, String>,
+    /// The canary account, or why it is not usable (not configured, being connected, refused).
+    pub canary: Arc<crate::accounts::Slot>,
     /// Cloudflare tunnels and records, when configured.
     pub tunnels: Option<Arc<dyn Tunnels>>,
     /// Tenant settings.
@@ -148,14 +148,14 @@ pub struct Context {
 }
 
 impl Context {
-    /// The accounts: main first, then the canary one when it is usable.
-    pub fn accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
-        std::iter::once(&self.main).chain(self.canary.as_ref().ok())
+    /// The usable accounts: main first, then the canary one when it is usable.
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        std::iter::once(self.main.clone()).chain(self.canary.get().ok()).collect()
     }
 
     /// The account named `name` (`main`, `canary`), when usable.
-    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
-        self.accounts().find(|a| a.name == name)
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts().into_iter().find(|a| a.name == name)
     }
 }
 

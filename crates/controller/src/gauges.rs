@@ -50,7 +50,7 @@ fn observe(ctx: &Context, workspaces: &Store<Workspace>) {
         m.stalled.get_or_create(&labels).set(n);
     }
     let now = Timestamp::now();
-    for a in std::iter::once(&ctx.main).chain(ctx.canary.as_ref().ok()) {
+    for a in ctx.accounts() {
         // No series before the first listing: an alert on the age must not fire on a start.
         if let Some(t) = a.cache.last_refresh() {
             m.cache_age.get_or_create(&AccountLabel { account: a.name }).set(now.duration_since(t).as_secs());

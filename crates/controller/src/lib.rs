@@ -1,6 +1,7 @@
 //! The molecule-operator library: configuration, the cloud layer, the reconcilers and the HTTP
 //! endpoints. `main.rs` only parses flags and calls [`run`].
 
+pub mod accounts;
 pub mod backoff;
 pub mod bootstrap;
 pub mod bounded;
@@ -125,16 +126,6 @@ const TENANT_CHANGE_BUFFER: usize = 1024;
 /// Workspace events buffered for each of the two controllers that share the one Workspace watch.
 const WORKSPACE_SHARE_BUFFER: usize = 1024;
 
-/// Fills a fleet cache once, waiting out errors: nothing is decided before the first listing.
-async fn first_fill(cache: &cloud::cache::FleetCache, account: &str) {
-    let mut delay = std::time::Duration::from_secs(1);
-    while let Err(e) = cache.refresh().await {
-        tracing::warn!(error = %e, account, retry_in = ?delay, "first fleet listing failed");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_secs(30));
-    }
-}
-
 /// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
 /// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
 pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
@@ -153,52 +144,56 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
     }
     metrics.leader.set(1);
 
-    // The first listings wait out AWS errors; a SIGTERM meanwhile still stops the process.
-    let (cloud, canary) = tokio::select! {
-        built = build_accounts(&args, &metrics) => built?,
+    // The main account's first listing waits out AWS errors; a SIGTERM meanwhile still stops the
+    // process. The canary account opens in the background (its Tenants say why until it does).
+    let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
+    let aws = cloud::aws::Aws::new(&args.aws_region, rates(&args), &metrics).await;
+    let refresh = std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1));
+    let main_place = accounts::Place {
+        name: "main",
+        region: args.aws_region.clone(),
+        vpc_id: args.vpc_id.clone(),
+        subnet_id: args.subnet_id.clone(),
+        eic_sg: args.eic_endpoint_sg_id.clone(),
+        ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
+        tenant_profile: args.tenant_instance_profile.clone(),
+    };
+    let main = tokio::select! {
+        // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
+        opened = accounts::open(aws.clone(), main_place, &identity, &metrics, refresh, true) => {
+            opened.map_err(|e| Error::Config(e.to_string()))?
+        }
         () = shutdown.clone() => {
             tracing::info!("shutting down before the first fleet listing");
             return Ok(());
         }
     };
-    let cache = cloud.cache.clone();
+    metrics.account_ready.get_or_create(&metrics::AccountLabel { account: "main" }).set(1);
+    let canary = open_canary(&args, &identity, &metrics, refresh);
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
     let settings = context::Settings {
         workspace_profile: args.workspace_instance_profile.clone(),
         workspace_domain: args.workspace_domain.clone(),
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
-        refresh_interval: std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1)),
+        refresh_interval: refresh,
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),
     };
-    let main = Arc::new(context::Account {
-        name: "main",
-        region: args.aws_region.clone(),
-        subnet_id: args.subnet_id.clone(),
-        zone: cloud.zone,
-        vpc_cidr: cloud.vpc_cidr,
-        eic_sg: args.eic_endpoint_sg_id.clone(),
-        ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
-        tenant_profile: args.tenant_instance_profile.clone(),
-        instances: cloud.instances,
-        network: cloud.network,
-        volumes: cloud.volumes,
-        secrets: cloud.secrets,
-        commands: cloud.commands,
-        cache: cache.clone(),
-        guard: cloud::guard::LaunchGuard::default(),
-    });
+    let dns: Option<Arc<dyn cloud::Dns>> = args
+        .workspace_zone_id
+        .clone()
+        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
     let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {
         client: client.clone(),
         recorder,
         settings: settings.clone(),
-        identity: cloud.identity,
+        identity,
         catalog,
         images,
-        dns: cloud.dns,
+        dns,
         metrics,
         failpoints,
         backoff: backoff::Backoff::default(),
@@ -209,7 +204,6 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
         tenant: tenant_settings(&args),
     });
     let tenant_memory = Arc::new(reconcile::tenant::Memory::default());
-    tokio::spawn(cache.run(settings.refresh_interval));
     log_start(&args, &ctx);
     let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
@@ -269,7 +263,7 @@ fn log_start(args: &cli::RunArgs, ctx: &context::Context) {
         operator_id = %args.operator_id,
         env = %args.env,
         region = %args.aws_region,
-        canary = ctx.canary.is_ok(),
+        canary = ctx.canary.configured(),
         cloudflare = ctx.tunnels.is_some(),
         instance_types = ctx.catalog.iter().count(),
         images = ctx.images.iter().count(),
@@ -290,37 +284,6 @@ fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
     }
 }
 
-/// The main account (its cache filled once) and the canary one, or why there is none.
-async fn build_accounts(
-    args: &cli::RunArgs,
-    metrics: &metrics::Metrics,
-) -> Result<(Cloud, Result<Arc<context::Account>, String>), Error> {
-    let cloud = build_cloud(args, metrics).await?;
-    // Nothing is decided before the first full listing: a launch protocol that trusted an empty
-    // cache after a restart would launch twice.
-    first_fill(&cloud.cache, "main").await;
-    let canary = build_canary(args, metrics, &cloud.identity).await;
-    if let Ok(c) = &canary {
-        first_fill(&c.cache, "canary").await;
-        tokio::spawn(c.cache.clone().run(std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1))));
-    }
-    Ok((cloud, canary))
-}
-
-/// The cloud layer of the main account.
-struct Cloud {
-    instances: Arc<dyn cloud::Instances>,
-    network: Arc<dyn cloud::Network>,
-    volumes: Arc<dyn cloud::Volumes>,
-    dns: Option<Arc<dyn cloud::Dns>>,
-    secrets: Arc<dyn cloud::secrets::Secrets>,
-    commands: Arc<dyn cloud::commands::Commands>,
-    cache: Arc<cloud::cache::FleetCache>,
-    identity: cloud::tags::Identity,
-    vpc_cidr: String,
-    zone: String,
-}
-
 fn rates(args: &cli::RunArgs) -> cloud::aws::limiter::Rates {
     cloud::aws::limiter::Rates {
         describe: args.aws_describe_rate,
@@ -331,66 +294,38 @@ fn rates(args: &cli::RunArgs) -> cloud::aws::limiter::Rates {
     }
 }
 
-/// Reads the VPC's CIDR and the subnet's zone, waiting out throttling and 5xx.
-async fn network_facts(aws: &cloud::aws::Aws, vpc: &str, subnet: &str) -> Result<(String, String), cloud::CloudError> {
-    let mut delay = std::time::Duration::from_secs(1);
-    loop {
-        match aws.network_facts(vpc, subnet).await {
-            Err(e) if matches!(e.kind, cloud::ErrorKind::Throttled | cloud::ErrorKind::Transient) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "reading the VPC and subnet failed");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(30));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The canary account through STS AssumeRole, or why canary tenants cannot be provisioned (a
-/// condition on those Tenants, not a reason to stop the operator).
-async fn build_canary(
+/// The canary account's slot, opened in the background through STS AssumeRole and retried with
+/// backoff until usable; not configured, it says which settings are missing (a condition on the
+/// canary Tenants, not a reason to stop the operator).
+fn open_canary(
     args: &cli::RunArgs,
-    metrics: &metrics::Metrics,
     identity: &cloud::tags::Identity,
-) -> Result<Arc<context::Account>, String> {
+    metrics: &metrics::Metrics,
+    refresh: std::time::Duration,
+) -> Arc<accounts::Slot> {
     let (Some(role), Some(region), Some(vpc), Some(subnet)) =
         (&args.canary_role_arn, &args.canary_region, &args.canary_vpc_id, &args.canary_subnet_id)
     else {
-        return Err("CANARY_ROLE_ARN, CANARY_REGION, CANARY_VPC_ID and CANARY_SUBNET_ID must all be set".into());
+        let why = "CANARY_ROLE_ARN, CANARY_REGION, CANARY_VPC_ID and CANARY_SUBNET_ID must all be set";
+        return Arc::new(accounts::Slot::not_configured("canary", why));
     };
-    let aws = cloud::aws::Aws::assume(role, region, rates(args), metrics).await;
-    let (vpc_cidr, zone) = network_facts(&aws, vpc, subnet).await.map_err(|e| {
-        tracing::error!(error = %e, "the canary account is not usable; canary Tenants will say why");
-        format!("the canary account is not usable: {e}")
-    })?;
-    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
-    let network: Arc<dyn cloud::Network> = Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), vpc.clone()));
-    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
-    let cache = Arc::new(cloud::cache::FleetCache::new(
-        "canary",
-        identity.filter(),
-        instances.clone(),
-        network.clone(),
-        volumes.clone(),
-        metrics.clone(),
-    ));
-    Ok(Arc::new(context::Account {
+    let slot = Arc::new(accounts::Slot::opening("canary"));
+    let place = accounts::Place {
         name: "canary",
         region: region.clone(),
+        vpc_id: vpc.clone(),
         subnet_id: subnet.clone(),
-        zone,
-        vpc_cidr,
         eic_sg: None,
         ami: args.canary_ami.clone(),
         tenant_profile: args.canary_tenant_instance_profile.clone().or_else(|| args.tenant_instance_profile.clone()),
-        instances,
-        network,
-        volumes,
-        secrets: Arc::new(cloud::aws::secrets::SecretsManager(aws.clone())),
-        commands: Arc::new(cloud::aws::ssm::Ssm(aws)),
-        cache,
-        guard: cloud::guard::LaunchGuard::default(),
-    }))
+    };
+    let (role, region, rates, m) = (role.clone(), region.clone(), rates(args), metrics.clone());
+    let connect = move || {
+        let (role, region, m) = (role.clone(), region.clone(), m.clone());
+        async move { cloud::aws::Aws::assume(&role, &region, rates, &m).await }
+    };
+    tokio::spawn(accounts::keep_opening(slot.clone(), connect, place, identity.clone(), metrics.clone(), refresh));
+    slot
 }
 
 /// The Cloudflare client, when its settings are complete (else Tenants say so in TunnelReady).
@@ -405,33 +340,6 @@ fn build_tunnels(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Opti
         .map_err(|e| Error::Config(e.to_string()))?
         .with_metrics(metrics.clone());
     Ok(Some(Arc::new(cf)))
-}
-
-async fn build_cloud(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Cloud, Error> {
-    let aws = cloud::aws::Aws::new(&args.aws_region, rates(args), metrics).await;
-    // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
-    let (vpc_cidr, zone) =
-        network_facts(&aws, &args.vpc_id, &args.subnet_id).await.map_err(|e| Error::Config(e.to_string()))?;
-    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
-    let network: Arc<dyn cloud::Network> =
-        Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), args.vpc_id.clone()));
-    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
-    let dns: Option<Arc<dyn cloud::Dns>> = args
-        .workspace_zone_id
-        .clone()
-        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
-    let identity = cloud::tags::Identity { operator_id: args.operator_id.clone(), env: args.env.clone() };
-    let secrets: Arc<dyn cloud::secrets::Secrets> = Arc::new(cloud::aws::secrets::SecretsManager(aws.clone()));
-    let commands: Arc<dyn cloud::commands::Commands> = Arc::new(cloud::aws::ssm::Ssm(aws.clone()));
-    let cache = Arc::new(cloud::cache::FleetCache::new(
-        "main",
-        identity.filter(),
-        instances.clone(),
-        network.clone(),
-        volumes.clone(),
-        metrics.clone(),
-    ));
-    Ok(Cloud { instances, network, volumes, dns, secrets, commands, cache, identity, vpc_cidr, zone })
 }
 
 /// The one Workspace watch, shared by the Workspace and Tenant controllers: its store and one

@@ -42,10 +42,11 @@ async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudRes
     match h {
         Handle::Ec2(a) | Handle::Secret(a) => {
             let acct = ctx.account(a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;
+            let acct = acct.as_ref();
             let uid = f.owner_uid.clone().unwrap_or_default();
             match f.kind {
-                OrphanKind::Instance => teardown::terminate(acct, &uid, std::slice::from_ref(&f.id)).await?,
-                OrphanKind::SecurityGroup => in_use(f, teardown::delete_group(acct, &uid, &f.id).await?)?,
+                OrphanKind::Instance => teardown::terminate(acct, std::slice::from_ref(&f.id)).await?,
+                OrphanKind::SecurityGroup => in_use(f, teardown::delete_group(acct, &f.id).await?)?,
                 OrphanKind::Volume => {
                     let v = Volume {
                         id: f.id.clone(),

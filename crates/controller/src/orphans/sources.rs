@@ -89,7 +89,7 @@ pub async fn gather_all(ctx: &Context, memory: &mut SourceMemory) -> Gathered {
         (Source::Ec2Main, ec2(ctx, &ctx.main)),
         (Source::SecretsMain, text(gather::secrets(ctx, &ctx.main).await)),
     ];
-    if let Ok(c) = &ctx.canary {
+    if let Ok(c) = &ctx.canary.get() {
         listed.push((Source::Ec2Canary, ec2(ctx, c)));
         listed.push((Source::SecretsCanary, text(gather::secrets(ctx, c).await)));
     }

@@ -51,7 +51,6 @@ pub async fn converge(
         let id = network.create(&d.name, &d.description, &d.tags).await?;
         // EC2 puts one rule in a new group: all egress to anywhere.
         let g = SecurityGroup { id, tags: d.tags.clone(), ingress: vec![], egress: vec![Rule::all_with("0.0.0.0/0")] };
-        cache.put(d.uid, g.clone());
         failpoints.hit(d.failpoint).await;
         g
     };
@@ -67,6 +66,5 @@ pub async fn converge(
     network.change_rules(&group.id, &del_out, RuleChange::RevokeEgress).await?;
     group.ingress = d.ingress;
     group.egress = d.egress;
-    cache.put(d.uid, group.clone());
     Ok(group)
 }

@@ -1,12 +1,12 @@
 //! Deleting cloud resources and waiting for the cloud to confirm, shared by the Workspace delete,
-//! the Tenant erasure and the orphan reaper: each call writes its effect through to the
-//! account's fleet cache, and says what it waits on as a typed [`Blocker`], never as prose a
+//! the Tenant erasure and the orphan reaper: the account's clients write each effect through to
+//! its fleet cache, and a wait names what it waits on as a typed [`Blocker`], never as prose a
 //! caller must parse.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::cloud::{CloudResult, ErrorKind, InstanceState, SecurityGroup, Volume};
+use crate::cloud::{CloudResult, ErrorKind, Volume};
 use crate::context::Account;
 use crate::reconcile::Error;
 
@@ -66,23 +66,18 @@ pub enum Outcome {
     Detaching,
 }
 
-/// Terminates `ids` of owner `uid` (a success means AWS accepted, not that they are gone).
-pub async fn terminate(acct: &Account, uid: &str, ids: &[String]) -> CloudResult<()> {
+/// Terminates `ids` (a success means AWS accepted, not that they are gone).
+pub async fn terminate(acct: &Account, ids: &[String]) -> CloudResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    acct.instances.terminate(ids).await?;
-    acct.cache.set_instance_state(uid, ids, InstanceState::ShuttingDown);
-    Ok(())
+    acct.instances.terminate(ids).await
 }
 
-/// Deletes security group `id` of owner `uid`.
-pub async fn delete_group(acct: &Account, uid: &str, id: &str) -> CloudResult<Outcome> {
+/// Deletes security group `id`.
+pub async fn delete_group(acct: &Account, id: &str) -> CloudResult<Outcome> {
     match acct.network.delete(id).await {
-        Ok(()) => {
-            acct.cache.remove::<SecurityGroup>(uid, id);
-            Ok(Outcome::Deleted)
-        }
+        Ok(()) => Ok(Outcome::Deleted),
         Err(e) if e.kind == ErrorKind::InUse => Ok(Outcome::InUse { code: e.code, message: e.message }),
         Err(e) => Err(e),
     }
@@ -106,10 +101,7 @@ pub async fn delete_volume(acct: &Account, uid: &str, v: &Volume, detach_first: 
         };
     }
     match acct.volumes.delete(&v.id).await {
-        Ok(()) => {
-            acct.cache.remove::<Volume>(uid, &v.id);
-            Ok(Outcome::Deleted)
-        }
+        Ok(()) => Ok(Outcome::Deleted),
         Err(e) if e.kind == ErrorKind::InUse => Ok(Outcome::InUse { code: e.code, message: e.message }),
         Err(e) => Err(e),
     }

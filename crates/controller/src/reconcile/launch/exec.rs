@@ -7,7 +7,7 @@ use molecule_crds::v1alpha1::LaunchRecord;
 
 use super::{DATA_DEVICE, Env, LaunchReason, SPEC_HASH_TAG, Step, Subject, TerminateWhy, listing_since, token};
 use crate::cloud::tags::LAUNCH_ATTEMPT;
-use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest, Volume};
+use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest};
 use crate::metrics::KindReason;
 use crate::reconcile::Error;
 
@@ -35,27 +35,14 @@ pub async fn run<S: Subject>(
             }
             Step::Stop { id } => power(env, s, &id, false, current.as_mut()).await?,
             Step::Start { id } => power(env, s, &id, true, current.as_mut()).await?,
-            Step::Detach { volume, from } => {
-                env.account.volumes.detach(&volume, &from).await?;
-                cache_volume(env, s, None);
-            }
+            Step::Detach { volume, from } => env.account.volumes.detach(&volume, &from).await?,
             Step::Attach { volume, to } => {
                 env.account.volumes.attach(&volume, &to, DATA_DEVICE).await?;
-                cache_volume(env, s, Some(&to));
                 s.event(false, "VolumeAttached", format!("data volume {volume} attached to {to}")).await;
             }
         }
     }
     Ok(current)
-}
-
-/// Writes the data volume's new attachment through to the cache.
-fn cache_volume<S: Subject>(env: &Env<'_>, s: &S, to: Option<&str>) {
-    if let Some(v) = s.data_volume() {
-        let state = if to.is_some() { "in-use" } else { "available" };
-        let v = Volume { attached_to: to.map(str::to_owned), state: state.into(), ..v.clone() };
-        env.account.cache.put(&s.owner().uid, v);
-    }
 }
 
 fn kind_reason(s: &impl Subject, reason: &'static str) -> KindReason {
@@ -109,7 +96,6 @@ async fn record<S: Subject>(
 /// TerminateInstances, said in an Event (and a metric for duplicates).
 async fn terminate<S: Subject>(env: &Env<'_>, s: &S, ids: &[String], why: TerminateWhy) -> Result<(), Error> {
     env.account.instances.terminate(ids).await?;
-    env.account.cache.set_instance_state(&s.owner().uid, ids, InstanceState::ShuttingDown);
     let (list, noun) = (ids.join(", "), s.noun());
     match why {
         TerminateWhy::Duplicate => {
@@ -145,7 +131,6 @@ async fn power<S: Subject>(
         a.instances.stop(id).await?;
         (InstanceState::Stopping, "Stopping")
     };
-    a.cache.set_instance_state(&s.owner().uid, &[id.to_owned()], state);
     if let Some(c) = current {
         c.state = state;
     }
@@ -189,10 +174,7 @@ async fn guarded(env: &Env<'_>, uid: &str, req: &LaunchRequest) -> Result<Instan
         a.guard.clear(uid);
     }
     match a.instances.launch(req).await {
-        Ok(inst) => {
-            a.cache.put(uid, inst.clone());
-            Ok(inst)
-        }
+        Ok(inst) => Ok(inst),
         Err(e) => {
             if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) {
                 a.guard.mark(uid, Timestamp::now());

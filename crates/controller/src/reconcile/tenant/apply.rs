@@ -36,7 +36,7 @@ struct Prerequisites {
 type Blocked = (&'static [&'static str], &'static str, String);
 
 fn prerequisites(ctx: &Context, t: &Tenant) -> Result<Prerequisites, Blocked> {
-    let acct = account_for(ctx, t).map_err(|(reason, msg)| (&["InstanceReady"][..], reason, msg))?.clone();
+    let acct = account_for(ctx, t).map_err(|(reason, msg)| (&["InstanceReady"][..], reason, msg))?;
     let profile = acct.tenant_profile.clone().ok_or_else(|| {
         let msg = "a Secrets Manager bootstrap bundle and an instance profile are required: set EC2_TENANT_IAM_PROFILE \
                    (CANARY_TENANT_IAM_PROFILE for canary tenants); nothing is launched without them";

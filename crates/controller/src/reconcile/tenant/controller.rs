@@ -44,7 +44,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
-    let cloud = futures::stream::select_all(ctx.accounts().map(|a| {
+    let cloud = futures::stream::select_all(ctx.accounts().into_iter().map(|a| {
         broadcast_stream(a.cache.subscribe())
             .filter_map(|o| async move { (o.kind == "Tenant").then(|| ObjectRef::<Tenant>::new(&o.name)) })
             .boxed()

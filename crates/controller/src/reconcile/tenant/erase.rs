@@ -134,9 +134,6 @@ impl Erasure<'_> {
                 a.instances.terminate(&alive).await?;
                 for id in &alive {
                     self.receipt.requested("Instance", id, Some(place(a)), &self.now);
-                    if let Some(uid) = these.iter().find(|i| &i.id == id).and_then(|i| i.tags.get(OWNER_UID)) {
-                        a.cache.set_instance_state(uid, std::slice::from_ref(id), InstanceState::ShuttingDown);
-                    }
                 }
             }
             for i in &these {
@@ -193,8 +190,7 @@ impl Erasure<'_> {
             let (_, groups, volumes) = a.cache.of_tenant(&self.owner.name);
             for g in groups {
                 self.receipt.requested("SecurityGroup", &g.id, Some(place(a)), &self.now);
-                let uid = g.tags.get(OWNER_UID).map_or("", String::as_str);
-                if let Outcome::InUse { message, .. } = teardown::delete_group(a, uid, &g.id).await? {
+                if let Outcome::InUse { message, .. } = teardown::delete_group(a, &g.id).await? {
                     waiting.get_or_insert(format!("security group {} is still in use ({message})", g.id));
                 }
             }

@@ -64,10 +64,11 @@ pub fn hostname(slug: &str, base: &str) -> String {
     format!("{slug}.{base}")
 }
 
-/// The account a Tenant lives in, or (reason, message) why it cannot be provisioned.
-pub fn account_for<'a>(ctx: &'a Context, t: &Tenant) -> Result<&'a Arc<Account>, (&'static str, String)> {
+/// The account a Tenant lives in, or (reason, message) why it cannot be provisioned now.
+pub fn account_for(ctx: &Context, t: &Tenant) -> Result<Arc<Account>, (&'static str, String)> {
     if !t.spec.canary {
-        return Ok(&ctx.main);
+        return Ok(ctx.main.clone());
     }
-    ctx.canary.as_ref().map_err(|why| ("CanaryNotConfigured", format!("spec.canary: {why}")))
+    let reason = if ctx.canary.configured() { "AccountUnavailable" } else { "CanaryNotConfigured" };
+    ctx.canary.get().map_err(|why| (reason, format!("spec.canary: {why}")))
 }

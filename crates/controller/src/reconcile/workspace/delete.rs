@@ -117,10 +117,10 @@ async fn retain(ws: &Workspace, r: &Reconciler, owner: &crate::cloud::tags::Owne
             .map(|v| v.id),
     );
     let tags = std::collections::BTreeMap::from([(crate::cloud::tags::RETAINED.to_owned(), "true".to_owned())]);
+    // Written through to the cache (the account's clients do) before the finalizer goes: the
+    // orphan scan reads the cache, and until the next listing it would otherwise see these as
+    // untagged resources of a gone owner.
     ctx.main.instances.tag(&ids, &tags).await?;
-    // Written through before the finalizer goes: the orphan scan reads the cache, and until the
-    // next listing it would otherwise see these as untagged resources of a gone owner.
-    ctx.main.cache.add_tag(uid, &ids, crate::cloud::tags::RETAINED, "true");
     display::remove(ctx, ws).await?;
     r.admission.release(&ws.spec.tenant, uid);
     let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };
@@ -143,7 +143,7 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
     let instances = ctx.main.cache.instances_of(&uid);
     let to_terminate: Vec<String> = instances.iter().filter(|i| i.state.is_alive()).map(|i| i.id.clone()).collect();
     if !to_terminate.is_empty() {
-        teardown::terminate(&ctx.main, &uid, &to_terminate).await?;
+        teardown::terminate(&ctx.main, &to_terminate).await?;
         ctx.failpoints.hit("workspace.delete.after-terminate").await;
     }
     let pending: Vec<&str> =
@@ -176,7 +176,7 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
     let uid = uid.to_owned();
     // 2. Security groups.
     for g in ctx.main.cache.groups_of(&uid) {
-        if let Outcome::InUse { code, .. } = teardown::delete_group(&ctx.main, &uid, &g.id).await? {
+        if let Outcome::InUse { code, .. } = teardown::delete_group(&ctx.main, &g.id).await? {
             let what = format!("security group {} is still in use ({code})", g.id);
             return Err(wait(Blocker::SecurityGroup(g.id), what));
         }

@@ -31,7 +31,6 @@ pub async fn ensure(ctx: &Context, owner: &Owner, size_gb: u32, status_id: Optio
         .volumes
         .create(&VolumeRequest { client_token: token, size_gb, zone: ctx.main.zone.clone(), tags })
         .await?;
-    ctx.main.cache.put(&owner.uid, v.clone());
     ctx.failpoints.hit("workspace.volume.after-create").await;
     Ok(v)
 }

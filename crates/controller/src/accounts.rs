@@ -1,0 +1,204 @@
+//! The AWS accounts the operator works in, each opened the same way (network facts, clients
+//! written through to the account's fleet cache, a first full listing) and each with its own
+//! readiness: the main account must open before anything is decided; the canary account opens in
+//! the background and is retried with backoff, so a broken canary role degrades only the canary
+//! Tenants (their condition names the account) while everything else converges.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::cloud::aws::Aws;
+use crate::cloud::cache::FleetCache;
+use crate::cloud::cached::CachedClients;
+use crate::cloud::guard::LaunchGuard;
+use crate::cloud::tags::Identity;
+use crate::cloud::{self, CloudResult, ErrorKind};
+use crate::context::Account;
+use crate::metrics::{AccountLabel, Metrics};
+
+/// First and longest wait between two attempts to open an account (or to retry a call at start).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Longest wait between two attempts to open an account that refused us (a denied role is
+/// usually fixed by a human, not by retrying every second).
+const REOPEN_MAX: Duration = Duration::from_mins(5);
+
+/// Where an account's resources live, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// `main` or `canary`.
+    pub name: &'static str,
+    /// Region.
+    pub region: String,
+    /// VPC.
+    pub vpc_id: String,
+    /// Subnet instances are launched in.
+    pub subnet_id: String,
+    /// EC2 Instance Connect endpoint group, if any.
+    pub eic_sg: Option<String>,
+    /// AMI of tenant VMs.
+    pub ami: Option<String>,
+    /// Instance profile of tenant VMs.
+    pub tenant_profile: Option<String>,
+}
+
+/// The next wait of a capped exponential backoff.
+fn next(delay: Duration, max: Duration) -> Duration {
+    (delay * 2).min(max)
+}
+
+/// Runs `op` until it succeeds or fails with something other than throttling or a transient
+/// error (a timeout, a 5xx, a broken connection); says each retry in the log.
+pub async fn retry_transient<T, F, Fut>(what: &str, mut op: F) -> CloudResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = CloudResult<T>>,
+{
+    let mut delay = RETRY_FIRST;
+    loop {
+        match op().await {
+            Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transient) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "{what} failed");
+                tokio::time::sleep(delay).await;
+                delay = next(delay, RETRY_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Opens an account: its network facts (waiting out throttling and 5xx), its clients written
+/// through to its fleet cache, and a first full listing (nothing is decided before it: a launch
+/// protocol that trusted an empty cache after a restart would launch twice). The cache then
+/// refreshes every `refresh`. A `patient` open waits out throttling and transient errors (the main
+/// account, without which nothing runs); an impatient one returns them (the caller retries).
+pub async fn open(
+    aws: Aws,
+    place: Place,
+    identity: &Identity,
+    metrics: &Metrics,
+    refresh: Duration,
+    patient: bool,
+) -> CloudResult<Arc<Account>> {
+    let facts = format!("reading the VPC and subnet of the {} account", place.name);
+    let read = || aws.network_facts(&place.vpc_id, &place.subnet_id);
+    let (vpc_cidr, zone) = if patient { retry_transient(&facts, read).await? } else { read().await? };
+    let instances: Arc<dyn cloud::Instances> = Arc::new(cloud::aws::ec2::Ec2Instances::new(aws.clone()));
+    let network: Arc<dyn cloud::Network> =
+        Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), place.vpc_id.clone()));
+    let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
+    let cache = Arc::new(FleetCache::new(place.name, identity.filter(), instances, network, volumes, metrics.clone()));
+    let listing = format!("the first fleet listing of the {} account", place.name);
+    if patient {
+        retry_transient(&listing, || cache.refresh()).await?;
+    } else {
+        cache.refresh().await?;
+    }
+    tokio::spawn(cache.clone().run(refresh));
+    let clients = CachedClients::of(&cache);
+    Ok(Arc::new(Account {
+        name: place.name,
+        region: place.region,
+        subnet_id: place.subnet_id,
+        zone,
+        vpc_cidr,
+        eic_sg: place.eic_sg,
+        ami: place.ami,
+        tenant_profile: place.tenant_profile,
+        instances: clients.instances,
+        network: clients.network,
+        volumes: clients.volumes,
+        secrets: Arc::new(cloud::aws::secrets::SecretsManager(aws.clone())),
+        commands: Arc::new(cloud::aws::ssm::Ssm(aws)),
+        cache,
+        guard: LaunchGuard::default(),
+    }))
+}
+
+/// An account that may not be usable (yet): the account, or why not. Readers take a snapshot.
+#[derive(Debug)]
+pub struct Slot {
+    name: &'static str,
+    configured: bool,
+    state: RwLock<Result<Arc<Account>, String>>,
+}
+
+impl Slot {
+    /// A slot that will never be usable: the configuration does not name the account.
+    pub fn not_configured(name: &'static str, why: impl Into<String>) -> Self {
+        Self { name, configured: false, state: RwLock::new(Err(why.into())) }
+    }
+
+    /// A configured account, not usable until [`keep_opening`] opens it.
+    pub fn opening(name: &'static str) -> Self {
+        let why = format!("the {name} account is being connected");
+        Self { name, configured: true, state: RwLock::new(Err(why)) }
+    }
+
+    /// The account's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether the configuration names the account (else it never becomes usable).
+    pub fn configured(&self) -> bool {
+        self.configured
+    }
+
+    /// The account, or why it is not usable.
+    pub fn get(&self) -> Result<Arc<Account>, String> {
+        self.state.read().map_or_else(|_| Err(format!("the {} account is unavailable", self.name)), |s| s.clone())
+    }
+
+    /// Whether the account is usable now.
+    pub fn is_ready(&self) -> bool {
+        self.get().is_ok()
+    }
+
+    fn set(&self, state: Result<Arc<Account>, String>) {
+        if let Ok(mut s) = self.state.write() {
+            *s = state;
+        }
+    }
+}
+
+/// Opens the account behind `slot` until it is usable: `connect` makes a fresh client each
+/// attempt (an assumed role's credentials are fetched anew). Each failure is said in the slot (the
+/// objects that need the account show it), the log and `molecule_account_ready`; attempts back
+/// off up to five minutes, and a refusal (AccessDenied) is retried too, since a human fixes it.
+pub async fn keep_opening<C, CF>(
+    slot: Arc<Slot>,
+    connect: C,
+    place: Place,
+    identity: Identity,
+    metrics: Metrics,
+    refresh: Duration,
+) where
+    C: Fn() -> CF,
+    CF: Future<Output = Aws>,
+{
+    let ready = metrics.account_ready.get_or_create(&AccountLabel { account: place.name }).clone();
+    ready.set(0);
+    let mut delay = RETRY_FIRST;
+    loop {
+        match open(connect().await, place.clone(), &identity, &metrics, refresh, false).await {
+            Ok(acct) => {
+                tracing::info!(account = place.name, region = %place.region, "account usable");
+                slot.set(Ok(acct));
+                ready.set(1);
+                return;
+            }
+            Err(e) => {
+                let why = match e.kind {
+                    ErrorKind::Rejected => format!("the {} account refused the operator: {e}", place.name),
+                    _ => format!("the {} account is not usable: {e}", place.name),
+                };
+                tracing::error!(account = place.name, error = %e, retry_in = ?delay, "account not usable; the objects that need it say why");
+                slot.set(Err(why));
+                tokio::time::sleep(delay).await;
+                delay = next(delay, REOPEN_MAX);
+            }
+        }
+    }
+}
