@@ -18,6 +18,8 @@ pub mod orphans;
 pub mod reconcile;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@
 pub mod classify;
 pub mod gather;
 pub mod owners;
-mod reap;
+pub(crate) mod reap;
 pub mod sources;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -38,7 +38,7 @@ fn marks_all_dead(ctx: &Context, txt: &[String], live: &Live) -> bool {
     txt.iter().filter_map(|t| ctx.identity.our_mark(t)).all(|m| !live.owners.contains_key(&m.owner_uid))
 }
 
-async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudResult<bool> {
+pub(crate) async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) -> CloudResult<bool> {
     match h {
         Handle::Ec2(a) | Handle::Secret(a) => {
             let acct = ctx.account(a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;

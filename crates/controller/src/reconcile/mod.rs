@@ -5,6 +5,8 @@ pub mod launch;
 pub mod paused;
 pub mod teardown;
 pub mod tenant;
+#[cfg(test)]
+mod tests;
 pub mod workspace;
 
 use std::time::Duration;

@@ -1,0 +1,122 @@
+//! The Article 17 erasure on the fake cloud: every step, in DESIGN.md's order, each confirmed
+//! by the cloud before the next, ending with a receipt where everything is confirmed gone.
+
+use std::time::Duration;
+
+use molecule_crds::v1alpha1::Tenant;
+
+use crate::cloud::fake::{FakeCloud, InstanceSeed, ops};
+use crate::cloud::marks::owner_record_name;
+use crate::cloud::tags::LAUNCH_ATTEMPT;
+use crate::context::Context;
+use crate::reconcile::tenant::{Memory, cloudflare, erase, receipt::Receipt};
+use crate::testing;
+
+const UID: &str = "7a1c0f00-0000-4000-8000-00000000a11e";
+
+fn tenant() -> Tenant {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "acme", "uid": UID}, "spec": {}
+    }))
+    .unwrap()
+}
+
+/// Plants everything a tenant owns: its VM, a Workspace's instance and volume, its group, its
+/// bundle, its tunnel and CNAME with their ownership record, and a Route 53 record of a Workspace.
+async fn plant(fake: &FakeCloud, ctx: &Context) -> Vec<String> {
+    let owner = testing::tenant_owner(UID, "acme");
+    let ws = testing::workspace_owner("w-1");
+    let mut vm_tags = testing::tags(&owner);
+    vm_tags.insert(LAUNCH_ATTEMPT.into(), "1".into());
+    let vm = fake.seed_instance(InstanceSeed { tags: vm_tags, ..InstanceSeed::default() });
+    let other = fake.seed_instance(InstanceSeed { tags: testing::tags(&ws), ..InstanceSeed::default() });
+    let sg = fake.seed_group("molecule-tenant", &testing::tags(&owner));
+    let vol = fake.seed_volume(&testing::tags(&ws), None);
+    let bundle = fake.seed_secret(&ctx.identity.bundle_name("acme"), "{}", &testing::tags(&owner)).unwrap();
+    let tunnel = fake.seed_tunnel(&cloudflare::tunnel_name(&ctx.identity, "acme")).unwrap();
+    let host = "acme.example.test";
+    fake.seed_cf_record("CNAME", host, &cloudflare::target(&tunnel.id)).unwrap();
+    fake.seed_cf_record("TXT", &owner_record_name(host), &ctx.identity.dns_mark(&owner).render()).unwrap();
+    let name = "w-1.acme.acme.ws.example.test";
+    fake.seed_record(name, "A", &["10.0.0.9"]);
+    fake.seed_record(name, "TXT", &[&ctx.identity.dns_mark(&ws).render()]);
+    ctx.main.cache.refresh().await.unwrap();
+    vec![other.id, vm.id, sg, vol.id, bundle.arn, tunnel.id]
+}
+
+/// Runs the erasure until it completes (advancing the cloud's clock while it waits).
+async fn erase_all(ctx: &Context, fake: &FakeCloud, rc: &mut Receipt) -> Vec<&'static str> {
+    let (t, owner, memory) = (tenant(), testing::tenant_owner(UID, "acme"), Memory::default());
+    let mut waited_in = Vec::new();
+    for _ in 0..30 {
+        let mut e = erase::Erasure {
+            ctx,
+            memory: &memory,
+            tenant: &t,
+            owner: &owner,
+            hostname: "acme.example.test",
+            accounts: vec![ctx.main.as_ref()],
+            receipt: &mut *rc,
+            now: jiff::Timestamp::now().to_string(),
+        };
+        match e.run().await {
+            Ok(()) => return waited_in,
+            Err((step, err)) => {
+                assert!(err.waiting().is_some(), "step {step} failed: {err}");
+                waited_in.push(step);
+                fake.advance(Duration::from_mins(2));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                ctx.main.cache.refresh().await.unwrap();
+            }
+        }
+    }
+    panic!("the erasure did not complete: waited in {waited_in:?}");
+}
+
+fn first_call(fake: &FakeCloud, op: &str, target: &str) -> usize {
+    fake.calls()
+        .iter()
+        .position(|c| c.op == op && c.target.contains(target))
+        .unwrap_or_else(|| panic!("no {op} {target}"))
+}
+
+#[tokio::test]
+async fn everything_goes_in_order_and_the_receipt_confirms_each() {
+    let fake = testing::cloud();
+    fake.configure(|c| c.terminate_time = Duration::from_mins(1));
+    let (ctx, _api) = testing::context(&fake).await;
+    let ids = plant(&fake, &ctx).await;
+    let mut rc = Receipt::default();
+    let waited = erase_all(&ctx, &fake, &mut rc).await;
+    assert!(waited.contains(&"Instances"), "the terminate was waited for: {waited:?}");
+    let order = [
+        first_call(&fake, ops::TERMINATE_INSTANCES, &ids[0]),
+        first_call(&fake, ops::TERMINATE_INSTANCES, &ids[1]),
+        first_call(&fake, ops::DELETE_SECURITY_GROUP, &ids[2]),
+        first_call(&fake, ops::DELETE_DNS_RECORD, ""),
+        first_call(&fake, ops::DELETE_TUNNEL, &ids[5]),
+        first_call(&fake, ops::CHANGE_RECORDS, ""),
+        first_call(&fake, ops::DELETE_SECRET, &ids[4]),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "out of order: {order:?}");
+    assert!(rc.all_gone(), "{:?}", rc.resources);
+    for id in &ids {
+        assert!(rc.resources.iter().any(|e| &e.id == id && e.confirmed_gone_at.is_some()), "{id} not in receipt");
+    }
+    assert!(fake.all_tunnels().is_empty() && fake.all_cf_records().is_empty());
+    assert!(fake.all_instances().iter().all(|i| !i.state.is_alive()));
+    assert!(fake.record("w-1.acme.acme.ws.example.test", "A").values.is_empty());
+}
+
+#[tokio::test]
+async fn a_foreign_record_beside_the_tenant_is_left_alone() {
+    let fake = testing::cloud();
+    let (ctx, _api) = testing::context(&fake).await;
+    plant(&fake, &ctx).await;
+    // Somebody else's record under the tenant's subdomain: no mark of ours beside it.
+    fake.seed_record("other.acme.ws.example.test", "A", &["10.0.0.7"]);
+    let mut rc = Receipt::default();
+    erase_all(&ctx, &fake, &mut rc).await;
+    assert_eq!(fake.record("other.acme.ws.example.test", "A").values, vec!["10.0.0.7".to_owned()]);
+}
