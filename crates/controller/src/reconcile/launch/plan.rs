@@ -143,24 +143,26 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
     }
     let runs = c.state == InstanceState::Running && i.want_running;
     if runs && let Some(v) = i.data_volume {
-        match v.attached_to.as_deref() {
-            Some(to) if to == c.id => {}
-            Some(other) => {
-                // Its holder must go first; a live predecessor is terminated below, a dead or
-                // unknown holder is detached from.
-                let holder_alive = alive.iter().any(|x| x.id == other);
-                if !holder_alive {
-                    out.steps.push(Step::Detach { volume: v.id.clone(), from: other.to_owned() });
-                }
-            }
-            None if v.state == "available" => out.steps.push(Step::Attach { volume: v.id.clone(), to: c.id.clone() }),
-            None => {}
-        }
+        out.steps.extend(volume_step(v, c, &alive));
     }
     if !preds.is_empty() && (runs || !i.want_running) {
         out.steps.push(Step::Terminate { ids: out.predecessors.clone(), why: TerminateWhy::Predecessor });
     }
     out
+}
+
+/// The data volume's step once the current instance runs: attach it, or detach it from a holder
+/// that is dead or unknown (a live predecessor is terminated by the plan instead).
+fn volume_step(v: &Volume, current: &Instance, alive: &[&Instance]) -> Option<Step> {
+    match v.attached_to.as_deref() {
+        Some(to) if to == current.id => None,
+        Some(other) if !alive.iter().any(|x| x.id == other) => {
+            Some(Step::Detach { volume: v.id.clone(), from: other.to_owned() })
+        }
+        Some(_) => None,
+        None if v.state == "available" => Some(Step::Attach { volume: v.id.clone(), to: current.id.clone() }),
+        None => None,
+    }
 }
 
 /// The launch step when no instance of the current attempt is alive.

@@ -148,6 +148,41 @@ pub async fn converge(
     Ok((current, p.drifted))
 }
 
+/// Follows the pending redeploy command to its end; when to look again while it runs.
+async fn follow(
+    ctx: &Context,
+    acct: &Account,
+    t: &Tenant,
+    vm: &Instance,
+    st: &mut TenantStatus,
+) -> Result<Option<std::time::Duration>, Error> {
+    let Some(r) = st.redeploy.as_mut() else { return Ok(None) };
+    let now = Timestamp::now().to_string();
+    let regarding = t.object_ref(&());
+    match acct.commands.state(&r.command_id, &vm.id).await? {
+        CommandState::Running => return Ok(Some(std::time::Duration::from_secs(5))),
+        CommandState::Succeeded => {
+            r.state = RedeployState::Succeeded;
+            r.finished_at = Some(now);
+            st.image = Some(r.image.clone());
+            let note = format!("tenant VM {} now runs {} (SSM command {})", vm.id, r.image, r.command_id);
+            publish(ctx, &regarding, false, "Redeployed", note).await;
+        }
+        CommandState::Failed(why) => {
+            r.state = RedeployState::Failed;
+            r.finished_at = Some(now);
+            r.message = Some(why.clone());
+            let keeps = st.image.clone().unwrap_or_default();
+            let note = format!(
+                "redeploy of {} on {} failed: {why} (SSM command {}); it keeps running {keeps}",
+                r.image, vm.id, r.command_id
+            );
+            publish(ctx, &regarding, true, "RedeployFailed", note).await;
+        }
+    }
+    Ok(None)
+}
+
 /// Moves the running VM to `image` in place (SSM Run Command; no reboot, no terminate), one
 /// command at a time, and follows it to its end. Returns when to look again, if it runs.
 pub async fn redeploy(
@@ -160,31 +195,8 @@ pub async fn redeploy(
 ) -> Result<Option<std::time::Duration>, Error> {
     let regarding = t.object_ref(&());
     let now = Timestamp::now().to_string();
-    if let Some(r) = st.redeploy.as_mut().filter(|r| r.state == RedeployState::Pending) {
-        match acct.commands.state(&r.command_id, &vm.id).await? {
-            CommandState::Running => return Ok(Some(std::time::Duration::from_secs(5))),
-            CommandState::Succeeded => {
-                r.state = RedeployState::Succeeded;
-                r.finished_at = Some(now);
-                st.image = Some(r.image.clone());
-                let note = format!("tenant VM {} now runs {} (SSM command {})", vm.id, r.image, r.command_id);
-                publish(ctx, &regarding, false, "Redeployed", note).await;
-            }
-            CommandState::Failed(why) => {
-                r.state = RedeployState::Failed;
-                r.finished_at = Some(now);
-                r.message = Some(why.clone());
-                let note = format!(
-                    "redeploy of {} on {} failed: {why} (SSM command {}); it keeps running {}",
-                    r.image,
-                    vm.id,
-                    r.command_id,
-                    st.image.clone().unwrap_or_default()
-                );
-                publish(ctx, &regarding, true, "RedeployFailed", note).await;
-            }
-        }
-        return Ok(None);
+    if st.redeploy.as_ref().is_some_and(|r| r.state == RedeployState::Pending) {
+        return follow(ctx, acct, t, vm, st).await;
     }
     let already = st.image.as_deref() == Some(image)
         || st.redeploy.as_ref().is_some_and(|r| r.image == image && r.state == RedeployState::Failed);

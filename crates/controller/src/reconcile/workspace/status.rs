@@ -129,6 +129,33 @@ pub fn admitted(st: &mut WorkspaceStatus, generation: Option<i64>, now: &str) {
 const ADMITTED: &str = "resolution, quotas and tenant binding passed";
 
 /// Writes every condition into `st` (transition times move only on status changes).
+/// DnsReady: (ok, reason, message).
+fn dns_condition(dns: &DnsState) -> (bool, &'static str, String) {
+    match dns {
+        DnsState::Ready => (true, "RecordWritten", "A record and its ownership TXT record are written".to_owned()),
+        DnsState::Disabled => {
+            (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned())
+        }
+        DnsState::Pending => (false, "RecordPending", "waiting for the instance's private IP".to_owned()),
+        DnsState::NotOwned(m) => (false, "RecordNotOwned", m.clone()),
+        DnsState::Failed(m) => (false, "RecordFailed", m.clone()),
+    }
+}
+
+/// DisplayReady: (ok, reason, message).
+fn display_condition(v: &View<'_>) -> (bool, &'static str, &'static str) {
+    if !v.display_mode.is_enabled() {
+        return (true, "NoDisplay", "display mode none");
+    }
+    match display_status(v) {
+        DisplayStatusSpec::Ready => (true, "DisplayReady", "the desktop answers on the instance"),
+        DisplayStatusSpec::Offline => (false, "DisplayOffline", "the desktop stack reported it is down"),
+        DisplayStatusSpec::Starting => (false, "DisplayStarting", "the desktop stack is starting"),
+        DisplayStatusSpec::Provisioning => (false, "Provisioning", "the instance is being launched"),
+        DisplayStatusSpec::Unavailable => (false, "Stopped", "the instance is not running"),
+    }
+}
+
 pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option<i64>, now: &str) {
     let mut put = |c: Condition| {
         conditions::set(&mut st.conditions, c);
@@ -144,27 +171,9 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
     put(cond("NetworkReady", true, "SecurityGroupReady", "security group rules converged", generation, now));
     let (inst_ok, inst_reason, inst_msg) = instance_condition(v);
     put(cond("InstanceReady", inst_ok, inst_reason, inst_msg.clone(), generation, now));
-    let (dns_ok, dns_reason, dns_msg) = match &v.dns {
-        DnsState::Ready => (true, "RecordWritten", "A record and its ownership TXT record are written".to_owned()),
-        DnsState::Disabled => {
-            (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned())
-        }
-        DnsState::Pending => (false, "RecordPending", "waiting for the instance's private IP".to_owned()),
-        DnsState::NotOwned(m) => (false, "RecordNotOwned", m.clone()),
-        DnsState::Failed(m) => (false, "RecordFailed", m.clone()),
-    };
+    let (dns_ok, dns_reason, dns_msg) = dns_condition(&v.dns);
     put(cond("DnsReady", dns_ok, dns_reason, dns_msg.clone(), generation, now));
-    let (disp_ok, disp_reason, disp_msg) = if v.display_mode.is_enabled() {
-        match display_status(v) {
-            DisplayStatusSpec::Ready => (true, "DisplayReady", "the desktop answers on the instance"),
-            DisplayStatusSpec::Offline => (false, "DisplayOffline", "the desktop stack reported it is down"),
-            DisplayStatusSpec::Starting => (false, "DisplayStarting", "the desktop stack is starting"),
-            DisplayStatusSpec::Provisioning => (false, "Provisioning", "the instance is being launched"),
-            DisplayStatusSpec::Unavailable => (false, "Stopped", "the instance is not running"),
-        }
-    } else {
-        (true, "NoDisplay", "display mode none")
-    };
+    let (disp_ok, disp_reason, disp_msg) = display_condition(v);
     put(cond("DisplayReady", disp_ok, disp_reason, disp_msg, generation, now));
     put(match &v.drift {
         Some(m) => cond("Drifted", true, "SpecChanged", m.clone(), generation, now),
