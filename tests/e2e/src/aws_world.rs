@@ -18,6 +18,8 @@ pub struct PrivateAws {
     moto: tokio::process::Child,
     /// The proxy's address, as `AWS_ENDPOINT_URL`.
     pub endpoint: String,
+    /// moto itself (ground truth: no listing lag).
+    pub moto_url: String,
     /// The proxy's control API (`.../__faults`).
     pub faults_url: String,
     proxy: tokio::task::JoinHandle<()>,
@@ -73,8 +75,13 @@ impl PrivateAws {
         let proxy = tokio::spawn(async move {
             let _ = serve(listener, upstream, Proxy::default()).await;
         });
-        let world =
-            Self { moto, endpoint: format!("http://{addr}"), faults_url: format!("http://{addr}/__faults"), proxy };
+        let world = Self {
+            moto,
+            endpoint: format!("http://{addr}"),
+            moto_url: format!("http://127.0.0.1:{port}"),
+            faults_url: format!("http://{addr}/__faults"),
+            proxy,
+        };
         let url = format!("{}/model", world.faults_url);
         wait_for("moto with the AWS model", Duration::from_mins(1), || async {
             http_json("GET", &url, None, None).await.ok().filter(|(s, _)| *s == 200)
@@ -101,6 +108,15 @@ impl PrivateAws {
 
     /// An EC2 client through the proxy: one attempt, and `attempt_timeout` per attempt if given.
     pub fn ec2(&self, attempt_timeout: Option<Duration>) -> aws_sdk_ec2::Client {
+        Self::client(&self.endpoint, attempt_timeout)
+    }
+
+    /// An EC2 client straight to moto, as the harness inspects the world.
+    pub fn ec2_direct(&self) -> aws_sdk_ec2::Client {
+        Self::client(&self.moto_url, None)
+    }
+
+    fn client(endpoint: &str, attempt_timeout: Option<Duration>) -> aws_sdk_ec2::Client {
         let mut timeouts = aws_sdk_ec2::config::timeout::TimeoutConfig::builder();
         if let Some(t) = attempt_timeout {
             timeouts = timeouts.operation_attempt_timeout(t);
@@ -108,7 +124,7 @@ impl PrivateAws {
         let config = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("testenv", "testenv", None, None, "testenv"))
             .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
             .timeout_config(timeouts.build())

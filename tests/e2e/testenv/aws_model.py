@@ -7,7 +7,9 @@ off until configured, so an unconfigured world is plain moto.
   parameters fails with IdempotentParameterMismatch; a token whose instances were all purged fails
   with IdempotentInstanceTerminated.
 - listingLagMs: an instance, volume or security group is missing from listings (Describe* without
-  IDs or names) for this long after its creation; describe-by-ID sees it at once.
+  IDs or names) for this long after its creation; describe-by-ID sees it at once. Only answers to
+  calls through the fault proxy lag (it marks them with the header X-Molecule-Via-Proxy): calls
+  straight to moto (seeding, bootsim, a test's inspection) see the ground truth.
 - purgeAfterMs: a terminated instance is gone this long after its termination: from listings, from
   describe-by-ID (InvalidInstanceID.NotFound) and from every other call that names it.
 
@@ -38,6 +40,7 @@ _lock = threading.RLock()
 _config = dict(PROFILES["off"])
 _created = {}  # resource id -> monotonic time it was created (while the model was loaded)
 _terminated = {}  # instance id -> monotonic time it was terminated
+_view = threading.local()  # .lagging: this thread answers a call that sees the listing lag
 _tokens = {}  # (kind, account, region, token) -> {"fingerprint", "created": reservation or volume}
 
 
@@ -89,7 +92,14 @@ def reset():
         _tokens.clear()
 
 
+def set_lagging_view(lagging):
+    """Whether the call this thread answers sees the listing lag (set per request)."""
+    _view.lagging = lagging
+
+
 def _lagging(resource_id):
+    if not getattr(_view, "lagging", False):
+        return False
     lag = _config["listingLagMs"]
     born = _created.get(resource_id)
     return bool(lag) and born is not None and (time.monotonic() - born) * 1000 < lag

@@ -4,7 +4,8 @@
 
 MOLECULE_AWS_MODEL (a profile name, "off" or "realistic", or a JSON object) configures the model at
 start; unset means off. At run time: GET /__aws_model shows the configuration, POST /__aws_model
-with a JSON object merges into it (400 on a bad one). POST /moto-api/reset also forgets the
+with a JSON object merges into it (400 on a bad one). Listing lag applies only to calls carrying
+the header X-Molecule-Via-Proxy: 1 (the fault proxy adds it), so direct calls see the ground truth. POST /moto-api/reset also forgets the
 model's tokens and timestamps.
 """
 
@@ -42,6 +43,7 @@ def with_model_control(app):
                 return _reply(start_response, "400 Bad Request", {"error": str(e)})
         if path == "/moto-api/reset" and method == "POST":
             aws_model.reset()
+        aws_model.set_lagging_view(environ.get("HTTP_X_MOLECULE_VIA_PROXY") == "1")
         return app(environ, start_response)
 
     return middleware

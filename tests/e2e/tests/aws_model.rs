@@ -172,6 +172,7 @@ async fn new_resources_are_listed_only_after_the_lag() {
     assert!(!all_instances(&ec2).await.contains(&i), "nor in the full listing");
     assert!(!listed_volumes(&ec2).await.contains(&v) && !listed_groups(&ec2).await.contains(&g));
     assert_eq!(state_by_id(&ec2, &i).await.unwrap(), "running", "describe-by-ID sees it");
+    assert_eq!(listed_instances(&aws.ec2_direct(), "lag").await, vec![i.clone()], "straight to moto: no lag");
     ec2.describe_volumes().volume_ids(&v).send().await.expect("volume by ID");
     ec2.describe_security_groups().group_ids(&g).send().await.expect("group by ID");
     while listed_instances(&ec2, "lag").await.is_empty() {
