@@ -1,9 +1,13 @@
 //! The fault proxy: forwards AWS SDK traffic to moto, counts calls per service and operation, and
-//! on demand answers named operations with AWS errors, resets connections or adds latency.
+//! on demand answers named operations with AWS errors, resets connections, adds latency or hangs.
 //!
 //! Control endpoints (JSON), under `/__faults`:
 //! - `GET /healthz`; `GET /counts`; `POST /counts/reset`; `GET /requests` (recent mutating calls)
-//! - `GET /rules`; `POST /rules` (one [`Rule`] or a list, appended); `DELETE /rules`
+//! - `GET /rules`; `POST /rules` (one [`Rule`] or a list, appended); `DELETE /rules` (also releases
+//!   every call a `hang` rule holds: its connection is closed without an answer)
+//! - `GET /model`, `POST /model`: the AWS model of the moto behind the proxy (ClientToken
+//!   idempotency, listing lag, purge of terminated instances), forwarded to moto's `/__aws_model`
+//!   (tests/e2e/testenv/aws_model.py)
 //!
 //! moto has no fault injection of its own, so this is how throttling, 5xx, DependencyViolation
 //! and friends reach the operator in tests.
@@ -21,6 +25,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+mod classify;
+mod respond;
+
+use classify::contains;
+pub use classify::{Call, classify};
+use respond::{error_response, throttle_of};
 
 /// What a rule does to a matching call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +46,9 @@ pub enum FaultKind {
     Reset,
     /// Wait `latencyMs`, then forward.
     Latency,
+    /// Accept the call and never answer, until the rules are cleared (`DELETE /rules`), which
+    /// closes the connection without an answer. The call never reaches moto.
+    Hang,
 }
 
 /// One fault rule. Unset matchers match everything.
@@ -109,107 +124,16 @@ struct Inner {
 }
 
 /// Shared proxy state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Proxy {
     inner: Arc<Mutex<Inner>>,
+    /// Bumped when the rules are cleared: releases the calls `hang` rules hold.
+    release: Arc<watch::Sender<u64>>,
 }
 
-/// The AWS call a request makes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Call {
-    /// SigV4 service name.
-    pub service: String,
-    /// Operation name.
-    pub operation: String,
-}
-
-/// Finds service and operation: the SigV4 credential scope names the service; the operation is
-/// `Action=` (query protocols), `X-Amz-Target` (JSON protocols) or method + path (Route 53).
-pub fn classify(method: &str, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Call {
-    let service = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("unknown")
-        .to_owned();
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-    let operation = if let Some(t) = target {
-        t.rsplit('.').next().unwrap_or(t).to_owned()
-    } else if let Some(action) =
-        query_action(body).or_else(|| query_action(path.split_once('?').map_or(&b""[..], |(_, q)| q.as_bytes())))
-    {
-        action
-    } else if service == "route53" {
-        route53_operation(method, path)
-    } else {
-        format!("{method} {}", path.split('?').next().unwrap_or(path))
-    };
-    Call { service, operation }
-}
-
-fn query_action(form: &[u8]) -> Option<String> {
-    std::str::from_utf8(form).ok()?.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(str::to_owned)
-}
-
-fn route53_operation(method: &str, path: &str) -> String {
-    let p = path.split('?').next().unwrap_or(path).trim_end_matches('/');
-    let segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
-    // /2013-04-01/hostedzone[/{id}[/rrset]] and /2013-04-01/change/{id}
-    match (method, segs.get(1).copied(), segs.len(), segs.last().copied()) {
-        ("POST", Some("hostedzone"), 4, Some("rrset")) => "ChangeResourceRecordSets".into(),
-        ("GET", Some("hostedzone"), 4, Some("rrset")) => "ListResourceRecordSets".into(),
-        ("GET", Some("hostedzone"), 3, _) => "GetHostedZone".into(),
-        ("GET", Some("hostedzone"), 2, _) => "ListHostedZones".into(),
-        ("POST", Some("hostedzone"), 2, _) => "CreateHostedZone".into(),
-        ("DELETE", Some("hostedzone"), 3, _) => "DeleteHostedZone".into(),
-        ("GET", Some("change"), 3, _) => "GetChange".into(),
-        ("GET", Some("hostedzonesbyname"), _, _) => "ListHostedZonesByName".into(),
-        _ => format!("{method} {p}"),
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The protocol family of a service, which decides the shape of an error body.
-fn error_response(call: &Call, status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let request_id = "00000000-fault-proxy-0000-000000000000";
-    let (content_type, body) = match call.service.as_str() {
-        "ec2" => (
-            "text/xml;charset=UTF-8",
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
-            ),
-        ),
-        "secretsmanager" | "ssm" => {
-            ("application/x-amz-json-1.1", serde_json::json!({"__type": code, "message": message}).to_string())
-        }
-        _ => (
-            "text/xml",
-            format!(
-                "<?xml version=\"1.0\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-            ),
-        ),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = resp.headers_mut();
-    h.insert("content-type", hyper::header::HeaderValue::from_static(content_type));
-    h.insert("x-amzn-requestid", hyper::header::HeaderValue::from_static(request_id));
-    if let Ok(v) = hyper::header::HeaderValue::from_str(code) {
-        h.insert("x-amzn-errortype", v);
-    }
-    resp
-}
-
-/// The throttling error each service really answers with.
-fn throttle_of(service: &str) -> (u16, &'static str, &'static str) {
-    match service {
-        "ec2" => (503, "RequestLimitExceeded", "Request limit exceeded."),
-        "secretsmanager" | "ssm" => (400, "ThrottlingException", "Rate exceeded"),
-        _ => (400, "Throttling", "Rate exceeded"),
+impl Default for Proxy {
+    fn default() -> Self {
+        Self { inner: Arc::default(), release: Arc::new(watch::channel(0).0) }
     }
 }
 
@@ -224,6 +148,8 @@ pub enum Decision {
     Fail(u16, String, String),
     /// Drop the connection.
     Reset,
+    /// Hold the call until the rules are cleared, then drop the connection.
+    Hang,
 }
 
 impl Proxy {
@@ -259,6 +185,7 @@ impl Proxy {
             decision = match rule.kind {
                 FaultKind::Latency => Decision::Delay(Duration::from_millis(rule.latency_ms.unwrap_or(1000))),
                 FaultKind::Reset => Decision::Reset,
+                FaultKind::Hang => Decision::Hang,
                 FaultKind::Throttle => {
                     let (status, code, msg) = throttle_of(&call.service);
                     Decision::Fail(
@@ -296,6 +223,12 @@ impl Proxy {
         inner.requests.push_back(Captured { call: format!("{}.{}", call.service, call.operation), body });
     }
 
+    /// Removes every rule and releases the calls hung by them.
+    pub fn clear_rules(&self) {
+        self.lock().rules.clear();
+        self.release.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Appends rules.
     pub fn add_rules(&self, rules: Vec<Rule>) {
         self.lock().rules.extend(rules);
@@ -323,7 +256,7 @@ fn control(proxy: &Proxy, method: &str, path: &str, body: &[u8]) -> Resp {
         ("GET", "/__faults/requests") => json_response(StatusCode::OK, &proxy.lock().requests),
         ("GET", "/__faults/rules") => json_response(StatusCode::OK, &proxy.lock().rules),
         ("DELETE", "/__faults/rules") => {
-            proxy.lock().rules.clear();
+            proxy.clear_rules();
             json_response(StatusCode::OK, &"cleared")
         }
         ("POST", "/__faults/rules") => {
@@ -356,30 +289,75 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| ResetConnection)?.to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    if parts.uri.path() == "/__faults/model" {
+        return Ok(model_control(&client, &upstream, parts, body).await);
+    }
     if path.starts_with("/__faults") {
         return Ok(control(&proxy, parts.method.as_str(), parts.uri.path(), &body));
     }
     let call = classify(parts.method.as_str(), &path, &parts.headers, &body);
     proxy.capture(&call, &body);
+    // Subscribed before the rules are read, so a clear that races this call still releases it.
+    let mut released = proxy.release.subscribe();
     match proxy.decide(&call, &body) {
         Decision::Reset => return Err(ResetConnection),
+        Decision::Hang => {
+            let _ = released.changed().await;
+            return Err(ResetConnection);
+        }
         Decision::Fail(status, code, message) => return Ok(error_response(&call, status, &code, &message)),
         Decision::Delay(d) => tokio::time::sleep(d).await,
         Decision::Forward => {}
     }
-    let uri: hyper::Uri = format!("{upstream}{path}").parse().map_err(|_| ResetConnection)?;
+    match forward(&client, &format!("{upstream}{path}"), parts, body).await {
+        Ok(resp) => Ok(resp),
+        Err(Upstream::Reset) => Err(ResetConnection),
+        Err(Upstream::Unreachable(e)) => Ok(error_response(&call, 502, "BadGateway", &format!("upstream: {e}"))),
+    }
+}
+
+/// Why a forwarded call has no answer.
+enum Upstream {
+    /// The call cannot be forwarded or moto's answer broke off.
+    Reset,
+    /// moto cannot be reached.
+    Unreachable(String),
+}
+
+async fn forward(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    uri: &str,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Resp, Upstream> {
+    let uri: hyper::Uri = uri.parse().map_err(|_| Upstream::Reset)?;
     let mut out = Request::builder().method(parts.method).uri(uri);
     for (k, v) in &parts.headers {
         out = out.header(k, v);
     }
-    let out = out.body(Full::new(body)).map_err(|_| ResetConnection)?;
-    match client.request(out).await {
-        Ok(resp) => {
-            let (parts, body) = resp.into_parts();
-            let bytes = body.collect().await.map_err(|_| ResetConnection)?.to_bytes();
-            Ok(Response::from_parts(parts, Full::new(bytes)))
+    // The AWS model (testenv/aws_model.py) lags listings only for calls through the proxy.
+    out = out.header("x-molecule-via-proxy", "1");
+    let out = out.body(Full::new(body)).map_err(|_| Upstream::Reset)?;
+    let resp = client.request(out).await.map_err(|e| Upstream::Unreachable(e.to_string()))?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|_| Upstream::Reset)?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(bytes)))
+}
+
+/// `/__faults/model` is the AWS model of the moto upstream: forwarded to its `/__aws_model`.
+async fn model_control(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    upstream: &str,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Resp {
+    parts.headers.remove(hyper::header::HOST);
+    match forward(client, &format!("{upstream}/__aws_model"), parts, body).await {
+        Ok(resp) => resp,
+        Err(Upstream::Reset) => json_response(StatusCode::BAD_GATEWAY, &"moto broke off its answer"),
+        Err(Upstream::Unreachable(e)) => {
+            json_response(StatusCode::BAD_GATEWAY, &format!("moto (with the AWS model loaded) unreachable: {e}"))
         }
-        Err(e) => Ok(error_response(&call, 502, "BadGateway", &format!("upstream: {e}"))),
     }
 }
 
@@ -461,6 +439,14 @@ mod tests {
         ]);
         assert_eq!(scoped.decide(&run, b"Tag.1.Value=uid-2"), Decision::Forward, "another owner's call");
         assert!(matches!(scoped.decide(&run, b"Tag.1.Value=uid-1"), Decision::Fail(500, ..)));
+        let hung = Proxy::default();
+        hung.add_rules(vec![
+            serde_json::from_str(r#"{"operation":"RunInstances","kind":"hang","bodyContains":"uid-1"}"#).expect("rule"),
+        ]);
+        assert_eq!(hung.decide(&run, b"Tag.1.Value=uid-2"), Decision::Forward, "another owner's call");
+        assert_eq!(hung.decide(&run, b"Tag.1.Value=uid-1"), Decision::Hang);
+        hung.clear_rules();
+        assert_eq!(hung.decide(&run, b"Tag.1.Value=uid-1"), Decision::Forward, "cleared");
         assert_eq!(p.lock().counts.total.get("ec2.DeleteSecurityGroup"), Some(&3));
         assert_eq!(p.lock().counts.faulted.get("ec2.DeleteSecurityGroup"), Some(&2));
 

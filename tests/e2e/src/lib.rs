@@ -2,6 +2,7 @@
 //! simulator, and the
 //! harness the end-to-end scenarios use (see tests/e2e/README.md).
 
+pub mod aws_world;
 pub mod bootsim;
 pub mod cf_faults;
 pub mod cloudflare;

@@ -3,6 +3,8 @@
 # etcd, kube-apiserver (TLS, RBAC, an admin and an operator kubeconfig), moto's server, the fault
 # proxy in front of moto, and the Cloudflare fake; then seeds the fake AWS account.
 # Stop it with down.sh, which stops exactly the processes recorded here, by PID.
+# AWS_MODEL=off|realistic|'{"clientToken":true,"listingLagMs":..,"purgeAfterMs":..}' (default off)
+# makes moto behave like AWS where it is kinder (tests/e2e/testenv/aws_model.py, docs/testing.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -10,6 +12,12 @@ need openssl "install openssl (apt-get install openssl) — it makes the API ser
 need curl "install curl (apt-get install curl)"
 [ -x "$K8S_BIN/kube-apiserver" ] || die "kube-apiserver not built: run tests/e2e/testenv/build-tools.sh (or make tools)"
 [ -f "$MOTO_VENV/.complete" ] || die "moto not installed: run tests/e2e/testenv/build-tools.sh (or make tools)"
+AWS_MODEL=${AWS_MODEL:-off}
+case "$AWS_MODEL" in
+  off|realistic) AWS_MODEL_JSON="{\"profile\": \"$AWS_MODEL\"}" ;;
+  \{*) AWS_MODEL_JSON=$AWS_MODEL ;;
+  *) die "AWS_MODEL=$AWS_MODEL: expected off, realistic or a JSON object" ;;
+esac
 FAKES_BIN="${FAKES_BIN:-$TESTENV_ROOT/target/debug}"
 [ -x "$FAKES_BIN/cloudflare-fake" ] && [ -x "$FAKES_BIN/fault-proxy" ] ||
   die "cloudflare-fake/fault-proxy not built: run cargo build -p molecule-e2e --bins (or make testenv-up)"
@@ -113,10 +121,11 @@ OPERATOR_NAMESPACE=molecule-system
 TOKEN=$("${KC[@]}" -n "$OPERATOR_NAMESPACE" create token molecule-operator --duration 48h)
 kubeconfig operator.kubeconfig "{token: \"$TOKEN\"}"
 
-# --- moto (EC2, Route 53, Secrets Manager, STS, IAM, SSM) with AWS-like validation switched on
+# --- moto (EC2, Route 53, Secrets Manager, STS, IAM, SSM) with AWS-like validation switched on,
+# started by moto_launcher.py, which loads the AWS model (off until configured after seeding)
 MAIN_REGION=us-east-1; CANARY_REGION=us-west-2
 start moto env MOTO_ENABLE_AMI_VALIDATION=true MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true \
-  AWS_DEFAULT_REGION=$MAIN_REGION "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  AWS_DEFAULT_REGION=$MAIN_REGION "$MOTO_VENV/bin/python" "$E2E_DIR/testenv/moto_launcher.py" -H 127.0.0.1 -p "$MOTO_PORT"
 wait_for moto 60 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" || die "moto did not start; see $STATE_DIR/logs/moto.log"
 
 # --- the fault proxy in front of moto, and the Cloudflare fake
@@ -136,6 +145,11 @@ AWS_ACCESS_KEY_ID=testenv AWS_SECRET_ACCESS_KEY=testenv \
   "$MOTO_VENV/bin/python" "$E2E_DIR/testenv/seed.py" --endpoint "http://127.0.0.1:$MOTO_PORT" \
   --region "$MAIN_REGION" --canary-region "$CANARY_REGION" --out "$STATE_DIR" > seed.env
 
+# --- the AWS model, once the account is seeded (seeding needs no lag)
+curl -sf -X POST --data-binary "$AWS_MODEL_JSON" "http://127.0.0.1:$MOTO_PORT/__aws_model" > aws-model.json ||
+  die "moto refused AWS_MODEL=$AWS_MODEL: $(curl -s -X POST --data-binary "$AWS_MODEL_JSON" "http://127.0.0.1:$MOTO_PORT/__aws_model")"
+log "AWS model: $(cat aws-model.json)"
+
 # --- the env file a shell or a test sources
 {
   echo "# Written by tests/e2e/testenv/up.sh; source it: . tests/e2e/.testenv/env"
@@ -145,6 +159,8 @@ AWS_ACCESS_KEY_ID=testenv AWS_SECRET_ACCESS_KEY=testenv \
   echo "export TESTENV_OPERATOR_KUBECONFIG=\"$STATE_DIR/operator.kubeconfig\""
   echo "export TESTENV_MOTO_URL=\"http://127.0.0.1:$MOTO_PORT\""
   echo "export TESTENV_FAULTS_URL=\"http://127.0.0.1:$PROXY_PORT/__faults\""
+  echo "export TESTENV_AWS_MODEL='$(cat aws-model.json)'"
+  echo "export TESTENV_MOTO_PYTHON=\"$MOTO_VENV/bin/python\""
   echo "export AWS_ENDPOINT_URL=\"http://127.0.0.1:$PROXY_PORT\""
   echo "export AWS_ACCESS_KEY_ID=testenv AWS_SECRET_ACCESS_KEY=testenv"
   echo "export AWS_REGION=$MAIN_REGION AWS_DEFAULT_REGION=$MAIN_REGION"

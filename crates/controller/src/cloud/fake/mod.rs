@@ -24,6 +24,8 @@ mod state;
 mod tests;
 #[cfg(test)]
 mod tests_cached;
+#[cfg(test)]
+mod tests_edge;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -231,9 +233,26 @@ impl FakeCloud {
         owner: Option<&str>,
         f: impl FnOnce(&mut State) -> CloudResult<T>,
     ) -> CloudResult<T> {
+        let resource = target.split(',').next().unwrap_or_default();
+        self.call_about(op, action, target, owner.ok_or(resource), f)
+    }
+
+    /// [`FakeCloud::call`] with the owner given (`Ok`) or read from the tags of a resource
+    /// (`Err(id)`).
+    fn call_about<T>(
+        &self,
+        op: &'static str,
+        action: &'static str,
+        target: &str,
+        owner: Result<&str, &str>,
+        f: impl FnOnce(&mut State) -> CloudResult<T>,
+    ) -> CloudResult<T> {
         let mut s = self.lock();
         s.settle();
-        let owner = owner.map(str::to_owned).or_else(|| s.owner_of(target.split(',').next().unwrap_or_default()));
+        let owner = match owner {
+            Ok(uid) => Some(uid.to_owned()),
+            Err(id) => s.owner_of(id),
+        };
         let at = s.now;
         s.log.push(Call { op, target: target.to_owned(), owner: owner.clone(), at });
         let fault = s.take_fault(op, target, owner.as_deref());

@@ -119,7 +119,7 @@ impl Commands for FakeCommands {
     }
 
     async fn state(&self, id: &str, instance: &str) -> CloudResult<CommandState> {
-        self.0.call(ops::GET_COMMAND_INVOCATION, "read command", id, None, |s| {
+        self.0.call_about(ops::GET_COMMAND_INVOCATION, "read command", id, Err(instance), |s| {
             // Unknown invocation: the real implementation reads InvocationDoesNotExist as running.
             Ok(s.commands
                 .iter()
