@@ -159,9 +159,8 @@ fn volume_step(v: &Volume, current: &Instance, alive: &[&Instance]) -> Option<St
         Some(other) if !alive.iter().any(|x| x.id == other) => {
             Some(Step::Detach { volume: v.id.clone(), from: other.to_owned() })
         }
-        Some(_) => None,
         None if v.state == "available" => Some(Step::Attach { volume: v.id.clone(), to: current.id.clone() }),
-        None => None,
+        Some(_) | None => None,
     }
 }
 

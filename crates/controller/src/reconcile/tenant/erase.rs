@@ -1,4 +1,5 @@
-//! The GDPR Article 17 erasure of a Tenant, in DESIGN.md's order: its Workspaces, any instance
+//! The GDPR Article 17 erasure of a Tenant, in DESIGN.md's order: its Workspaces (the ones bound
+//! to it: see [`bound`]), any instance
 //! left with its tag, its VM, its groups and volumes, its Cloudflare records then its tunnel, its
 //! Route 53 records, its bundle (no recovery window), its credentials. Each step waits for the
 //! cloud to confirm before the next starts; progress is kept in the receipt, so a crash resumes.
@@ -92,7 +93,7 @@ impl Erasure<'_> {
         let api: Api<Workspace> = Api::all(self.ctx.client.clone());
         let slug = self.owner.name.clone();
         let all = api.list(&ListParams::default()).await.map_err(kube_err("list the tenant's Workspaces"))?;
-        let mine: Vec<Workspace> = all.items.into_iter().filter(|w| w.spec.tenant == slug).collect();
+        let mine: Vec<Workspace> = all.items.into_iter().filter(|w| bound(self.tenant, &slug, w)).collect();
         let ids: Vec<String> =
             mine.iter().map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any())).collect();
         for (w, id) in mine.iter().zip(&ids) {
@@ -314,6 +315,27 @@ impl Erasure<'_> {
             Err(wait(format!("Secret {id} to be deleted")))
         }
     }
+}
+
+/// Whether `w` belongs to the tenant: it names the tenant and either lives in one of its
+/// namespaces or was admitted or owns something. A Workspace that names the tenant from a
+/// namespace the tenant never bound, never admitted and owning nothing is somebody else's: it is
+/// neither deleted nor waited for (its own finalizer must not hold the erasure forever).
+fn bound(t: &Tenant, slug: &str, w: &Workspace) -> bool {
+    if w.spec.tenant != slug {
+        return false;
+    }
+    let ns = w.namespace().unwrap_or_default();
+    if t.spec.allowed_namespaces(slug).contains(ns.as_str()) {
+        return true;
+    }
+    w.status.as_ref().is_some_and(|s| {
+        s.launch.is_some()
+            || s.instance_id.is_some()
+            || s.security_group_id.is_some()
+            || s.data_volume_id.is_some()
+            || molecule_crds::conditions::is_true(&s.conditions, "Admitted")
+    })
 }
 
 /// Status of an erasure that waits: the step, what blocks it, and past the deadline a Ready
