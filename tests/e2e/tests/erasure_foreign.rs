@@ -21,7 +21,7 @@ async fn a_foreign_workspace_with_its_own_finalizer_does_not_hold_the_erasure() 
     let other_ns = format!("{}-x", s.id);
     let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": other_ns } });
     s.apply(&ns).unwrap();
-    let mut ws = s.workspace("intruder", json!({ "compute": { "instanceType": "t3.small" } }));
+    let mut ws = s.sample("workspace-minimal.yaml", "intruder");
     ws["metadata"]["namespace"] = json!(other_ns);
     ws["metadata"]["finalizers"] = json!(["example.com/hold"]);
     s.apply(&ws).unwrap();
