@@ -31,6 +31,7 @@ verify: crds ## Fail if generated files (CRDs) drift from the checked-in ones, o
 lint: ## rustfmt and clippy (pedantic, warnings are errors)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p molecule-operator --all-targets --features fake -- -D warnings
 
 .PHONY: unit
 unit: ## Unit and property tests (no test world needed)
