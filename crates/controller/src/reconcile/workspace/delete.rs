@@ -203,6 +203,16 @@ async fn groups_and_volumes_gone(ctx: &Context, uid: &str) -> Result<(), Error> 
     Ok(())
 }
 
+/// The cloud resource a failed delete step is about: the typed blocker of a wait, or the target of
+/// a failed cloud call; a listing otherwise.
+fn related_id(e: &Error) -> &str {
+    match (e.blocker(), e) {
+        (Some(b), _) => b.id(),
+        (None, Error::Cloud(c)) if !c.target.is_empty() => &c.target,
+        _ => Blocker::Listing.id(),
+    }
+}
+
 /// Past the deadline, says in a condition (and one Event) what blocks the delete.
 async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     let Some(since) = ws.metadata.deletion_timestamp.as_ref().map(|t| t.0) else { return };
@@ -220,20 +230,20 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     if old.as_ref().is_some_and(|c| c.reason == reason && c.message.split(';').next() == message.split(';').next()) {
         return;
     }
+    // The blocking resource is the Event's related object: Events about different blockers stay
+    // separate series (the Recorder folds same-reason Events about one object into the first).
+    // The Event goes first, so whoever sees the condition finds the Event too.
+    let related = k8s_openapi::api::core::v1::ObjectReference {
+        kind: Some("AwsResource".into()),
+        name: Some(related_id(e).to_owned()),
+        ..Default::default()
+    };
+    crate::reconcile::publish_about(ctx, &ws.object_ref(&()), Some(related), true, reason, message.clone()).await;
     let mut st = ws.status.clone().unwrap_or_default();
     let now = Timestamp::now().to_string();
     super::status::set_failed(&mut st, &[], reason, &message, ws.metadata.generation, &now);
     if let Err(err) = apply_status(ctx, ws, &st).await {
         tracing::warn!(error = %err, "failed to write the DeletionBlocked condition");
     }
-    // The blocking resource is the Event's related object: Events about different blockers stay
-    // separate series (the Recorder folds same-reason Events about one object into the first).
-    let blocker = e.blocker().map_or(Blocker::Listing.id(), Blocker::id);
-    let related = k8s_openapi::api::core::v1::ObjectReference {
-        kind: Some("AwsResource".into()),
-        name: Some(blocker.to_owned()),
-        ..Default::default()
-    };
-    crate::reconcile::publish_about(ctx, &ws.object_ref(&()), Some(related), true, reason, message).await;
     tracing::warn!(workspace = %ws.name_any(), blocker = %what, "delete past its deadline");
 }
