@@ -110,3 +110,11 @@ func TestTheLeasePolicyCanBeSwitchedOff(t *testing.T) {
 		t.Errorf("leaseProtection.enabled=false still renders %d policies", n)
 	}
 }
+
+func TestWithoutLeaderElectionTheRoleGrantsNoLease(t *testing.T) {
+	objs := shard(t, "shard-a", "molecule-system", "shard-a", "--set", "leaderElection=false", "--set", "replicas=1")
+	role, _ := dig(one(t, objs, "Role"), "rules").([]any)
+	if got := rulesFor(role, "coordination.k8s.io", "leases"); len(got) != 0 {
+		t.Errorf("leaderElection=false, yet the Role grants %v on Leases", got)
+	}
+}

@@ -15,7 +15,8 @@ use crate::cloud::guard::LaunchGuard;
 use crate::cloud::tags::Identity;
 use crate::cloud::{self, CloudResult, ErrorKind};
 use crate::context::Account;
-use crate::metrics::{AccountLabel, Metrics};
+use crate::metrics::Metrics;
+use crate::watchdog;
 
 /// First and longest wait between two attempts to open an account (or to retry a call at start).
 const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -90,11 +91,19 @@ pub async fn open(
     let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
     let cache = Arc::new(FleetCache::new(place.name, identity.filter(), instances, network, volumes, metrics.clone()));
     let listing = format!("the first fleet listing of the {} account", place.name);
+    let fill = || async {
+        let r = cache.refresh().await;
+        if let Err(e) = &r {
+            watchdog::global().set_account(place.name, Err(format!("first fleet listing failed: {e}")));
+        }
+        r
+    };
     if patient {
-        retry_transient(&listing, || cache.refresh()).await?;
+        retry_transient(&listing, fill).await?;
     } else {
-        cache.refresh().await?;
+        fill().await?;
     }
+    watchdog::global().set_account(place.name, Ok(()));
     tokio::spawn(cache.clone().run(refresh));
     let clients = CachedClients::of(&cache);
     Ok(Arc::new(Account {
@@ -166,7 +175,8 @@ impl Slot {
 /// Opens the account behind `slot` until it is usable: `connect` makes a fresh client each
 /// attempt (an assumed role's credentials are fetched anew). Each failure is said in the slot (the
 /// objects that need the account show it), the log and `molecule_account_ready`; attempts back
-/// off up to five minutes, and a refusal (AccessDenied) is retried too, since a human fixes it.
+/// off up to five minutes, and a refusal (AccessDenied, `CloudDenied`) is retried too, since a
+/// human fixes it. `molecule_account_ready{account}` says which account is not usable.
 pub async fn keep_opening<C, CF>(
     slot: Arc<Slot>,
     connect: C,
@@ -178,23 +188,22 @@ pub async fn keep_opening<C, CF>(
     C: Fn() -> CF,
     CF: Future<Output = Aws>,
 {
-    let ready = metrics.account_ready.get_or_create(&AccountLabel { account: place.name }).clone();
-    ready.set(0);
+    watchdog::global().set_account(place.name, Err(format!("the {} account is being connected", place.name)));
     let mut delay = RETRY_FIRST;
     loop {
         match open(connect().await, place.clone(), &identity, &metrics, refresh, false).await {
             Ok(acct) => {
                 tracing::info!(account = place.name, region = %place.region, "account usable");
                 slot.set(Ok(acct));
-                ready.set(1);
                 return;
             }
             Err(e) => {
                 let why = match e.kind {
-                    ErrorKind::Rejected => format!("the {} account refused the operator: {e}", place.name),
+                    ErrorKind::Denied => format!("the {} account refused the operator: {e}", place.name),
                     _ => format!("the {} account is not usable: {e}", place.name),
                 };
                 tracing::error!(account = place.name, error = %e, retry_in = ?delay, "account not usable; the objects that need it say why");
+                watchdog::global().set_account(place.name, Err(why.clone()));
                 slot.set(Err(why));
                 tokio::time::sleep(delay).await;
                 delay = next(delay, REOPEN_MAX);

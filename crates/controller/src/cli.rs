@@ -26,7 +26,8 @@ pub enum Command {
     Version,
 }
 
-/// Settings of `molecule-operator run` (docs/operations.md lists them all).
+/// Settings of `molecule-operator run` (docs/operations.md lists them all). Its `Debug` is safe
+/// to log: tokens are [`Secret`]s.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Operator id: the value of the moleculesai.app/managed-by tag on everything it creates.
@@ -98,9 +99,16 @@ pub struct RunArgs {
     /// S3 prefix for tenant backups (written into the bootstrap bundle).
     #[arg(long, env = "TENANT_BACKUP_S3_PREFIX")]
     pub tenant_backup_s3_prefix: Option<String>,
-    /// Registry pull token for tenant images (written into the bootstrap bundle, never logged).
-    #[arg(long, env = "GHCR_PULL_TOKEN", hide_env_values = true)]
-    pub ghcr_pull_token: Option<String>,
+    /// Registry pull token for tenant images (written into the bootstrap bundle, never logged):
+    /// from `GHCR_PULL_TOKEN` or `--ghcr-pull-token-file`, never from argv.
+    #[arg(skip = Secret::from_env("GHCR_PULL_TOKEN"))]
+    pub ghcr_pull_token: Option<Secret>,
+    /// File holding the GHCR pull token (a mounted Secret); wins over GHCR_PULL_TOKEN.
+    #[arg(long, env = "GHCR_PULL_TOKEN_FILE")]
+    pub ghcr_pull_token_file: Option<PathBuf>,
+    /// Refused: a token on the command line is visible in /proc/*/cmdline.
+    #[arg(long = "ghcr-pull-token", hide = true, value_parser = RefuseToken { var: "GHCR_PULL_TOKEN", file_flag: "--ghcr-pull-token-file" })]
+    pub ghcr_pull_token_flag: Option<String>,
     /// Control-plane URL tenants call home to.
     #[arg(long, env = "CP_BASE_URL")]
     pub cp_base_url: Option<String>,
@@ -111,9 +119,16 @@ pub struct RunArgs {
     /// test fake only; without it such a URL stops the operator at start.
     #[arg(long, env = "CLOUDFLARE_ALLOW_HTTP", default_value_t = false)]
     pub cloudflare_allow_http: bool,
-    /// Cloudflare API token (never logged).
-    #[arg(long, env = "CLOUDFLARE_API_TOKEN", hide_env_values = true)]
-    pub cloudflare_api_token: Option<String>,
+    /// Cloudflare API token (never logged): from `CLOUDFLARE_API_TOKEN` or
+    /// `--cloudflare-api-token-file`, never from argv.
+    #[arg(skip = Secret::from_env("CLOUDFLARE_API_TOKEN"))]
+    pub cloudflare_api_token: Option<Secret>,
+    /// File holding the Cloudflare API token (a mounted Secret); wins over CLOUDFLARE_API_TOKEN.
+    #[arg(long, env = "CLOUDFLARE_API_TOKEN_FILE")]
+    pub cloudflare_api_token_file: Option<PathBuf>,
+    /// Refused: a token on the command line is visible in /proc/*/cmdline.
+    #[arg(long = "cloudflare-api-token", hide = true, value_parser = RefuseToken { var: "CLOUDFLARE_API_TOKEN", file_flag: "--cloudflare-api-token-file" })]
+    pub cloudflare_api_token_flag: Option<String>,
     /// Cloudflare account of tenant tunnels.
     #[arg(long, env = "CLOUDFLARE_ACCOUNT_ID")]
     pub cloudflare_account_id: Option<String>,
@@ -175,6 +190,16 @@ pub struct RunArgs {
     /// Client-side limit of Route 53 calls per second (0: none).
     #[arg(long, env = "AWS_ROUTE53_RATE", default_value_t = 5.0)]
     pub aws_route53_rate: f64,
+    /// Seconds to open a TCP/TLS connection to AWS or Cloudflare before the call fails as
+    /// transient with code TimedOut.
+    #[arg(long, env = "CLOUD_CONNECT_TIMEOUT_SECONDS", default_value_t = 5.0)]
+    pub cloud_connect_timeout_seconds: f64,
+    /// Seconds to wait for the first byte of an answer (per attempt).
+    #[arg(long, env = "CLOUD_READ_TIMEOUT_SECONDS", default_value_t = 20.0)]
+    pub cloud_read_timeout_seconds: f64,
+    /// Seconds one cloud call may take in all, SDK retries included (the operation deadline).
+    #[arg(long, env = "CLOUD_OPERATION_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    pub cloud_operation_timeout_seconds: f64,
     /// Test-only failpoints (comma-separated); honoured only with MOLECULE_ENV=dev.
     #[arg(long, env = "MOLECULE_FAILPOINTS", hide = true)]
     pub failpoints: Option<String>,
@@ -191,9 +216,106 @@ pub struct RunArgs {
     pub log_format: String,
 }
 
+/// A token: its `Debug` and `Display` print `<redacted>`, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The variable's value, if set and not empty.
+    pub fn from_env(var: &str) -> Option<Self> {
+        std::env::var(var).ok().filter(|v| !v.is_empty()).map(Self)
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A value parser that refuses any value without echoing it: the flag form of a token.
+#[derive(Clone, Copy, Debug)]
+struct RefuseToken {
+    var: &'static str,
+    file_flag: &'static str,
+}
+
+impl clap::builder::TypedValueParser for RefuseToken {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        _value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let msg = format!(
+            "tokens are not accepted on the command line (visible to every user in /proc/*/cmdline): set {} or {}\n",
+            self.var, self.file_flag
+        );
+        Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg).with_cmd(cmd))
+    }
+}
+
+/// Reads a token file: its content without the trailing newline; empty is an error.
+fn read_token(path: &std::path::Path, flag: &str) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(format!("{flag} {}: the file is empty", path.display()));
+    }
+    Ok(Secret::new(value))
+}
+
 impl RunArgs {
+    /// Reads the token files (`--*-token-file`), which win over the environment variables.
+    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.cloudflare_api_token_file {
+            self.cloudflare_api_token = Some(read_token(p, "--cloudflare-api-token-file")?);
+        }
+        if let Some(p) = &self.ghcr_pull_token_file {
+            self.ghcr_pull_token = Some(read_token(p, "--ghcr-pull-token-file")?);
+        }
+        Ok(())
+    }
+
+    /// The cloud call deadlines.
+    pub fn deadlines(&self) -> crate::cloud::aws::Deadlines {
+        let secs = |s: f64| std::time::Duration::from_secs_f64(s.max(0.1));
+        crate::cloud::aws::Deadlines {
+            connect: secs(self.cloud_connect_timeout_seconds),
+            read: secs(self.cloud_read_timeout_seconds),
+            operation: secs(self.cloud_operation_timeout_seconds),
+        }
+    }
+
     /// Checks the settings clap's types cannot: the first bad one, as one line naming it.
     pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("CLOUD_CONNECT_TIMEOUT_SECONDS", self.cloud_connect_timeout_seconds),
+            ("CLOUD_READ_TIMEOUT_SECONDS", self.cloud_read_timeout_seconds),
+            ("CLOUD_OPERATION_TIMEOUT_SECONDS", self.cloud_operation_timeout_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} must be a positive number of seconds, not {v}"));
+            }
+        }
         if self.concurrency == 0 {
             // kube's controller reads 0 as "no limit": never what a 0 in a config file meant.
             return Err("RECONCILE_CONCURRENCY (--concurrency) must be at least 1, not 0".into());
@@ -216,7 +338,7 @@ impl RunArgs {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command, RunArgs};
+    use super::{Cli, Command, RunArgs, Secret};
 
     fn args(extra: &[&str]) -> RunArgs {
         let base =
@@ -235,17 +357,65 @@ mod tests {
         assert_eq!(args(&["--concurrency", "1"]).validate(), Ok(()));
     }
 
+    fn with_token(extra: &[&str], token: &str) -> RunArgs {
+        let mut a = args(extra);
+        a.cloudflare_api_token = Some(Secret::new(token));
+        a
+    }
+
     #[test]
     fn cloudflare_over_http_needs_the_test_flag() {
-        let http = ["--cloudflare-api-url", "http://127.0.0.1:9/client/v4", "--cloudflare-api-token", "t0ken"];
-        let e = args(&http).validate().unwrap_err();
+        let http = ["--cloudflare-api-url", "http://127.0.0.1:9/client/v4"];
+        let e = with_token(&http, "t0ken").validate().unwrap_err();
         assert!(e.contains("CLOUDFLARE_API_URL") && e.contains("CLOUDFLARE_ALLOW_HTTP") && !e.contains("t0ken"), "{e}");
         let allowed: Vec<&str> = http.iter().copied().chain(["--cloudflare-allow-http"]).collect();
-        assert_eq!(args(&allowed).validate(), Ok(()));
-        let ftp = ["--cloudflare-api-url", "ftp://x", "--cloudflare-api-token", "t", "--cloudflare-allow-http"];
-        assert!(args(&ftp).validate().is_err());
+        assert_eq!(with_token(&allowed, "t").validate(), Ok(()));
+        let ftp = ["--cloudflare-api-url", "ftp://x", "--cloudflare-allow-http"];
+        assert!(with_token(&ftp, "t").validate().is_err());
         // The default URL, and no token (nothing to leak), pass.
-        assert_eq!(args(&["--cloudflare-api-token", "t"]).validate(), Ok(()));
+        assert_eq!(with_token(&[], "t").validate(), Ok(()));
         assert_eq!(args(&["--cloudflare-api-url", "http://x"]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn debug_of_the_settings_shows_no_token() {
+        let dir = std::env::temp_dir().join(format!("molecule-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ghcr = dir.join("ghcr");
+        std::fs::write(&ghcr, "ghp_file_secret_4711\n").unwrap();
+        let ghcr_arg = ghcr.display().to_string();
+        let mut a = with_token(&["--ghcr-pull-token-file", &ghcr_arg], "cf_secret_0815");
+        a.resolve_secrets().unwrap();
+        assert_eq!(a.ghcr_pull_token.as_ref().map(Secret::expose), Some("ghp_file_secret_4711"));
+        assert_eq!(a.cloudflare_api_token.as_ref().map(Secret::expose), Some("cf_secret_0815"));
+        for text in [format!("{a:?}"), format!("{a:#?}"), format!("{:?}", Command::Run(Box::new(a.clone())))] {
+            assert!(!text.contains("cf_secret_0815") && !text.contains("ghp_file_secret_4711"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        std::fs::write(&ghcr, "\n").unwrap();
+        let e = args(&["--ghcr-pull-token-file", &ghcr_arg]).resolve_secrets().unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tokens_on_the_command_line_are_refused_naming_the_way_that_works() {
+        let base =
+            ["molecule-operator", "run", "--env", "dev", "--aws-region", "r", "--vpc-id", "v", "--subnet-id", "s"];
+        for (flag, var) in
+            [("--cloudflare-api-token", "CLOUDFLARE_API_TOKEN"), ("--ghcr-pull-token", "GHCR_PULL_TOKEN")]
+        {
+            let e = Cli::try_parse_from(base.iter().copied().chain([flag, "s3cr3t"])).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains("-file") && !e.contains("s3cr3t"), "{e}");
+        }
+    }
+
+    #[test]
+    fn deadlines_must_be_positive() {
+        let e = args(&["--cloud-operation-timeout-seconds", "0"]).validate().unwrap_err();
+        assert!(e.contains("CLOUD_OPERATION_TIMEOUT_SECONDS"), "{e}");
+        let d = args(&["--cloud-read-timeout-seconds", "2.5"]).deadlines();
+        assert_eq!(d.read, std::time::Duration::from_millis(2500));
+        assert_eq!(d.connect, std::time::Duration::from_secs(5));
     }
 }

@@ -20,6 +20,7 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(test)]
 pub mod testing;
+pub mod watchdog;
 
 use std::sync::Arc;
 
@@ -130,8 +131,10 @@ const WORKSPACE_SHARE_BUFFER: usize = 1024;
 
 /// Runs the operator until SIGINT or SIGTERM: loads and checks its configuration, fills the
 /// fleet cache, then runs the Workspace controller and serves /healthz, /readyz and /metrics.
-pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
+pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
+    args.resolve_secrets().map_err(Error::Config)?;
     args.validate().map_err(Error::Config)?;
+    cloud::aws::set_deadlines(args.deadlines());
     let (catalog, images) = load_catalogs(&args)?;
     let failpoints = failpoints::Failpoints::parse(args.failpoints.as_deref(), &args.env)
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -170,7 +173,6 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Error> {
             return Ok(());
         }
     };
-    metrics.account_ready.get_or_create(&metrics::AccountLabel { account: "main" }).set(1);
     let canary = open_canary(&args, &identity, &metrics, refresh);
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
@@ -279,7 +281,7 @@ fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
         instance_type: args.tenant_instance_type.clone(),
         image: args.tenant_image.clone(),
         canary_image: args.canary_tenant_image.clone(),
-        ghcr_pull_token: args.ghcr_pull_token.clone(),
+        ghcr_pull_token: args.ghcr_pull_token.as_ref().map(|t| t.expose().to_owned()),
         backup_prefix: args.tenant_backup_s3_prefix.clone(),
         cp_base_url: args.cp_base_url.clone(),
         operator_namespace: args.operator_namespace.clone(),
@@ -338,7 +340,7 @@ fn build_tunnels(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Opti
         tracing::warn!("Cloudflare settings incomplete: tenants get no tunnel (TunnelReady=False)");
         return Ok(None);
     };
-    let cf = cloud::cloudflare::Cloudflare::new(&args.cloudflare_api_url, token, account, zone)
+    let cf = cloud::cloudflare::Cloudflare::new(&args.cloudflare_api_url, token.expose(), account, zone)
         .map_err(|e| Error::Config(e.to_string()))?
         .with_metrics(metrics.clone());
     Ok(Some(Arc::new(cf)))

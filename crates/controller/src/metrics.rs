@@ -139,8 +139,6 @@ pub struct Metrics {
     pub time_to_ready: Family<KindLabel, Histogram>,
     /// Seconds since the last successful fleet listing started, by account.
     pub cache_age: Family<AccountLabel, Gauge>,
-    /// 1 while an account is usable, 0 while it is not (being connected, refused, unreachable).
-    pub account_ready: Family<AccountLabel, Gauge>,
 }
 
 impl Metrics {
@@ -165,8 +163,6 @@ impl Metrics {
         r.register("fleet_cache_refreshes", "Full refreshes of the fleet cache", cache_refreshes.clone());
         let cached_instances = Family::<AccountLabel, Gauge>::default();
         r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
-        let account_ready = Family::<AccountLabel, Gauge>::default();
-        r.register("account_ready", "1 while the AWS account is usable, 0 while it is not", account_ready.clone());
         let leader = Gauge::default();
         r.register("leader", "1 while this replica leads and reconciles", leader.clone());
         let erasures = Counter::default();
@@ -227,7 +223,6 @@ impl Metrics {
             not_admitted,
             cache_refreshes,
             cached_instances,
-            account_ready,
         }
     }
 

@@ -1,4 +1,6 @@
-//! Stopping: SIGINT or SIGTERM start a graceful shutdown, and the shutdown is bounded.
+//! Stopping: SIGINT or SIGTERM start a graceful shutdown, and the shutdown is bounded: reconciles
+//! in flight get [`GRACE`], then the leader Lease is released ([`crate::leader::release`]: the
+//! fence closes, the holder is cleared) so the next replica leads at once.
 
 use std::time::Duration;
 
@@ -25,7 +27,8 @@ pub async fn signal() {
     }
 }
 
-/// Runs `controllers` until they finish after `shutdown`, or until [`GRACE`] after it.
+/// Runs `controllers` until they finish after `shutdown`, or until [`GRACE`] after it, then
+/// releases the leader Lease if this process holds it.
 ///
 /// Caveat: kube-runtime's controller waits for its store before it runs, and a store still filling
 /// when SIGTERM came (the shared Tenant store) held the process forever. A reconcile cut short is
@@ -39,6 +42,7 @@ pub async fn bounded(controllers: impl Future<Output = ()>, shutdown: impl Futur
         () = controllers => tracing::info!("shutting down"),
         () = grace => tracing::warn!(grace = ?GRACE, "shutting down: reconciles still running after the grace period were cut short"),
     }
+    crate::leader::release().await;
 }
 
 #[cfg(test)]

@@ -54,6 +54,21 @@ impl TenantInventory {
     }
 }
 
+/// `text` followed by every `Bytes([104, 105, ...])` in it decoded as UTF-8: the AWS SDK logs a
+/// signed request body as a byte array, which a plain-text scan would miss.
+pub fn with_decoded_bytes(text: &str) -> String {
+    let mut out = text.to_owned();
+    for chunk in text.split("Bytes([").skip(1) {
+        let Some((list, _)) = chunk.split_once("])") else { continue };
+        let bytes: Option<Vec<u8>> = list.split(',').map(|b| b.trim().parse::<u8>().ok()).collect();
+        if let Some(b) = bytes {
+            out.push('\n');
+            out.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    out
+}
+
 impl Scenario {
     /// Launches an instance straight into moto with this scenario's operator, env and tenant tags,
     /// owned by the Workspace uid `ghost_uid` (`<ns>/ghost`), which does not exist: what a crashed
@@ -130,17 +145,33 @@ impl Scenario {
             .map_err(|e| e.to_string())?;
         let token = body["result"].as_str().filter(|_| code == 200).ok_or(format!("tunnel token: {code} {body}"))?;
         out.push(("cloudflare tunnel token".to_owned(), token.to_owned()));
+        // The operator's own tokens (from its environment, never argv).
+        out.push(("Cloudflare API token".to_owned(), self.env.var("CLOUDFLARE_API_TOKEN").to_owned()));
         Ok(out)
     }
 
+    /// Settings that make the operator's log a fair place to look for secrets: everything at
+    /// `RUST_LOG=trace` (the SDK and HTTP crates included, which the operator pins to warn), the
+    /// SDK told to log every request body it signs (`LOG_SIGNABLE_BODY`), and a GHCR pull token
+    /// of the scenario's own, which reaches the bundle and must reach nothing else.
+    pub fn leak_scan_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RUST_LOG", "trace".to_owned()),
+            ("LOG_SIGNABLE_BODY", "true".to_owned()),
+            ("GHCR_PULL_TOKEN", format!("ghp_e2e_{}", self.id.replace('-', "_"))),
+        ]
+    }
+
     /// Where any of `values` shows up: the Tenant object (status included), every Event of the
-    /// cluster, the operator log and the user-data of every instance tagged with the tenant (both
+    /// cluster, the whole operator log (run it with [`Scenario::leak_scan_settings`]), its command
+    /// line and the user-data of every instance tagged with the tenant (both
     /// accounts). Empty when nothing leaked.
     pub async fn secret_leaks(&self, values: &[(String, String)]) -> Vec<String> {
         let mut places: Vec<(String, String)> = vec![
             ("the Tenant object".to_owned(), self.tenant_json().await.map(|v| v.to_string()).unwrap_or_default()),
             ("the cluster's Events".to_owned(), self.all_events_text().await),
-            ("the operator log".to_owned(), self.log()),
+            ("the operator log".to_owned(), with_decoded_bytes(&self.log())),
+            ("the operator's command line".to_owned(), self.cmdline()),
         ];
         let mut clients = vec![self.env.ec2_direct().await];
         if let Ok(c) = self.env.ec2_canary_direct().await {
@@ -161,6 +192,26 @@ impl Scenario {
             }
         }
         out
+    }
+
+    /// Starts the operator with [`Scenario::leak_scan_settings`] plus `extra`.
+    ///
+    /// # Errors
+    ///
+    /// When the process cannot start.
+    pub fn start_operator_for_leak_scan(&mut self, extra: &[(&str, &str)]) -> Result<(), crate::harness::HarnessError> {
+        let settings = self.leak_scan_settings();
+        let mut vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.extend_from_slice(extra);
+        self.start_operator(&vars)
+    }
+
+    /// The running operator's argv as the kernel shows it to every user (`/proc/<pid>/cmdline`).
+    pub fn cmdline(&self) -> String {
+        let pid = self.operator.as_ref().map_or(0, crate::harness::OperatorProcess::pid);
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
     }
 
     /// What is wrong after the erasure of a Tenant that owned `inv`: anything left in AWS (both
@@ -224,5 +275,16 @@ impl Scenario {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn byte_arrays_in_a_log_are_scanned_as_text() {
+        let log = "sign request=SignableRequest { body: Bytes([115, 51, 99, 114, 51, 116]) } and Bytes([1, 999])";
+        let text = super::with_decoded_bytes(log);
+        assert!(text.starts_with(log) && text.contains("\ns3cr3t"), "{text}");
+        assert_eq!(text.lines().count(), 2, "a list that is not bytes is skipped: {text}");
     }
 }

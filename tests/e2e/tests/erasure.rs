@@ -78,7 +78,7 @@ async fn receipt_names_workspaces_records_and_secret(s: &Scenario, inv: &TenantI
 #[tokio::test]
 async fn deleting_a_tenant_erases_everything_it_owns_and_writes_a_receipt() {
     let mut s = Scenario::new("erase", 2, json!({})).await.unwrap();
-    s.start_operator(&[]).unwrap();
+    s.start_operator_for_leak_scan(&[]).unwrap();
     // The out-of-band instance planted below is a real orphan until the erasure removes it.
     s.expect_orphans();
     let names = ["data", "desktop", "minimal"];

@@ -255,7 +255,7 @@ async fn check_secret_scan(s: &Scenario, t: &Tenant) {
 #[tokio::test]
 async fn the_minimal_tenant_sample_reaches_ready_and_leaks_nothing() {
     let mut s = Scenario::with_tenant("tmin", |id| tenant_sample("tenant-minimal.yaml", id)).await.unwrap();
-    s.start_operator(&[]).unwrap();
+    s.start_operator_for_leak_scan(&[]).unwrap();
     let t = s.wait_tenant_ready(READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     Box::pin(check_provisioned(&s, &t, s.env.var("EC2_INSTANCE_TYPE"), s.env.var("TENANT_IMAGE"))).await;
     assert_eq!(s.env.var("EC2_INSTANCE_TYPE"), "t3.small");
@@ -271,7 +271,7 @@ async fn the_minimal_tenant_sample_reaches_ready_and_leaks_nothing() {
 async fn the_full_tenant_sample_reaches_ready_and_leaks_nothing() {
     let mut s = Scenario::with_tenant("tfull", |id| tenant_sample("tenant-full.yaml", id)).await.unwrap();
     assert_eq!(s.ns, s.tenant, "first namespace rebound to the tenant name");
-    s.start_operator(&[]).unwrap();
+    s.start_operator_for_leak_scan(&[]).unwrap();
     let t = s.wait_tenant_ready(READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert_eq!(t.spec.namespaces.as_ref().map(Vec::len), Some(2));
     Box::pin(check_provisioned(&s, &t, "t3.medium", "ghcr.io/moleculesai/tenant:1.4.2")).await;
@@ -280,7 +280,7 @@ async fn the_full_tenant_sample_reaches_ready_and_leaks_nothing() {
 #[tokio::test]
 async fn a_canary_tenant_lands_in_the_canary_account() {
     let mut s = Scenario::new("canary", 2, json!({"canary": true})).await.unwrap();
-    s.start_operator(&[]).unwrap();
+    s.start_operator_for_leak_scan(&[]).unwrap();
     let t = s.wait_tenant_ready(READY).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let st = t.status.clone().unwrap();
     assert_eq!(st.account.as_deref(), Some("canary"));

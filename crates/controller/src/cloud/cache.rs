@@ -243,14 +243,25 @@ impl FleetCache {
     }
 
     /// Refreshes every `interval`, or sooner when [`FleetCache::request_refresh`] is called.
+    /// Each pass that got an answer (a listing, or an error other than a timeout) is progress for
+    /// the watchdog (`fleet-cache/<account>`; only the main account's stall fails `/healthz`).
     pub async fn run(self: Arc<Self>, interval: Duration) {
+        let name = format!("fleet-cache/{}", self.account);
+        let bound = crate::watchdog::bound_for(interval + MIN_REFRESH_GAP, 3);
+        let beat = crate::watchdog::global().register(&name, bound, self.account == crate::watchdog::MAIN_ACCOUNT);
         loop {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {},
                 () = self.wake.notified() => {},
             }
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "fleet cache refresh failed; keeping the last snapshot");
+            match self.refresh().await {
+                Ok(()) => beat.progress(),
+                Err(e) => {
+                    if !e.timed_out() {
+                        beat.progress();
+                    }
+                    tracing::warn!(error = %e, account = self.account, "fleet cache refresh failed; keeping the last snapshot");
+                }
             }
             tokio::time::sleep(MIN_REFRESH_GAP).await;
         }

@@ -12,7 +12,8 @@
 //! - volume create: the volume; attach: in-use on the instance; detach: available; delete:
 //!   forgotten.
 //!
-//! Failures write nothing (an unknown outcome is the caller's to guard). Listings pass through.
+//! Failures write nothing (an unknown outcome is the caller's to guard), except a detach whose
+//! volume is gone (InvalidVolume.NotFound), which forgets it. Listings pass through.
 //! Writes for IDs the cache does not hold are no-ops: the next refresh brings them.
 
 use std::collections::BTreeMap;
@@ -220,7 +221,14 @@ impl Volumes for CachedVolumes {
     }
 
     async fn detach(&self, volume: &str, instance: &str) -> CloudResult<()> {
-        self.inner.detach(volume, instance).await?;
+        if let Err(e) = self.inner.detach(volume, instance).await {
+            // The volume itself is gone (a root volume EC2 deleted with its instance): forget it,
+            // as Workspace delete did by hand. The error still goes to the caller.
+            if e.code == "InvalidVolume.NotFound" {
+                self.cache.forget::<Volume>(volume);
+            }
+            return Err(e);
+        }
         self.cache.modify::<Volume>(volume, |v| {
             v.attached_to = None;
             v.state = "available".into();

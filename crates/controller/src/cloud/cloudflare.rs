@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use super::{CfRecord, CloudError, CloudResult, ErrorKind, Tunnel, Tunnels};
+use super::{CfRecord, CloudError, CloudResult, ErrorKind, TIMED_OUT, Tunnel, Tunnels};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -47,12 +47,15 @@ impl std::fmt::Debug for Cloudflare {
 impl Cloudflare {
     /// A client of `base` (`https://api.cloudflare.com/client/v4`, or the test world's fake).
     pub fn new(base: &str, token: &str, account: &str, zone: &str) -> Result<Self, CloudError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(super::aws::deadlines().connect));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| err(ErrorKind::Rejected, "load TLS roots for", base, "Tls", &e.to_string()))?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
@@ -93,11 +96,23 @@ impl Cloudflare {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
             .map_err(|e| err(ErrorKind::Rejected, action, target, "Request", &e.to_string()))?;
-        let resp = self.http.request(req).await.map_err(|e| {
-            self.count(action, "transport_error");
-            err(ErrorKind::Transient, action, target, "Transport", &e.to_string())
-        })?;
-        let status = resp.status().as_u16();
+        crate::leader::check_fence()
+            .map_err(|f| err(ErrorKind::Transient, action, target, "Fenced", &f.to_string()))?;
+        let deadline = super::aws::deadlines().operation;
+        let (status, bytes) = match tokio::time::timeout(deadline, self.send(req)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                self.count(action, "transport_error");
+                let code =
+                    if e.is_connect() && format!("{e:?}").contains("timed out") { TIMED_OUT } else { "Transport" };
+                return Err(err(ErrorKind::Transient, action, target, code, &e.to_string()));
+            }
+            Err(_) => {
+                self.count(action, "timeout");
+                let message = format!("no answer within {deadline:?} (CLOUD_OPERATION_TIMEOUT_SECONDS)");
+                return Err(err(ErrorKind::Transient, action, target, TIMED_OUT, &message));
+            }
+        };
         self.count(
             action,
             match status {
@@ -108,12 +123,6 @@ impl Cloudflare {
                 _ => "client_error",
             },
         );
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| err(ErrorKind::Transient, action, target, "Transport", &e.to_string()))?
-            .to_bytes();
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status < 300 && v["success"] == true {
             return Ok(v["result"].clone());
@@ -129,6 +138,38 @@ impl Cloudflare {
             _ => ErrorKind::Rejected,
         };
         Err(err(kind, action, target, &format!("{status}/{code}"), &message))
+    }
+}
+
+/// An error of the transport (no complete answer).
+#[derive(Debug)]
+enum SendError {
+    Request(hyper_util::client::legacy::Error),
+    Body(hyper::Error),
+}
+
+impl SendError {
+    fn is_connect(&self) -> bool {
+        matches!(self, Self::Request(e) if e.is_connect())
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(e) => e.fmt(f),
+            Self::Body(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Cloudflare {
+    /// Sends `req` and reads the whole answer: its status and body.
+    async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), SendError> {
+        let resp = self.http.request(req).await.map_err(SendError::Request)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.map_err(SendError::Body)?.to_bytes();
+        Ok((status, bytes))
     }
 }
 

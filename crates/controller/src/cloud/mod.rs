@@ -36,6 +36,9 @@ pub enum ErrorKind {
     InUse,
     /// The resource does not exist.
     NotFound,
+    /// The credentials may not do this (AccessDenied, UnauthorizedOperation, AuthFailure, a
+    /// denied STS AssumeRole): an account or IAM problem, not a blip; retrying soon will not help.
+    Denied,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             Self::Rejected => "CloudRejected",
             Self::InUse => "InUse",
             Self::NotFound => "NotFound",
+            Self::Denied => "CloudDenied",
         }
     }
 }
@@ -65,6 +69,17 @@ pub struct CloudError {
     pub code: String,
     /// The provider's message.
     pub message: String,
+}
+
+/// The code of a call that ran out of its deadline (connect, read or operation timeout), with
+/// [`ErrorKind::Transient`].
+pub const TIMED_OUT: &str = "TimedOut";
+
+impl CloudError {
+    /// Whether the call ran out of its deadline (no answer: the dependency may hang).
+    pub fn timed_out(&self) -> bool {
+        self.code == TIMED_OUT
+    }
 }
 
 /// Result of a cloud call.

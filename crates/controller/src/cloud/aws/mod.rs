@@ -1,6 +1,7 @@
 //! The AWS implementation of the cloud traits: EC2 (instances, security groups, volumes) and
-//! Route 53, with a call-counting interceptor, standard SDK retries and client-side rate limits
-//! that adapt per class of call (see [`limiter`]).
+//! Route 53, with a call-counting interceptor, standard SDK retries, client-side rate limits
+//! that adapt per class of call (see [`limiter`]), deadlines on every call ([`Deadlines`]) and
+//! the leader fence (no call leaves a process whose leadership may have lapsed).
 
 pub mod dns;
 pub mod ec2;
@@ -11,19 +12,23 @@ pub mod ssm;
 pub mod volumes;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::timeout::TimeoutConfig;
 
-use super::{CloudError, ErrorKind};
+use super::{CloudError, ErrorKind, TIMED_OUT};
 use crate::metrics::{AwsCall, Metrics};
 use limiter::{Limiter, Rates};
 
@@ -33,6 +38,61 @@ use limiter::{Limiter, Rates};
 /// stall launches (20 Workspaces under 30% throttling took 140-220 s with it, 23 s without); the
 /// per-class adaptive buckets of [`limiter`] take its place.
 const MAX_ATTEMPTS: u32 = 3;
+
+/// Deadlines of every cloud call (AWS and Cloudflare). A call past one fails as
+/// [`ErrorKind::Transient`] with code [`super::TIMED_OUT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// To open a TCP (and TLS) connection.
+    pub connect: Duration,
+    /// From sending a request to the first byte of its answer, per attempt.
+    pub read: Duration,
+    /// The whole call, SDK retries included.
+    pub operation: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(5), read: Duration::from_secs(20), operation: Duration::from_secs(30) }
+    }
+}
+
+static DEADLINES: OnceLock<Deadlines> = OnceLock::new();
+
+/// Sets the process's deadlines, before the first client is built (later calls are ignored).
+pub fn set_deadlines(d: Deadlines) {
+    let _ = DEADLINES.set(d);
+}
+
+/// The process's deadlines (the defaults until [`set_deadlines`]).
+pub fn deadlines() -> Deadlines {
+    DEADLINES.get().copied().unwrap_or_default()
+}
+
+/// The SDK form of [`deadlines`].
+fn timeout_config() -> TimeoutConfig {
+    let d = deadlines();
+    TimeoutConfig::builder().connect_timeout(d.connect).read_timeout(d.read).operation_timeout(d.operation).build()
+}
+
+/// Refuses to send anything once this process may no longer lead (see [`crate::leader`]).
+#[derive(Debug)]
+struct Fence;
+
+impl Intercept for Fence {
+    fn name(&self) -> &'static str {
+        "molecule-leader-fence"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        crate::leader::check_fence().map_err(Into::into)
+    }
+}
 
 /// Counts every HTTP attempt (retries included) by service, operation and outcome, and feeds
 /// EC2 outcomes back to the adaptive rate limits.
@@ -127,6 +187,7 @@ impl Aws {
         aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(timeout_config())
             .load()
             .await
     }
@@ -136,16 +197,16 @@ impl Aws {
         let counter = || CallCounter(metrics.clone(), limiter.clone());
         Self {
             ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(shared).interceptor(counter()).build(),
+                aws_sdk_ec2::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             route53: aws_sdk_route53::Client::from_conf(
-                aws_sdk_route53::config::Builder::from(shared).interceptor(counter()).build(),
+                aws_sdk_route53::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(counter()).build(),
+                aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             ssm: aws_sdk_ssm::Client::from_conf(
-                aws_sdk_ssm::config::Builder::from(shared).interceptor(counter()).build(),
+                aws_sdk_ssm::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             limiter,
         }
@@ -190,26 +251,71 @@ pub(crate) fn cloud_error<E>(
     target: impl Into<String>,
 ) -> CloudError
 where
-    E: ProvideErrorMetadata + std::error::Error,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(f) = fenced(e) {
+        return CloudError {
+            kind: ErrorKind::Transient,
+            action,
+            target: target.into(),
+            code: "Fenced".into(),
+            message: f,
+        };
+    }
     let (kind, code, message) = match e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown").to_owned();
             let message = se.err().message().unwrap_or_default().to_owned();
             (classify(&code, se.raw().status().as_u16()), code, message)
         }
-        SdkError::TimeoutError(_) => (ErrorKind::Transient, "Timeout".to_owned(), e.to_string()),
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, TIMED_OUT.to_owned(), e.to_string()),
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            (ErrorKind::Transient, TIMED_OUT.to_owned(), format!("{e:?}").chars().take(300).collect())
+        }
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            (ErrorKind::Transient, "Transport".to_owned(), format!("{e:?}").chars().take(300).collect())
+            let detail = format!("{e:?}");
+            match denied_in(&detail) {
+                // A denied STS AssumeRole (the canary account) surfaces as a failure to dispatch.
+                Some(code) => (ErrorKind::Denied, code.to_owned(), detail.chars().take(300).collect()),
+                None => (ErrorKind::Transient, "Transport".to_owned(), detail.chars().take(300).collect()),
+            }
         }
         _ => (ErrorKind::Rejected, "Construction".to_owned(), e.to_string()),
     };
     CloudError { kind, action, target: target.into(), code, message }
 }
 
+/// Provider codes of a refusal by IAM (or of credentials IAM does not accept).
+const DENIED_CODES: [&str; 6] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+];
+
+/// The denial code inside an error's debug text (the credentials provider wraps STS's answer).
+fn denied_in(detail: &str) -> Option<&'static str> {
+    DENIED_CODES.iter().copied().find(|c| detail.contains(&format!("code: Some(\"{c}\")")))
+}
+
+/// The fence's refusal inside an SDK error, if that is what stopped the call.
+fn fenced<E: std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(f) = s.downcast_ref::<crate::leader::Fenced>() {
+            return Some(f.to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// The category of a provider error code.
 pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
     match code {
+        c if DENIED_CODES.contains(&c) => ErrorKind::Denied,
         "RequestLimitExceeded"
         | "Throttling"
         | "ThrottlingException"
@@ -270,6 +376,17 @@ mod tests {
         assert_eq!(classify("InternalError", 500), ErrorKind::Transient);
         assert_eq!(classify("Unknown", 502), ErrorKind::Transient, "a 5xx is never success nor final");
         assert_eq!(classify("InvalidParameterValue", 400), ErrorKind::Rejected);
+        assert_eq!(classify("UnauthorizedOperation", 403), ErrorKind::Denied);
+        assert_eq!(classify("AuthFailure", 401), ErrorKind::Denied);
+        assert_eq!(classify("AccessDeniedException", 400), ErrorKind::Denied);
+        assert_eq!(ErrorKind::Denied.as_str(), "CloudDenied");
+    }
+
+    #[test]
+    fn a_denied_assume_role_is_found_inside_the_dispatch_failure() {
+        let wrapped = r#"DispatchFailure(ConnectorError { kind: Other(None), source: ProviderError(ProviderError { source: ServiceError(ServiceError { source: Unhandled(Unhandled { meta: ErrorMetadata { code: Some("AccessDenied"), message: Some("not allowed") } }) }) }) })"#;
+        assert_eq!(denied_in(wrapped), Some("AccessDenied"));
+        assert_eq!(denied_in("DispatchFailure(ConnectorError { kind: Io, source: refused })"), None);
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl Fault {
         self
     }
 
-    /// Only calls concerning owner uid `uid`.
+    /// Only calls concerning owner uid `uid` (from the request's tags, a listing's filter, or the
+    /// tags of the resource the call names; for a call on several IDs, the first one's).
     #[must_use]
     pub fn owner(mut self, uid: &str) -> Self {
         self.owner = Some(uid.to_owned());

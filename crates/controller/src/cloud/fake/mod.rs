@@ -36,6 +36,7 @@ use super::{CloudError, CloudResult, Dns, ErrorKind, Instances, Network, Tunnels
 
 pub use faults::{Call, Fault};
 pub use seed::InstanceSeed;
+pub use state::SentCommand;
 use state::State;
 
 /// AWS API operation names, as the call log and [`Fault::on`] spell them (Cloudflare's are ours).

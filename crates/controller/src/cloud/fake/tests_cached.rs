@@ -100,7 +100,7 @@ async fn groups_are_written_through_from_create_to_delete() {
 
 #[tokio::test]
 async fn volumes_are_written_through_from_create_to_delete() {
-    let (_cloud, cache, c) = setup(FakeConfig::instant());
+    let (cloud, cache, c) = setup(FakeConfig::instant());
     let i = c.instances.launch(&req("t1", "u1", &[])).await.unwrap();
     let v = c
         .volumes
@@ -115,6 +115,14 @@ async fn volumes_are_written_through_from_create_to_delete() {
     assert_eq!(cached(&v.id).map(|x| (x.state, x.attached_to)), Some(("available".into(), None)));
     c.volumes.delete(&v.id).await.unwrap();
     assert!(cached(&v.id).is_none());
+
+    // A root volume EC2 deleted with its instance: the detach's NotFound forgets it.
+    cache.refresh().await.unwrap();
+    let root = cache.volumes_of("u1").into_iter().find(|x| x.attached_to.as_deref() == Some(&i.id)).unwrap();
+    cloud.set_instance_state(&i.id, InstanceState::Terminated);
+    let e = c.volumes.detach(&root.id, &i.id).await.unwrap_err();
+    assert_eq!(e.kind, crate::cloud::ErrorKind::NotFound);
+    assert!(cached(&root.id).is_none());
 }
 
 /// Documents a hazard of the cache, not of the wrapper: a refresh that starts after a
