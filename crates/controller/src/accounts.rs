@@ -125,24 +125,55 @@ pub async fn open(
     }))
 }
 
+/// Why an account is not usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Its settings are missing, or name something that does not exist (a subnet, a VPC): only
+    /// a configuration change helps.
+    NotConfigured,
+    /// AWS refused the operator (AccessDenied on AssumeRole or a call): an IAM change helps.
+    Denied,
+    /// Being connected, or unreachable (timeouts, 5xx, throttling): retried.
+    Unreachable,
+}
+
+impl Problem {
+    /// The condition reason objects that need the account show (`Stalled` for the first two).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotConfigured => "CanaryNotConfigured",
+            Self::Denied => "AccountDenied",
+            Self::Unreachable => "AccountUnavailable",
+        }
+    }
+
+    fn of(e: &cloud::CloudError) -> Self {
+        match e.kind {
+            ErrorKind::Denied => Self::Denied,
+            ErrorKind::NotFound | ErrorKind::Rejected => Self::NotConfigured,
+            ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::InUse => Self::Unreachable,
+        }
+    }
+}
+
 /// An account that may not be usable (yet): the account, or why not. Readers take a snapshot.
 #[derive(Debug)]
 pub struct Slot {
     name: &'static str,
-    configured: bool,
-    state: RwLock<Result<Arc<Account>, String>>,
+    state: RwLock<Result<Arc<Account>, (Problem, String)>>,
+    opened: tokio::sync::watch::Sender<bool>,
 }
 
 impl Slot {
     /// A slot that will never be usable: the configuration does not name the account.
     pub fn not_configured(name: &'static str, why: impl Into<String>) -> Self {
-        Self { name, configured: false, state: RwLock::new(Err(why.into())) }
+        Self { name, state: RwLock::new(Err((Problem::NotConfigured, why.into()))), opened: watch_channel() }
     }
 
     /// A configured account, not usable until [`keep_opening`] opens it.
     pub fn opening(name: &'static str) -> Self {
         let why = format!("the {name} account is being connected");
-        Self { name, configured: true, state: RwLock::new(Err(why)) }
+        Self { name, state: RwLock::new(Err((Problem::Unreachable, why))), opened: watch_channel() }
     }
 
     /// The account's name.
@@ -150,14 +181,17 @@ impl Slot {
         self.name
     }
 
-    /// Whether the configuration names the account (else it never becomes usable).
-    pub fn configured(&self) -> bool {
-        self.configured
-    }
-
     /// The account, or why it is not usable.
     pub fn get(&self) -> Result<Arc<Account>, String> {
-        self.state.read().map_or_else(|_| Err(format!("the {} account is unavailable", self.name)), |s| s.clone())
+        self.status().map_err(|(_, why)| why)
+    }
+
+    /// The account, or what kind of problem keeps it unusable and why.
+    pub fn status(&self) -> Result<Arc<Account>, (Problem, String)> {
+        self.state.read().map_or_else(
+            |_| Err((Problem::Unreachable, format!("the {} account is unavailable", self.name))),
+            |s| s.clone(),
+        )
     }
 
     /// Whether the account is usable now.
@@ -165,11 +199,31 @@ impl Slot {
         self.get().is_ok()
     }
 
-    fn set(&self, state: Result<Arc<Account>, String>) {
+    fn set(&self, state: Result<Arc<Account>, (Problem, String)>) {
+        let ok = state.is_ok();
         if let Ok(mut s) = self.state.write() {
             *s = state;
         }
+        self.opened.send_replace(ok);
     }
+
+    /// The account once it is usable (at once when it is already): the objects that waited for
+    /// it are reconciled then, without a restart.
+    pub async fn usable(&self) -> Arc<Account> {
+        let mut rx = self.opened.subscribe();
+        loop {
+            if let Ok(a) = self.get() {
+                return a;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn watch_channel() -> tokio::sync::watch::Sender<bool> {
+    tokio::sync::watch::channel(false).0
 }
 
 /// Opens the account behind `slot` until it is usable: `connect` makes a fresh client each
@@ -204,7 +258,7 @@ pub async fn keep_opening<C, CF>(
                 };
                 tracing::error!(account = place.name, error = %e, retry_in = ?delay, "account not usable; the objects that need it say why");
                 watchdog::global().set_account(place.name, Err(why.clone()));
-                slot.set(Err(why));
+                slot.set(Err((Problem::of(&e), why)));
                 tokio::time::sleep(delay).await;
                 delay = next(delay, REOPEN_MAX);
             }

@@ -267,7 +267,7 @@ fn log_start(args: &cli::RunArgs, ctx: &context::Context) {
         operator_id = %args.operator_id,
         env = %args.env,
         region = %args.aws_region,
-        canary = ctx.canary.configured(),
+        canary = ctx.canary.is_ready(),
         cloudflare = ctx.tunnels.is_some(),
         instance_types = ctx.catalog.iter().count(),
         images = ctx.images.iter().count(),

@@ -20,7 +20,7 @@ use crate::v1alpha1::{Condition, ConditionStatus};
 pub const PAUSED_ANNOTATION: &str = "moleculesai.app/paused";
 
 /// `Ready=False` reasons that waiting cannot fix: only a spec change or an operator action can.
-pub const STALLED_REASONS: [&str; 13] = [
+pub const STALLED_REASONS: [&str; 14] = [
     "NotAdmitted",
     "TenantStalled",
     "BootFailed",
@@ -31,6 +31,7 @@ pub const STALLED_REASONS: [&str; 13] = [
     "InstanceProfileMissing",
     "CanaryTenant",
     "CanaryNotConfigured",
+    "AccountDenied",
     "CloudflareNotConfigured",
     "NoPlatformImage",
     "NoImage",

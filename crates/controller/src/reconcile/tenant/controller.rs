@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -12,7 +13,7 @@ use molecule_crds::v1alpha1::{Tenant, Workspace};
 
 use super::scope::Scope;
 use super::{FINALIZER, Memory, apply, cleanup};
-use crate::context::Context;
+use crate::context::{Account, Context};
 use crate::reconcile::{Error, broadcast_stream};
 
 /// The reconciler's state.
@@ -44,11 +45,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
-    let cloud = futures::stream::select_all(ctx.accounts().into_iter().map(|a| {
-        broadcast_stream(a.cache.subscribe())
-            .filter_map(|o| async move { (o.kind == "Tenant").then(|| ObjectRef::<Tenant>::new(&o.name)) })
-            .boxed()
-    }));
+    let cloud = futures::stream::select(account_changes(&ctx.main), canary_changes(&ctx));
     let concurrency = ctx.settings.concurrency;
     let r = Arc::new(Reconciler { ctx, workspaces, memory });
     controller
@@ -59,6 +56,26 @@ pub async fn run(
         .run(reconcile, error_policy, r)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// The Tenants whose cloud state changed in `acct`'s fleet cache.
+fn account_changes(acct: &Account) -> BoxStream<'static, ObjectRef<Tenant>> {
+    broadcast_stream(acct.cache.subscribe())
+        .filter_map(|o| async move { (o.kind == "Tenant").then(|| ObjectRef::<Tenant>::new(&o.name)) })
+        .boxed()
+}
+
+/// Once the canary account is usable (at start, or later after a failure): every canary Tenant
+/// (they waited for it), then the changes of its fleet cache.
+fn canary_changes(ctx: &Arc<Context>) -> BoxStream<'static, ObjectRef<Tenant>> {
+    let (slot, tenants) = (ctx.canary.clone(), ctx.tenants.clone());
+    futures::stream::once(async move { slot.usable().await })
+        .flat_map(move |acct| {
+            let waiting: Vec<ObjectRef<Tenant>> =
+                tenants.state().iter().filter(|t| t.spec.canary).map(|t| ObjectRef::from_obj(t.as_ref())).collect();
+            futures::stream::iter(waiting).chain(account_changes(&acct))
+        })
+        .boxed()
 }
 
 async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> {

@@ -69,6 +69,5 @@ pub fn account_for(ctx: &Context, t: &Tenant) -> Result<Arc<Account>, (&'static 
     if !t.spec.canary {
         return Ok(ctx.main.clone());
     }
-    let reason = if ctx.canary.configured() { "AccountUnavailable" } else { "CanaryNotConfigured" };
-    ctx.canary.get().map_err(|why| (reason, format!("spec.canary: {why}")))
+    ctx.canary.status().map_err(|(problem, why)| (problem.reason(), format!("spec.canary: {why}")))
 }
