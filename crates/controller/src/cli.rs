@@ -345,7 +345,19 @@ mod tests {
             ["molecule-operator", "run", "--env", "dev", "--aws-region", "r", "--vpc-id", "v", "--subnet-id", "s"];
         let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap_or_else(|e| panic!("{e}"));
         match cli.command {
-            Command::Run(a) => *a,
+            Command::Run(a) => {
+                // Settings the environment may carry (a sourced test world): not this test's.
+                let mut a = *a;
+                a.cloudflare_api_token = None;
+                a.ghcr_pull_token = None;
+                if !extra.contains(&"--cloudflare-allow-http") {
+                    a.cloudflare_allow_http = false;
+                }
+                if !extra.contains(&"--cloudflare-api-url") {
+                    "https://api.cloudflare.com/client/v4".clone_into(&mut a.cloudflare_api_url);
+                }
+                a
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -24,8 +24,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     loops: BTreeMap<String, Entry>,
-    /// Accounts marked unusable, with why.
-    unready: BTreeMap<String, String>,
+    /// Accounts marked usable (`Ok`) or not (`Err(why)`).
+    accounts: BTreeMap<String, Result<(), String>>,
 }
 
 /// See the module docs.
@@ -74,11 +74,7 @@ impl Watchdog {
 
     /// Marks `account` usable (`Ok`) or not (`Err(why)`).
     pub fn set_account(&self, account: &str, health: Result<(), String>) {
-        let mut inner = self.lock();
-        match health {
-            Ok(()) => inner.unready.remove(account),
-            Err(why) => inner.unready.insert(account.to_owned(), why),
-        };
+        self.lock().accounts.insert(account.to_owned(), health);
     }
 
     /// Loops past their bound at `now`: (name, silent for, bound, liveness).
@@ -107,9 +103,9 @@ impl Watchdog {
 
     /// `Err(body)` while the main account is marked unusable.
     pub fn readiness(&self) -> Result<(), String> {
-        match self.lock().unready.get(MAIN_ACCOUNT) {
-            None => Ok(()),
-            Some(why) => Err(format!("account {MAIN_ACCOUNT} is not usable: {why}")),
+        match self.lock().accounts.get(MAIN_ACCOUNT) {
+            Some(Err(why)) => Err(format!("account {MAIN_ACCOUNT} is not usable: {why}")),
+            _ => Ok(()),
         }
     }
 
@@ -123,9 +119,9 @@ impl Watchdog {
         for name in inner.loops.keys() {
             let _ = writeln!(out, "molecule_watchdog_stalled{{loop=\"{name}\"}} {}", u8::from(stalled.contains(name)));
         }
-        out.push_str("# HELP molecule_account_ready 0 while the account is marked unusable.\n# TYPE molecule_account_ready gauge\n");
-        for name in inner.unready.keys() {
-            let _ = writeln!(out, "molecule_account_ready{{account=\"{name}\"}} 0");
+        out.push_str("# HELP molecule_account_ready 1 while the account is usable, 0 while it is marked unusable.\n# TYPE molecule_account_ready gauge\n");
+        for (name, health) in &inner.accounts {
+            let _ = writeln!(out, "molecule_account_ready{{account=\"{name}\"}} {}", u8::from(health.is_ok()));
         }
         out
     }
@@ -168,5 +164,8 @@ mod tests {
         assert!(dog.readiness().unwrap_err().contains("TimedOut"));
         dog.set_account(MAIN_ACCOUNT, Ok(()));
         assert_eq!(dog.readiness(), Ok(()));
+        let text = dog.encode();
+        assert!(text.contains("molecule_account_ready{account=\"canary\"} 0"), "{text}");
+        assert!(text.contains("molecule_account_ready{account=\"main\"} 1"), "{text}");
     }
 }
