@@ -20,7 +20,7 @@ use crate::v1alpha1::{Condition, ConditionStatus};
 pub const PAUSED_ANNOTATION: &str = "moleculesai.app/paused";
 
 /// `Ready=False` reasons that waiting cannot fix: only a spec change or an operator action can.
-pub const STALLED_REASONS: [&str; 14] = [
+pub const STALLED_REASONS: &[&str] = &[
     "NotAdmitted",
     "TenantStalled",
     "BootFailed",
@@ -35,6 +35,7 @@ pub const STALLED_REASONS: [&str; 14] = [
     "CloudflareNotConfigured",
     "NoPlatformImage",
     "NoImage",
+    "IamRoleNotOurs",
 ];
 
 /// What the derivation needs besides the conditions.

@@ -13,7 +13,8 @@ pub const KEY: &str = "receipt.json";
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
-    /// Workspace, Instance, SecurityGroup, Volume, DnsRecord, Tunnel, Secret, KubernetesSecret.
+    /// Workspace, Instance, SecurityGroup, Volume, DnsRecord, Tunnel, Secret, KubernetesSecret,
+    /// IamRole, InstanceProfile (readers must keep kinds they do not know).
     pub kind: String,
     /// Its ID (or `type name` for DNS records, `namespace/name` for Kubernetes objects).
     pub id: String,

@@ -165,11 +165,14 @@ impl fmt::Display for LaunchToken {
     }
 }
 
-/// The ClientToken of an owner's data volume: one per owner uid for its whole life, so a create
-/// retried after a crash finds the volume the first one made. (The value is the one volumes were
-/// always created with; changing it would let a retry create a second volume.)
-pub fn data_volume_token(owner_uid: &str) -> String {
-    format!("data-{}", hex::encode(&Sha256::digest(owner_uid.as_bytes())[..16]))
+/// The ClientToken of generation `generation` of an owner's data volume, so that a create
+/// retried after a crash finds the volume the first one made, and a volume deleted behind the
+/// operator's back is replaced by the next generation (AWS answers a used token with the volume
+/// it made, even once that is deleted). Generation 0 is the value volumes were created with
+/// before generations (one per uid): a record-less volume of that time keeps its token.
+pub fn data_volume_token(owner_uid: &str, generation: u32) -> String {
+    let base = format!("data-{}", hex::encode(&Sha256::digest(owner_uid.as_bytes())[..16]));
+    if generation == 0 { base } else { format!("{base}-{generation}") }
 }
 
 impl Identity {
@@ -219,9 +222,128 @@ impl Identity {
     }
 }
 
+/// Which of a Tenant's two IAM identities (role and instance profile of the same name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IamUse {
+    /// The tenant VM's: reads the tenant's bootstrap bundle.
+    Vm,
+    /// The tenant's Workspaces': reads the tenant's Workspace secrets only.
+    Workspace,
+}
+
+impl IamUse {
+    /// Both, in the order they are created.
+    pub const ALL: [Self; 2] = [Self::Vm, Self::Workspace];
+
+    fn infix(self) -> &'static str {
+        match self {
+            Self::Vm => "vm",
+            Self::Workspace => "ws",
+        }
+    }
+}
+
+/// The name of a Tenant's IAM role and of the instance profile holding it:
+/// `molecule-tenant-vm-<uid>` or `molecule-tenant-ws-<uid>`. Named after the Tenant's uid, not
+/// its slug: a Tenant re-created under the same name while the old one is being erased gets
+/// identities of its own, and the name fits IAM's 64 characters for role names whatever the slug.
+/// The name only finds the role: whose it is, the owner tags say (checked before any use).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IamName {
+    role: IamUse,
+    uid: String,
+}
+
+impl IamName {
+    /// IAM's limit on a role name (instance profiles allow 128).
+    pub const MAX_LEN: usize = 64;
+    const PREFIX: &'static str = "molecule-tenant-";
+
+    /// The name of `role` for Tenant `uid`; `None` when the uid is empty, too long or holds a
+    /// character IAM does not accept in a name (`[A-Za-z0-9+=,.@_-]`).
+    pub fn new(role: IamUse, uid: &str) -> Option<Self> {
+        let fits = Self::PREFIX.len() + role.infix().len() + 1 + uid.len() <= Self::MAX_LEN;
+        let chars = uid.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+        (fits && chars && !uid.is_empty()).then(|| Self { role, uid: uid.to_owned() })
+    }
+
+    /// Which identity.
+    pub fn role(&self) -> IamUse {
+        self.role
+    }
+
+    /// The Tenant's uid.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The role (and instance profile) name.
+    pub fn render(&self) -> String {
+        format!("{}{}-{}", Self::PREFIX, self.role.infix(), self.uid)
+    }
+
+    /// A name from its text; `None` for a name this operator does not write.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix(Self::PREFIX)?;
+        let (infix, uid) = rest.split_once('-')?;
+        let role = IamUse::ALL.into_iter().find(|r| r.infix() == infix)?;
+        Self::new(role, uid)
+    }
+}
+
+impl fmt::Display for IamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl Identity {
+    /// The name prefix of every Workspace secret of Tenant `slug`:
+    /// `<operator id>/<env>/tenants/<slug>/workspaces/`. It ends with the tenant's own path
+    /// segment and `/`, so the Workspace role's `<prefix>*` ARN pattern matches no other tenant's
+    /// secret (a slug is a DNS label: it holds no `/`), and not the tenant's bundle either.
+    pub fn workspace_secret_prefix(&self, slug: &str) -> String {
+        format!("{}/{}/tenants/{slug}/workspaces/", self.operator_id, self.env)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_names_round_trip_fit_and_tell_the_uses_apart() {
+        for role in IamUse::ALL {
+            let n = IamName::new(role, UID).unwrap();
+            let text = n.render();
+            assert!(text.len() <= IamName::MAX_LEN, "{text}");
+            assert_eq!(IamName::parse(&text), Some(n.clone()), "{text}");
+            assert_eq!((n.role(), n.uid()), (role, UID));
+        }
+        assert_eq!(IamName::new(IamUse::Vm, UID).unwrap().render(), format!("molecule-tenant-vm-{UID}"));
+        assert_eq!(IamName::new(IamUse::Workspace, UID).unwrap().render(), format!("molecule-tenant-ws-{UID}"));
+        let longest = "u".repeat(IamName::MAX_LEN - "molecule-tenant-vm-".len());
+        assert_eq!(IamName::new(IamUse::Vm, &longest).map(|n| n.render().len()), Some(IamName::MAX_LEN));
+        assert_eq!(IamName::new(IamUse::Vm, &format!("{longest}u")), None);
+        for bad in ["", "a b", "a/b", "a:b"] {
+            assert_eq!(IamName::new(IamUse::Vm, bad), None, "{bad:?}");
+        }
+        for other in ["molecule-tenant-vm-", "molecule-tenant-xx-u", "molecule-tenant-vm", "molecule-workspace", "x"] {
+            assert_eq!(IamName::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_workspace_secret_prefix_matches_no_other_tenant() {
+        let me = id("molecule-operator", "prod");
+        let acme = me.workspace_secret_prefix("acme");
+        assert_eq!(acme, "molecule-operator/prod/tenants/acme/workspaces/");
+        for other in ["acme2", "acm", "acme-b", "a"] {
+            let theirs = me.workspace_secret_prefix(other);
+            assert!(!theirs.starts_with(&acme) && !acme.starts_with(&theirs), "{other}");
+        }
+        assert!(!me.bundle_name("acme").starts_with(&acme), "the bundle is not a Workspace secret");
+    }
 
     const UID: &str = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab";
 
@@ -345,9 +467,17 @@ mod tests {
 
     #[test]
     fn the_data_volume_token_keeps_its_value() {
-        let t = data_volume_token("u-1");
+        let t = data_volume_token("u-1", 0);
         assert_eq!(t, format!("data-{}", hex::encode(&Sha256::digest(b"u-1")[..16])));
         assert_eq!(t.len(), 5 + 32);
-        assert_ne!(t, data_volume_token("u-2"));
+        assert_ne!(t, data_volume_token("u-2", 0));
+    }
+
+    #[test]
+    fn each_data_volume_generation_has_its_own_token() {
+        let (g0, g1, g2) = (data_volume_token("u-1", 0), data_volume_token("u-1", 1), data_volume_token("u-1", 2));
+        assert_eq!(g1, format!("{g0}-1"));
+        assert!(g0 != g1 && g1 != g2 && g0 != g2);
+        assert!(data_volume_token(&"u".repeat(36), u32::MAX).len() <= 64, "EC2 takes 64 characters");
     }
 }

@@ -11,8 +11,8 @@ pub use common::{
     Arch, Condition, ConditionStatus, DisplayMode, DisplayProtocol, GpuSpec, GpuType, Market, OsFamily, PowerState,
 };
 pub use tenant::{
-    ErasureStatus, OrphanFinding, OrphanKind, RedeployState, RedeployStatus, Tenant, TenantPhase, TenantQuotas,
-    TenantSpec, TenantStatus, TenantUsage,
+    ErasureStatus, IamIdentity, OrphanFinding, OrphanKind, RedeployState, RedeployStatus, Tenant, TenantIdentity,
+    TenantPhase, TenantQuotas, TenantSpec, TenantStatus, TenantUsage,
 };
 pub use workspace::{
     ComputeSpec, DeletionPolicy, DisplaySpec, DisplayStatus, DisplayStatusSpec, ENV_MAX_BYTES, LaunchRecord,

@@ -218,6 +218,11 @@ pub struct TenantStatus {
     /// The last in-place redeploy of the platform image (SSM Run Command, no reboot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeploy: Option<RedeployStatus>,
+    /// The tenant's own AWS identities: the IAM roles and instance profiles the operator creates
+    /// for the tenant VM and for the tenant's Workspaces. Each may read only this tenant's own
+    /// secrets; both are deleted by the erasure and listed in its receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<TenantIdentity>,
     /// Progress of the erasure once the Tenant is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erasure: Option<ErasureStatus>,
@@ -266,14 +271,43 @@ pub struct RedeployStatus {
     pub finished_at: Option<String>,
 }
 
+/// The tenant's IAM identities, one per use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantIdentity {
+    /// What the tenant VM runs under (in the tenant's account): GetSecretValue on the tenant's
+    /// bootstrap bundle only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<IamIdentity>,
+    /// What every Workspace of this tenant runs under (in the main account, where Workspaces
+    /// live): GetSecretValue on this tenant's Workspace secrets only, never on the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<IamIdentity>,
+}
+
+/// One IAM role and the instance profile that holds it (same name).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IamIdentity {
+    /// AWS account it lives in: main or canary.
+    pub account: String,
+    /// Name of the IAM role.
+    pub role: String,
+    /// ARN of the IAM role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Name of the instance profile (what RunInstances names).
+    pub instance_profile: String,
+}
+
 /// Where an erasure stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureStatus {
     /// When the erasure started (RFC 3339).
     pub started_at: String,
-    /// The step in progress: Workspaces, Instances, TenantVm, SecurityGroups, Cloudflare, Dns,
-    /// Bundle, Credentials or Receipt.
+    /// The step in progress: Workspaces, Instances, TenantVm, SecurityGroups, Identities,
+    /// Cloudflare, Dns, Bundle, Credentials or Receipt.
     pub step: String,
     /// The resource the step waits for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,15 +348,19 @@ pub enum OrphanKind {
     DnsRecord,
     /// A Cloudflare tunnel.
     Tunnel,
+    /// An IAM role.
+    IamRole,
+    /// An IAM instance profile.
+    InstanceProfile,
 }
 
 /// One cloud resource tagged as this tenant's with no live owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrphanFinding {
-    /// Instance, SecurityGroup, Volume, Secret, DnsRecord or Tunnel.
+    /// Instance, SecurityGroup, Volume, Secret, DnsRecord, Tunnel, IamRole or InstanceProfile.
     pub kind: OrphanKind,
-    /// The resource's ID (instance ID, group ID, secret ARN, record name, tunnel ID).
+    /// The resource's ID (instance ID, group ID, secret ARN, record name, tunnel ID, IAM name).
     pub id: String,
     /// Region of the resource ("global" for DNS records and tunnels).
     pub region: String,
