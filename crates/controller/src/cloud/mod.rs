@@ -83,6 +83,13 @@ impl CloudError {
 }
 
 /// Result of a cloud call.
+/// The code of a call about a volume that does not exist (not: not attached).
+pub const VOLUME_GONE: &str = "InvalidVolume.NotFound";
+/// The code of a detach whose volume is not attached to the instance named (already detached).
+pub const NOT_ATTACHED: &str = "InvalidAttachment.NotFound";
+/// The code of an attach whose volume lives in another availability zone than the instance.
+pub const ZONE_MISMATCH: &str = "InvalidVolume.ZoneMismatch";
+
 pub type CloudResult<T> = Result<T, CloudError>;
 
 /// Lifecycle state of an EC2 instance.
@@ -237,7 +244,7 @@ pub struct SecurityGroup {
 }
 
 /// An EBS volume as the operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Volume {
     /// Volume ID.
     pub id: String,
@@ -248,6 +255,10 @@ pub struct Volume {
     /// All tags.
     pub tags: BTreeMap<String, String>,
 }
+    /// Size in GiB (0: unknown).
+    pub size_gb: u32,
+    /// Availability zone ("": unknown).
+    pub zone: String,
 
 /// Everything RunInstances needs. Tags go into the create call for the instance and its volumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,7 +345,9 @@ pub trait Volumes: Send + Sync {
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume>;
     /// Attaches a volume to an instance at `device`.
     async fn attach(&self, volume: &str, instance: &str, device: &str) -> CloudResult<()>;
-    /// Detaches a volume.
+    /// Detaches a volume from `instance`. Providers answer a volume not attached to `instance`
+    /// with `InvalidAttachment.NotFound` ([`ErrorKind::NotFound`]); a missing volume with
+    /// `InvalidVolume.NotFound` (see [`VOLUME_GONE`]).
     async fn detach(&self, volume: &str, instance: &str) -> CloudResult<()>;
     /// Deletes a volume. A missing volume is success; an attached one is [`ErrorKind::InUse`].
     async fn delete(&self, volume: &str) -> CloudResult<()>;

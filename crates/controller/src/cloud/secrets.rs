@@ -34,4 +34,7 @@ pub trait Secrets: Send + Sync {
     async fn delete(&self, arn: &str) -> CloudResult<()>;
     /// Whether the secret still exists (a secret scheduled for deletion still does).
     async fn exists(&self, arn: &str) -> CloudResult<bool>;
+    /// The secret named by `id` (its ARN or its name), tags included, read by ID: unlike
+    /// [`Secrets::list`], it sees a secret created a moment ago. `None` when there is none.
+    async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>>;
 }

@@ -82,6 +82,21 @@ impl Secrets for SecretsManager {
         }
     }
 
+    async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>> {
+        self.0.limiter.take(Class::Platform).await;
+        match self.0.secrets.describe_secret().secret_id(id).send().await {
+            Ok(out) => Ok(Some(SecretRef {
+                arn: out.arn().unwrap_or_default().to_owned(),
+                name: out.name().unwrap_or_default().to_owned(),
+                tags: tags_of(out.tags()),
+            })),
+            Err(e) => {
+                let err = cloud_error(&e, "describe secret", id);
+                if err.kind == ErrorKind::NotFound { Ok(None) } else { Err(err) }
+            }
+        }
+    }
+
     async fn exists(&self, arn: &str) -> CloudResult<bool> {
         self.0.limiter.take(Class::Platform).await;
         match self.0.secrets.describe_secret().secret_id(arn).send().await {

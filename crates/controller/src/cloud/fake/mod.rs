@@ -83,8 +83,8 @@ pub mod ops {
 /// every transition immediate and nothing lag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakeConfig {
-    /// A new instance, group or volume is missing from `list()` for this long (eventual
-    /// consistency of Describe*). Lookups and seeds are not affected.
+    /// A new instance, group, volume or secret is missing from `list()` for this long (eventual
+    /// consistency of Describe* and ListSecrets). Lookups and seeds are not affected.
     pub listing_lag: Duration,
     /// Pending to running. Zero: launch answers running.
     pub boot_time: Duration,

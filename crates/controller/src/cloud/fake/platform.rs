@@ -30,6 +30,7 @@ impl State {
         name: &str,
         value: &str,
         tags: &BTreeMap<String, String>,
+        lag: bool,
     ) -> CloudResult<SecretRef> {
         if self.secret_arn(name).is_some() {
             let msg = format!("The operation failed because the secret {name} already exists.");
@@ -38,7 +39,9 @@ impl State {
         self.next_id += 1;
         let arn = format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}-{:06x}", self.next_id);
         let secret = SecretRef { arn: arn.clone(), name: name.to_owned(), tags: tags.clone() };
-        self.secrets.insert(arn, FSecret { secret: secret.clone(), value: value.to_owned() });
+        // ListSecrets is eventually consistent like Describe*: a new secret lists after the lag.
+        let visible_from = if lag { self.now + self.config.listing_lag } else { self.now };
+        self.secrets.insert(arn, FSecret { secret: secret.clone(), value: value.to_owned(), visible_from });
         Ok(secret)
     }
 
@@ -69,7 +72,7 @@ impl Secrets for FakeSecrets {
         self.0.call(ops::LIST_SECRETS, "list secrets", "", owner, |s| {
             Ok(s.secrets
                 .values()
-                .filter(|x| State::matches(&x.secret.tags, filters))
+                .filter(|x| x.visible_from <= s.now && State::matches(&x.secret.tags, filters))
                 .map(|x| x.secret.clone())
                 .collect())
         })
@@ -77,7 +80,7 @@ impl Secrets for FakeSecrets {
 
     async fn create(&self, name: &str, value: &str, tags: &BTreeMap<String, String>) -> CloudResult<SecretRef> {
         let owner = tags.get(OWNER_UID).map(String::as_str);
-        self.0.call(ops::CREATE_SECRET, "create secret", name, owner, |s| s.create_secret(name, value, tags))
+        self.0.call(ops::CREATE_SECRET, "create secret", name, owner, |s| s.create_secret(name, value, tags, true))
     }
 
     async fn put(&self, arn: &str, value: &str) -> CloudResult<()> {
@@ -103,6 +106,12 @@ impl Secrets for FakeSecrets {
                 s.secrets.remove(&key);
             }
             Ok(())
+        })
+    }
+
+    async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>> {
+        self.0.call(ops::DESCRIBE_SECRET, "describe secret", id, None, |s| {
+            Ok(s.secret_arn(id).and_then(|k| s.secrets.get(&k)).map(|x| x.secret.clone()))
         })
     }
 

@@ -83,7 +83,7 @@ impl FakeCloud {
 
     /// Plants a secret; returns it.
     pub fn seed_secret(&self, name: &str, value: &str, tags: &BTreeMap<String, String>) -> CloudResult<SecretRef> {
-        self.lock().create_secret(name, value, tags)
+        self.lock().create_secret(name, value, tags, false)
     }
 
     /// Changes an instance's state behind the operator's back (terminated by a user, stopped by a

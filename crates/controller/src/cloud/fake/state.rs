@@ -51,6 +51,8 @@ pub(super) struct FTunnel {
 pub(super) struct FSecret {
     pub secret: SecretRef,
     pub value: String,
+    /// Listed from this virtual time on (listing lag).
+    pub visible_from: Duration,
 }
 
 /// A Run Command invocation.

@@ -73,7 +73,8 @@ pub async fn ensure(
     Ok(arn)
 }
 
-/// Force-deletes every bundle of the owner (no recovery window); returns (every ARN asked to go,
+/// Force-deletes every bundle of the owner (no recovery window): those listed by its owner-uid
+/// tag, the one in status and the one of its deterministic name; returns (every ARN asked to go,
 /// those still there).
 pub async fn erase(
     ctx: &Context,
@@ -85,10 +86,14 @@ pub async fn erase(
     let mut filter = ctx.identity.filter();
     filter.insert(OWNER_UID.into(), owner.uid.clone());
     let mut arns: Vec<String> = acct.secrets.list(&filter).await?.into_iter().map(|s| s.arn).collect();
-    if let Some(k) = known
-        && !arns.iter().any(|a| a == k)
-    {
-        arns.push(k.to_owned());
+    // ListSecrets lags: a bundle created just before a crash (its ARN never reached status) is
+    // found by its deterministic name, read by ID, and erased when it carries this owner's uid.
+    let named = acct.secrets.describe(&ctx.identity.bundle_name(&owner.name)).await?;
+    let named = named.filter(|s| s.tags.get(OWNER_UID) == Some(&owner.uid)).map(|s| s.arn);
+    for k in known.map(str::to_owned).into_iter().chain(named) {
+        if !arns.contains(&k) {
+            arns.push(k);
+        }
     }
     let mut left = Vec::new();
     for arn in &arns {
