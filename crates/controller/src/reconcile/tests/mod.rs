@@ -4,6 +4,7 @@
 //! the fake, in seconds and without the e2e world.
 
 mod bundle;
+mod dns;
 mod erasure;
 mod groups;
 mod launch;

@@ -17,7 +17,7 @@ use super::status::{self, DnsState, View};
 use super::subject::Machine;
 use super::{RECREATE_AT, admit, display, dns, drift, network, owner_of, volume};
 use crate::cloud::tags::Owner;
-use crate::cloud::{Instance, SecurityGroup, Volume};
+use crate::cloud::{Instance, InstanceState, SecurityGroup, Volume};
 use crate::context::Context;
 use crate::metrics::KindReason;
 use crate::reconcile::launch::{self, Env, LaunchReason, Plan, Step};
@@ -68,9 +68,7 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
         hostname: &host,
     };
     let out = instance(s, &machine).await;
-    // DNS once the instance has an address.
-    let ip = out.current.as_ref().and_then(|c| c.private_ip.clone()).filter(|_| out.error.is_none());
-    let dns_state = dns::step(ctx, &owner, &host, ip.as_deref(), &s.old).await;
+    let dns_state = dns::step(ctx, &owner, &host, dns_want(&out), &s.old).await;
     s.st.hostname = Some(host);
     conclude(s, r, &resolved, data_volume.as_ref(), out, dns_state).await
 }
@@ -106,6 +104,20 @@ async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>) -> Launched {
         scope.st.private_ip.clone_from(&c.private_ip);
     }
     Launched { current, error, wait, plan }
+}
+
+/// The record the instance calls for: its address once it has one, nothing while no instance is
+/// pending or running (a stopped or terminated instance's address may be another's next), and
+/// unchanged after an error.
+fn dns_want(out: &Launched) -> dns::Want<'_> {
+    // An instance living under another identity may still serve: its record stays as it is.
+    if out.error.is_some() || out.plan.mismatch.is_some() {
+        return dns::Want::Unknown;
+    }
+    match out.current.as_ref().filter(|c| matches!(c.state, InstanceState::Pending | InstanceState::Running)) {
+        Some(c) => c.private_ip.as_deref().map_or(dns::Want::Unknown, dns::Want::Address),
+        None => dns::Want::Absent,
+    }
 }
 
 /// The desktop and its Lease, then the conditions from the view, the phase and the machine shown.
@@ -260,4 +272,35 @@ fn replace_allowed(ws: &Workspace, st: &WorkspaceStatus) -> bool {
     let recreate_at = ws.annotations().get(RECREATE_AT).and_then(|t| t.parse::<jiff::Timestamp>().ok());
     ws.spec.update_policy == UpdatePolicy::Recreate
         || matches!((recreate_at, launch::launched_at(st.launch.as_ref())), (Some(at), Some(l)) if at > l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launched(state: Option<InstanceState>, error: bool) -> Launched {
+        let current = state.map(|state| Instance {
+            id: "i-1".into(),
+            state,
+            image_id: String::new(),
+            private_ip: Some("10.0.0.5".into()),
+            launch_time: None,
+            tags: std::collections::BTreeMap::new(),
+            spot: true,
+        });
+        let error = error.then(|| Error::Waiting { what: "boom".into(), on: None, retry: Duration::from_secs(1) });
+        Launched { current, error, wait: None, plan: Plan::default() }
+    }
+
+    #[test]
+    fn the_record_follows_a_pending_or_running_instance() {
+        use dns::Want;
+        assert_eq!(dns_want(&launched(Some(InstanceState::Running), false)), Want::Address("10.0.0.5"));
+        assert_eq!(dns_want(&launched(Some(InstanceState::Pending), false)), Want::Address("10.0.0.5"));
+        for gone in [InstanceState::Stopped, InstanceState::Stopping, InstanceState::Terminated] {
+            assert_eq!(dns_want(&launched(Some(gone), false)), Want::Absent, "{gone}");
+        }
+        assert_eq!(dns_want(&launched(None, false)), Want::Absent);
+        assert_eq!(dns_want(&launched(None, true)), Want::Unknown, "an error changes nothing");
+    }
 }

@@ -64,18 +64,40 @@ pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, E
     Ok(false)
 }
 
-/// The DNS record for `ip`, skipped when the last status already shows it written.
-pub async fn step(ctx: &Context, owner: &Owner, host: &str, ip: Option<&str>, old: &WorkspaceStatus) -> DnsState {
-    let Some(ip) = ip else {
-        return if ctx.dns.is_none() { DnsState::Disabled } else { DnsState::Pending };
-    };
-    // Only a record we wrote counts (DnsDisabled is True as well, and a zone configured later
-    // must still get its records).
-    let already = old.private_ip.as_deref() == Some(ip)
-        && old.hostname.as_deref() == Some(host)
-        && conditions::get(&old.conditions, "DnsReady")
-            .is_some_and(|c| c.status == molecule_crds::v1alpha1::ConditionStatus::True && c.reason == "RecordWritten");
-    ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
+/// What the record should be: an address to publish, unknown (an error or no address yet:
+/// left as it is), or absent (no pending or running instance: the address is released and may
+/// go to another tenant's instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want<'a> {
+    /// Publish this private IP.
+    Address(&'a str),
+    /// Leave the record as it is.
+    Unknown,
+    /// Remove the record and its ownership TXT.
+    Absent,
+}
+
+/// The DNS record as `want` says, skipped when the last status already shows it written (or
+/// removed).
+pub async fn step(ctx: &Context, owner: &Owner, host: &str, want: Want<'_>, old: &WorkspaceStatus) -> DnsState {
+    let Some(dns) = ctx.dns.as_deref() else { return DnsState::Disabled };
+    let last = conditions::get(&old.conditions, "DnsReady")
+        .filter(|c| c.status == molecule_crds::v1alpha1::ConditionStatus::True && old.hostname.as_deref() == Some(host))
+        .map(|c| c.reason.as_str());
+    match want {
+        Want::Unknown => DnsState::Pending,
+        // Only a record we wrote counts (DnsDisabled is True as well, and a zone configured later
+        // must still get its records).
+        Want::Address(ip) => {
+            let already = old.private_ip.as_deref() == Some(ip) && last == Some("RecordWritten");
+            ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
+        }
+        Want::Absent if last == Some("RecordRemoved") => DnsState::Removed,
+        Want::Absent => match remove(dns, &ctx.identity.dns_mark(owner), host).await {
+            Ok(_) => DnsState::Removed,
+            Err(e) => DnsState::Failed(e.to_string()),
+        },
+    }
 }
 
 #[cfg(test)]

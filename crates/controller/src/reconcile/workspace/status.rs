@@ -20,6 +20,8 @@ pub enum DnsState {
     Pending,
     /// A record exists that is not ours; we never touch it.
     NotOwned(String),
+    /// No pending or running instance: the record and its TXT are removed (or were never ours).
+    Removed,
     /// The write failed.
     Failed(String),
 }
@@ -137,6 +139,12 @@ fn dns_condition(dns: &DnsState) -> (bool, &'static str, String) {
             (true, "DnsDisabled", "WORKSPACE_HOSTED_ZONE_ID is not set: no record is written".to_owned())
         }
         DnsState::Pending => (false, "RecordPending", "waiting for the instance's private IP".to_owned()),
+        DnsState::Removed => (
+            true,
+            "RecordRemoved",
+            "no running instance: its A record and ownership TXT record are removed (written again when it runs)"
+                .to_owned(),
+        ),
         DnsState::NotOwned(m) => (false, "RecordNotOwned", m.clone()),
         DnsState::Failed(m) => (false, "RecordFailed", m.clone()),
     }
