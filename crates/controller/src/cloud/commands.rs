@@ -22,4 +22,8 @@ pub trait Commands: Send + Sync {
     async fn send(&self, instance: &str, comment: &str, commands: &[String]) -> CloudResult<String>;
     /// The state of command `id` on `instance`.
     async fn state(&self, id: &str, instance: &str) -> CloudResult<CommandState>;
+    /// The ID of a command sent to `instance` whose comment is exactly `comment` (ListCommands,
+    /// all pages), the newest if several: a send whose answer was lost is found by the marker
+    /// its comment carries. `None` when there is none.
+    async fn find(&self, instance: &str, comment: &str) -> CloudResult<Option<String>>;
 }

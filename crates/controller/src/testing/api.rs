@@ -1,21 +1,37 @@
-//! A loopback stand-in for the Kubernetes API: every list is empty, every other request is a
-//! 404. Enough for code that publishes Events (dropped), deletes objects that are gone and lists
-//! nothing; a test that needs real objects belongs in the e2e suite.
+//! A loopback stand-in for the Kubernetes API: every list is empty, a status patch is kept (and
+//! answered with the object it makes), every other request is a 404. Enough for code that
+//! publishes Events (dropped), writes a status mid-protocol, deletes objects that are gone and
+//! lists nothing; a test that needs real objects belongs in the e2e suite.
+
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Status patches received: (path, the patch body), in order.
+type Patches = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// The running stub; it stops when dropped.
 #[derive(Debug)]
 pub struct ApiStub {
     url: String,
     task: tokio::task::JoinHandle<()>,
+    patches: Patches,
 }
 
-async fn answer(method: Method, uri: Uri) -> impl IntoResponse {
+async fn answer(State(patches): State<Patches>, method: Method, uri: Uri, body: axum::body::Bytes) -> impl IntoResponse {
     let path = uri.path();
+    if method == Method::PATCH && path.ends_with("/status") {
+        let mut obj: Value = serde_json::from_slice(&body).unwrap_or_default();
+        patches.lock().expect("patches").push((path.to_owned(), obj.clone()));
+        let name = path.trim_end_matches("/status").rsplit('/').next().unwrap_or_default();
+        obj["metadata"] = json!({"name": name, "resourceVersion": "1"});
+        obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({})));
+        return (StatusCode::OK, axum::Json(obj));
+    }
     let is_list = method == Method::GET && path.rsplit('/').next().is_some_and(|last| last.ends_with('s'));
     if is_list {
         let body = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []});
@@ -33,11 +49,17 @@ impl ApiStub {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let app = Router::new().fallback(answer);
+        let patches = Patches::default();
+        let app = Router::new().fallback(answer).with_state(patches.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, task }
+        Self { url, task, patches }
+    }
+
+    /// The `status` of every status patch received, in order.
+    pub fn statuses(&self) -> Vec<Value> {
+        self.patches.lock().expect("patches").iter().map(|(_, p)| p["status"].clone()).collect()
     }
 
     /// A client of the stub.

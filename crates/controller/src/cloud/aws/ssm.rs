@@ -42,6 +42,22 @@ impl Commands for Ssm {
         })
     }
 
+    async fn find(&self, instance: &str, comment: &str) -> CloudResult<Option<String>> {
+        let mut pages = self.0.ssm.list_commands().instance_id(instance).into_paginator().send();
+        let mut found: Option<(Option<aws_sdk_ssm::primitives::DateTime>, String)> = None;
+        loop {
+            self.0.limiter.take(Class::Platform).await;
+            let Some(page) = pages.next().await else { return Ok(found.map(|(_, id)| id)) };
+            let page = page.map_err(|e| cloud_error(&e, "list commands on", instance))?;
+            for c in page.commands().iter().filter(|c| c.comment() == Some(comment)) {
+                let (at, id) = (c.requested_date_time().copied(), c.command_id().unwrap_or_default().to_owned());
+                if !id.is_empty() && found.as_ref().is_none_or(|(t, _)| at > *t) {
+                    found = Some((at, id));
+                }
+            }
+        }
+    }
+
     async fn state(&self, id: &str, instance: &str) -> CloudResult<CommandState> {
         self.0.limiter.take(Class::Platform).await;
         let out = match self.0.ssm.get_command_invocation().command_id(id).instance_id(instance).send().await {

@@ -77,6 +77,7 @@ pub mod ops {
     pub const DESCRIBE_SECRET: &str = "DescribeSecret";
     pub const SEND_COMMAND: &str = "SendCommand";
     pub const GET_COMMAND_INVOCATION: &str = "GetCommandInvocation";
+    pub const LIST_COMMANDS: &str = "ListCommands";
 }
 
 /// Timings of the fake's AWS. [`FakeConfig::default`] is AWS-like; [`FakeConfig::instant`] makes

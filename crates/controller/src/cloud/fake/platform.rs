@@ -127,6 +127,12 @@ impl Commands for FakeCommands {
             .call(ops::SEND_COMMAND, "send command to", instance, None, |s| s.send_command(instance, comment, commands))
     }
 
+    async fn find(&self, instance: &str, comment: &str) -> CloudResult<Option<String>> {
+        self.0.call(ops::LIST_COMMANDS, "list commands on", instance, None, |s| {
+            Ok(s.commands.iter().rev().find(|c| c.instance == instance && c.comment == comment).map(|c| c.id.clone()))
+        })
+    }
+
     async fn state(&self, id: &str, instance: &str) -> CloudResult<CommandState> {
         self.0.call_about(ops::GET_COMMAND_INVOCATION, "read command", id, Err(instance), |s| {
             // Unknown invocation: the real implementation reads InvocationDoesNotExist as running.

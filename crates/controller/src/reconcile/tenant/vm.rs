@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 use molecule_crds::v1alpha1::{LaunchRecord, RedeployState, RedeployStatus, Tenant, TenantStatus};
 
 use crate::bootstrap::{self, TenantBoot};
@@ -156,6 +156,9 @@ async fn follow(
     vm: &Instance,
     st: &mut TenantStatus,
 ) -> Result<Option<std::time::Duration>, Error> {
+    if st.redeploy.as_ref().is_some_and(|r| r.command_id.is_empty()) {
+        return send_recorded(ctx, acct, t, vm, st, true).await;
+    }
     let Some(r) = st.redeploy.as_mut() else { return Ok(None) };
     let now = Timestamp::now().to_string();
     let regarding = t.object_ref(&());
@@ -193,7 +196,6 @@ pub async fn redeploy(
     image: &str,
     st: &mut TenantStatus,
 ) -> Result<Option<std::time::Duration>, Error> {
-    let regarding = t.object_ref(&());
     let now = Timestamp::now().to_string();
     if st.redeploy.as_ref().is_some_and(|r| r.state == RedeployState::Pending) {
         return follow(ctx, acct, t, vm, st).await;
@@ -204,23 +206,54 @@ pub async fn redeploy(
         return Ok(None);
     }
     bootstrap::check_image(image)?;
-    let cmd = format!("/opt/molecule/redeploy.sh '{image}'");
-    let id = acct.commands.send(&vm.id, &format!("molecule redeploy {image}"), &[cmd]).await?;
+    // The intent reaches status before the command is sent: a crash in between finds it and
+    // looks for the command by its marker instead of sending a second one.
     st.redeploy = Some(RedeployStatus {
         image: image.to_owned(),
-        command_id: id.clone(),
+        command_id: String::new(),
         state: RedeployState::Pending,
         message: None,
         started_at: now,
         finished_at: None,
     });
-    publish(
-        ctx,
-        &regarding,
-        false,
-        "Redeploying",
-        format!("redeploying {image} on tenant VM {} in place (SSM command {id})", vm.id),
-    )
-    .await;
+    super::scope::apply_status(ctx, t, st).await?;
+    ctx.failpoints.hit("tenant.redeploy.after-intent").await;
+    send_recorded(ctx, acct, t, vm, st, false).await
+}
+
+/// The comment of the redeploy recorded in `r`: a marker derived from the Tenant, the image and
+/// the time the intent was recorded, so a retry after a crash finds the command it sent.
+pub fn comment(uid: &str, r: &RedeployStatus) -> String {
+    use sha2::{Digest, Sha256};
+    let marker = hex::encode(&Sha256::digest(format!("{uid}|{}|{}", r.image, r.started_at).as_bytes())[..8]);
+    format!("molecule redeploy {marker}")
+}
+
+/// Sends the command of the recorded intent (after looking for one already sent with its
+/// marker, when `look` says a crash may have come between the send and the status write) and
+/// records its ID.
+async fn send_recorded(
+    ctx: &Context,
+    acct: &Account,
+    t: &Tenant,
+    vm: &Instance,
+    st: &mut TenantStatus,
+    look: bool,
+) -> Result<Option<std::time::Duration>, Error> {
+    let Some(r) = st.redeploy.as_mut().filter(|_| vm.state == InstanceState::Running) else { return Ok(None) };
+    let comment = comment(&t.uid().unwrap_or_default(), r);
+    let found = if look { acct.commands.find(&vm.id, &comment).await? } else { None };
+    let (id, how) = match found {
+        Some(id) => (id, "found after a restart"),
+        None => {
+            let cmd = format!("/opt/molecule/redeploy.sh '{}'", r.image);
+            let id = acct.commands.send(&vm.id, &comment, &[cmd]).await?;
+            ctx.failpoints.hit("tenant.redeploy.after-send").await;
+            (id, "sent")
+        }
+    };
+    r.command_id.clone_from(&id);
+    let note = format!("redeploying {} on tenant VM {} in place (SSM command {id}, {how})", r.image, vm.id);
+    publish(ctx, &t.object_ref(&()), false, "Redeploying", note).await;
     Ok(Some(std::time::Duration::from_secs(2)))
 }
