@@ -13,7 +13,9 @@
 //!   forgotten.
 //!
 //! Failures write nothing (an unknown outcome is the caller's to guard), except a detach whose
-//! volume is gone (InvalidVolume.NotFound), which forgets it. Listings pass through.
+//! volume is gone (InvalidVolume.NotFound), which forgets it. A detach answered
+//! InvalidAttachment.NotFound (the volume is not attached to that instance: already detached) is
+//! a success. Listings pass through.
 //! Writes for IDs the cache does not hold are no-ops: the next refresh brings them.
 
 use std::collections::BTreeMap;
@@ -24,8 +26,8 @@ use async_trait::async_trait;
 use super::cache::FleetCache;
 use super::tags::OWNER_UID;
 use super::{
-    CloudResult, Instance, InstanceState, Instances, LaunchRequest, Network, Rule, RuleChange, SecurityGroup, Volume,
-    VolumeRequest, Volumes,
+    CloudResult, Instance, InstanceState, Instances, LaunchRequest, NOT_ATTACHED, Network, Rule, RuleChange,
+    SecurityGroup, VOLUME_GONE, Volume, VolumeRequest, Volumes,
 };
 
 /// The three cached clients of one account.
@@ -221,17 +223,26 @@ impl Volumes for CachedVolumes {
     }
 
     async fn detach(&self, volume: &str, instance: &str) -> CloudResult<()> {
-        if let Err(e) = self.inner.detach(volume, instance).await {
+        match self.inner.detach(volume, instance).await {
+            Ok(()) => {}
+            // Not attached to `instance` (already detached, e.g. by its termination): what the
+            // detach wanted. Success, and the cache stops naming `instance` as the holder (a
+            // volume attached elsewhere keeps its holder).
+            Err(e) if e.code == NOT_ATTACHED => {}
             // The volume itself is gone (a root volume EC2 deleted with its instance): forget it,
             // as Workspace delete did by hand. The error still goes to the caller.
-            if e.code == "InvalidVolume.NotFound" {
-                self.cache.forget::<Volume>(volume);
+            Err(e) => {
+                if e.code == VOLUME_GONE {
+                    self.cache.forget::<Volume>(volume);
+                }
+                return Err(e);
             }
-            return Err(e);
         }
         self.cache.modify::<Volume>(volume, |v| {
-            v.attached_to = None;
-            v.state = "available".into();
+            if v.attached_to.as_deref().is_none_or(|i| i == instance) {
+                v.attached_to = None;
+                v.state = "available".into();
+            }
         });
         Ok(())
     }

@@ -82,7 +82,6 @@ impl CloudError {
     }
 }
 
-/// Result of a cloud call.
 /// The code of a call about a volume that does not exist (not: not attached).
 pub const VOLUME_GONE: &str = "InvalidVolume.NotFound";
 /// The code of a detach whose volume is not attached to the instance named (already detached).
@@ -90,6 +89,7 @@ pub const NOT_ATTACHED: &str = "InvalidAttachment.NotFound";
 /// The code of an attach whose volume lives in another availability zone than the instance.
 pub const ZONE_MISMATCH: &str = "InvalidVolume.ZoneMismatch";
 
+/// Result of a cloud call.
 pub type CloudResult<T> = Result<T, CloudError>;
 
 /// Lifecycle state of an EC2 instance.
@@ -254,11 +254,11 @@ pub struct Volume {
     pub attached_to: Option<String>,
     /// All tags.
     pub tags: BTreeMap<String, String>,
-}
     /// Size in GiB (0: unknown).
     pub size_gb: u32,
     /// Availability zone ("": unknown).
     pub zone: String,
+}
 
 /// Everything RunInstances needs. Tags go into the create call for the instance and its volumes.
 #[derive(Clone, Debug, PartialEq, Eq)]

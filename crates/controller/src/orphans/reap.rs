@@ -48,12 +48,7 @@ pub(crate) async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) 
                 OrphanKind::Instance => teardown::terminate(acct, std::slice::from_ref(&f.id)).await?,
                 OrphanKind::SecurityGroup => in_use(f, teardown::delete_group(acct, &f.id).await?)?,
                 OrphanKind::Volume => {
-                    let v = Volume {
-                        id: f.id.clone(),
-                        state: String::new(),
-                        attached_to: None,
-                        tags: std::collections::BTreeMap::default(),
-                    };
+                    let v = Volume { id: f.id.clone(), state: String::new(), attached_to: None, ..Volume::default() };
                     in_use(f, teardown::delete_volume(acct, &uid, &v, false).await?)?;
                 }
                 OrphanKind::Secret => acct.secrets.delete(&f.id).await?,

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::cloud::{CloudResult, ErrorKind, Volume};
+use crate::cloud::{CloudResult, ErrorKind, VOLUME_GONE, Volume};
 use crate::context::Account;
 use crate::reconcile::Error;
 
@@ -85,11 +85,13 @@ pub async fn delete_group(acct: &Account, id: &str) -> CloudResult<Outcome> {
 
 /// Deletes volume `v` of owner `uid`; when `detach_first` and it is attached, asks for a detach
 /// instead (the next call deletes it). A root volume EC2 deleted with its instance answers the
-/// detach with NotFound: gone is what we wanted.
+/// detach with `InvalidVolume.NotFound`: gone is what we wanted. A volume that is merely not
+/// attached any more (`InvalidAttachment.NotFound`, which the account's clients read as a
+/// successful detach) is not gone: it is deleted on the next call, never skipped.
 pub async fn delete_volume(acct: &Account, uid: &str, v: &Volume, detach_first: bool) -> CloudResult<Outcome> {
     if detach_first && let Some(i) = &v.attached_to {
         return match acct.volumes.detach(&v.id, i).await {
-            Err(e) if e.kind == ErrorKind::NotFound => {
+            Err(e) if e.code == VOLUME_GONE => {
                 acct.cache.remove::<Volume>(uid, &v.id);
                 Ok(Outcome::Deleted)
             }

@@ -330,9 +330,10 @@ pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
         {
             ErrorKind::NotFound
         }
-        "IncorrectState" | "IncorrectInstanceState" | "InvalidVolume.ZoneMismatch" | "InsufficientInstanceCapacity" => {
-            ErrorKind::Transient
-        }
+        "IncorrectState" | "IncorrectInstanceState" | "InsufficientInstanceCapacity" => ErrorKind::Transient,
+        // The data volume lives in another zone than the instance: no retry attaches it (the
+        // Workspace says what to do in a Stalled condition).
+        crate::cloud::ZONE_MISMATCH => ErrorKind::Rejected,
         _ if status >= 500 => ErrorKind::Transient,
         _ => ErrorKind::Rejected,
     }
@@ -376,6 +377,8 @@ mod tests {
         assert_eq!(classify("InternalError", 500), ErrorKind::Transient);
         assert_eq!(classify("Unknown", 502), ErrorKind::Transient, "a 5xx is never success nor final");
         assert_eq!(classify("InvalidParameterValue", 400), ErrorKind::Rejected);
+        assert_eq!(classify("InvalidVolume.ZoneMismatch", 400), ErrorKind::Rejected, "no retry fixes a zone");
+        assert_eq!(classify("InvalidAttachment.NotFound", 400), ErrorKind::NotFound);
         assert_eq!(classify("UnauthorizedOperation", 403), ErrorKind::Denied);
         assert_eq!(classify("AuthFailure", 401), ErrorKind::Denied);
         assert_eq!(classify("AccessDeniedException", 400), ErrorKind::Denied);

@@ -27,6 +27,8 @@ fn to_volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
             .and_then(|a| a.instance_id())
             .map(str::to_owned),
         tags: tag_map(v.tags()),
+        size_gb: v.size().and_then(|s| u32::try_from(s).ok()).unwrap_or_default(),
+        zone: v.availability_zone().unwrap_or_default().to_owned(),
     })
 }
 
@@ -70,6 +72,8 @@ impl Volumes for Ec2Volumes {
             state: out.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             attached_to: None,
             tags: req.tags.clone(),
+            size_gb: out.size().and_then(|s| u32::try_from(s).ok()).unwrap_or(req.size_gb),
+            zone: out.availability_zone().unwrap_or(&req.zone).to_owned(),
         })
     }
 
@@ -93,7 +97,8 @@ impl Volumes for Ec2Volumes {
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = cloud_error(&e, "detach volume", volume);
-                // IncorrectState: already detached.
+                // IncorrectState: already detached (InvalidAttachment.NotFound, the answer when
+                // an instance is named, goes to the caller: cached.rs reads it).
                 if err.code == "IncorrectState" { Ok(()) } else { Err(err) }
             }
         }

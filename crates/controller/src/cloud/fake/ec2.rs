@@ -63,8 +63,14 @@ impl State {
             spot: req.spot,
         };
         let (now, visible_from) = (self.now, self.now + self.config.listing_lag);
-        let vol =
-            Volume { id: root.clone(), state: "in-use".into(), attached_to: Some(id.clone()), tags: req.tags.clone() };
+        let vol = Volume {
+            id: root.clone(),
+            state: "in-use".into(),
+            attached_to: Some(id.clone()),
+            tags: req.tags.clone(),
+            size_gb: req.root_gb,
+            zone: String::new(),
+        };
         self.volumes.insert(root, FVolume { vol, visible_from, created: now, root: true });
         let groups = req.security_group_ids.clone();
         self.instances.insert(id.clone(), FInstance { inst, groups, visible_from, since: now });

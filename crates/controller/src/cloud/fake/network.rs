@@ -8,7 +8,8 @@ use super::state::{FGroup, FVolume, State};
 use super::{FakeCloud, aws_error, ops};
 use crate::cloud::tags::OWNER_UID;
 use crate::cloud::{
-    CloudResult, InstanceState, Network, Peer, Rule, RuleChange, SecurityGroup, Volume, VolumeRequest, Volumes,
+    CloudResult, InstanceState, NOT_ATTACHED, Network, Peer, Rule, RuleChange, SecurityGroup, Volume, VolumeRequest,
+    Volumes,
 };
 
 /// [`Network`] of a [`FakeCloud`].
@@ -105,22 +106,37 @@ impl State {
                 let msg = "the client token was already used with different parameters";
                 return Err(aws_error("create volume", &req.client_token, "IdempotentParameterMismatch", msg));
             }
+            // AWS answers with the volume the token created, even once it is deleted.
             return Ok(self.volumes.get(id).map_or_else(
-                || Volume { id: id.clone(), state: "deleted".into(), attached_to: None, tags: req.tags.clone() },
+                || Volume {
+                    id: id.clone(),
+                    state: "deleted".into(),
+                    attached_to: None,
+                    tags: req.tags.clone(),
+                    size_gb: req.size_gb,
+                    zone: req.zone.clone(),
+                },
                 |v| v.vol.clone(),
             ));
         }
-        let v = self.new_volume(&req.tags, lag);
+        let v = self.new_volume(&req.tags, lag, (req.size_gb, &req.zone));
         if !req.client_token.is_empty() {
             self.volume_tokens.insert(req.client_token.clone(), (req.clone(), v.id.clone()));
         }
         Ok(v)
     }
 
-    /// A new volume, creating (available at once when the create time is zero).
-    pub(super) fn new_volume(&mut self, tags: &BTreeMap<String, String>, lag: bool) -> Volume {
+    /// A new volume of `(size, zone)`, creating (available at once when the create time is zero).
+    pub(super) fn new_volume(&mut self, tags: &BTreeMap<String, String>, lag: bool, at: (u32, &str)) -> Volume {
         let id = self.new_id("vol");
-        let vol = Volume { id: id.clone(), state: "creating".into(), attached_to: None, tags: tags.clone() };
+        let vol = Volume {
+            id: id.clone(),
+            state: "creating".into(),
+            attached_to: None,
+            tags: tags.clone(),
+            size_gb: at.0,
+            zone: at.1.to_owned(),
+        };
         let visible_from = if lag { self.now + self.config.listing_lag } else { self.now };
         self.volumes.insert(id.clone(), FVolume { vol: vol.clone(), visible_from, created: self.now, root: false });
         self.settle();
@@ -157,10 +173,10 @@ impl State {
             .get_mut(volume)
             .ok_or_else(|| aws_error(action, volume, "InvalidVolume.NotFound", "no such volume"))?;
         match v.vol.attached_to.as_deref() {
-            // IncorrectState (already detached): success in the real implementation.
-            None => Ok(()),
+            // As EC2 answers a detach that names an instance (moto too).
+            None => Err(aws_error(action, volume, NOT_ATTACHED, &format!("{volume} is not attached to {instance}"))),
             Some(i) if i != instance => {
-                Err(aws_error(action, volume, "InvalidAttachment.NotFound", &format!("{volume} is attached to {i}")))
+                Err(aws_error(action, volume, NOT_ATTACHED, &format!("{volume} is attached to {i}")))
             }
             Some(_) => {
                 v.vol.attached_to = None;

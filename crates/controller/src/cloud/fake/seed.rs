@@ -53,7 +53,7 @@ impl FakeCloud {
     /// Plants an available data volume, attached to `attached_to` when given; returns it.
     pub fn seed_volume(&self, tags: &BTreeMap<String, String>, attached_to: Option<&str>) -> Volume {
         let mut s = self.lock();
-        let mut v = s.new_volume(tags, false);
+        let mut v = s.new_volume(tags, false, (10, "eu-west-1a"));
         if let Some(f) = s.volumes.get_mut(&v.id) {
             f.vol.state = if attached_to.is_some() { "in-use" } else { "available" }.into();
             f.vol.attached_to = attached_to.map(str::to_owned);

@@ -177,7 +177,9 @@ async fn attached_volume_is_in_use_until_detached() {
     let e = vols.delete(&v.id).await.unwrap_err();
     assert_eq!((e.kind, e.code.as_str()), (ErrorKind::InUse, "VolumeInUse"));
     vols.detach(&v.id, &i.id).await.unwrap();
-    vols.detach(&v.id, &i.id).await.unwrap();
+    // As EC2 (and moto) answer a detach naming an instance the volume is not attached to.
+    let again = vols.detach(&v.id, &i.id).await.unwrap_err();
+    assert_eq!((again.kind, again.code.as_str()), (ErrorKind::NotFound, crate::cloud::NOT_ATTACHED));
     assert_eq!(cloud.volume(&v.id).unwrap().state, "available");
     vols.delete(&v.id).await.unwrap();
     vols.delete(&v.id).await.unwrap();

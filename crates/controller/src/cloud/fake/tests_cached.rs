@@ -139,3 +139,30 @@ async fn a_lagging_listing_after_the_write_through_drops_the_instance_until_it_s
     cache.refresh().await.unwrap();
     assert_eq!(state_in(&cache, "u1", &i.id), Some(InstanceState::Running));
 }
+
+/// Issue 13: EC2 answers a detach of a volume that is no longer attached to the instance named
+/// (its termination released it) with InvalidAttachment.NotFound. That is the detach done, not a
+/// failure (it backed off ~20 s before the attach) and not a volume gone (Workspace delete
+/// skipped the data volume and leaked it).
+#[tokio::test]
+async fn a_detach_of_a_volume_already_detached_succeeds_and_keeps_another_holder() {
+    let (cloud, cache, c) = setup(FakeConfig::instant());
+    let a = c.instances.launch(&req("ta", "u1", &[])).await.unwrap();
+    let b = c.instances.launch(&req("tb", "u1", &[])).await.unwrap();
+    let v = c
+        .volumes
+        .create(&VolumeRequest { client_token: "v".into(), size_gb: 1, zone: "z".into(), tags: tags("u1") })
+        .await
+        .unwrap();
+    c.volumes.attach(&v.id, &a.id, "/dev/sdf").await.unwrap();
+    cache.refresh().await.unwrap();
+    cloud.set_instance_state(&a.id, InstanceState::Terminated);
+    let cached = |id: &str| cache.volumes_of("u1").into_iter().find(|x| x.id == id);
+    assert_eq!(cached(&v.id).and_then(|x| x.attached_to), Some(a.id.clone()), "the cache has not seen it yet");
+    c.volumes.detach(&v.id, &a.id).await.unwrap();
+    assert_eq!(cached(&v.id).map(|x| (x.state, x.attached_to)), Some(("available".into(), None)));
+    assert!(cloud.volume(&v.id).is_some(), "the volume itself is there");
+    c.volumes.attach(&v.id, &b.id, "/dev/sdf").await.unwrap();
+    c.volumes.detach(&v.id, &a.id).await.unwrap();
+    assert_eq!(cached(&v.id).and_then(|x| x.attached_to), Some(b.id.clone()), "another holder is kept");
+}

@@ -296,3 +296,49 @@ async fn a_replacement_terminates_its_predecessor_only_once_it_runs() {
     assert!(!w.fake.instance(&old.id).unwrap().state.is_alive(), "terminated once the new one runs");
     assert!(v.reasons().contains(&"Replacing") && v.reasons().contains(&"Replaced"));
 }
+
+/// Issue 13: a Recreate with a data volume. The predecessor's termination releases the volume
+/// before the operator's detach, which EC2 then answers InvalidAttachment.NotFound: the detach
+/// is done, the reconcile goes on (it failed and backed off ~20 s), and the next pass attaches
+/// the volume to the new instance.
+#[tokio::test]
+async fn a_replacement_moves_a_volume_its_predecessor_already_released() {
+    let fake = testing::cloud();
+    fake.configure(|c| {
+        c.boot_time = Duration::ZERO;
+        c.terminate_time = Duration::ZERO;
+    });
+    let w = World::on(fake).await;
+    let owner = testing::workspace_owner("u15");
+    let req = VolumeRequest {
+        client_token: "t15".into(),
+        size_gb: 10,
+        zone: "eu-west-1a".into(),
+        tags: testing::tags(&owner),
+    };
+    let vol = w.acct.volumes.create(&req).await.unwrap();
+    let mut v = w.vm("u15");
+    let mut st = Status::default();
+    let cached_vol = |w: &World| w.acct.cache.volumes_of("u15").into_iter().find(|x| x.id == vol.id);
+    v.volume = cached_vol(&w);
+    let old = w.pass(&v, &mut st, true).await.unwrap().unwrap();
+    v.volume = cached_vol(&w);
+    w.pass(&v, &mut st, true).await.unwrap();
+    assert_eq!(w.fake.volume(&vol.id).unwrap().attached_to.as_deref(), Some(old.id.as_str()));
+    // Recreate: attempt 2 runs at once; the old instance is terminated (and releases the volume).
+    v.hash = "h2".into();
+    let p = launch::plan_for(&w.env(), &v, &mut st, true, true);
+    let new = exec::run(&w.env(), &v, &mut st, p.steps, p.current).await.unwrap().unwrap();
+    w.list().await;
+    v.volume = cached_vol(&w);
+    w.pass(&v, &mut st, true).await.unwrap();
+    assert!(!w.fake.instance(&old.id).unwrap().state.is_alive());
+    assert_eq!(w.fake.volume(&vol.id).unwrap().attached_to, None, "released by the termination");
+    assert_eq!(cached_vol(&w).unwrap().attached_to.as_deref(), Some(old.id.as_str()), "not seen yet");
+    // The plan detaches from the dead instance: EC2 says not attached. Not an error.
+    v.volume = cached_vol(&w);
+    w.pass(&v, &mut st, true).await.expect("a volume already detached is not a failure");
+    v.volume = cached_vol(&w);
+    w.pass(&v, &mut st, true).await.unwrap();
+    assert_eq!(w.fake.volume(&vol.id).unwrap().attached_to.as_deref(), Some(new.id.as_str()));
+}

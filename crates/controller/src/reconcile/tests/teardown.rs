@@ -78,3 +78,23 @@ async fn a_blocker_is_typed_not_read_from_the_message() {
     assert_eq!(e.blocker().map(teardown::Blocker::id), Some("sg-1"));
     assert_eq!(crate::reconcile::Error::waiting_for("instance i-1 to go", Duration::ZERO).blocker(), None);
 }
+
+/// Issue 13: a data volume that its instance's termination already released answers the detach
+/// with InvalidAttachment.NotFound; it was read as "volume gone" and never deleted (a leak).
+#[tokio::test]
+async fn a_volume_already_detached_is_deleted_not_skipped() {
+    let fake = testing::cloud();
+    let acct = testing::account(&fake, "main", &Metrics::new()).await;
+    let owner = testing::workspace_owner("d5");
+    let i = fake.seed_instance(InstanceSeed { tags: testing::tags(&owner), ..InstanceSeed::default() });
+    let v = fake.seed_volume(&testing::tags(&owner), Some(&i.id));
+    acct.cache.refresh().await.unwrap();
+    fake.set_instance_state(&i.id, InstanceState::Terminated);
+    let stale = acct.cache.volumes_of("d5").into_iter().find(|x| x.id == v.id).unwrap();
+    assert_eq!(stale.attached_to.as_deref(), Some(i.id.as_str()), "the cache still says attached");
+    let first = teardown::delete_volume(&acct, "d5", &stale, true).await.unwrap();
+    assert_eq!(first, Outcome::Detaching, "not Deleted: the volume is still there");
+    let after = acct.cache.volumes_of("d5").into_iter().find(|x| x.id == v.id).unwrap();
+    assert_eq!(teardown::delete_volume(&acct, "d5", &after, true).await.unwrap(), Outcome::Deleted);
+    assert!(fake.volume(&v.id).is_none(), "deleted, not leaked");
+}

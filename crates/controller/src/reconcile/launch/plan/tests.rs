@@ -132,8 +132,13 @@ fn drift_is_reported_and_applied_only_when_allowed() {
 
 #[test]
 fn replacement_moves_the_data_volume_before_retiring_the_predecessor() {
-    let vol =
-        Volume { id: "vol-1".into(), state: "in-use".into(), attached_to: Some("i-1".into()), tags: BTreeMap::new() };
+    let vol = Volume {
+        id: "vol-1".into(),
+        state: "in-use".into(),
+        attached_to: Some("i-1".into()),
+        tags: BTreeMap::new(),
+        ..Volume::default()
+    };
     // New instance pending: nothing happens to the old one yet.
     let v = [inst("i-1", 1, Running, "h0", "t1"), inst("i-2", 2, Pending, "h1", "t2")];
     let mut i = inputs(&v);
