@@ -40,8 +40,6 @@ pub struct Place {
     pub eic_sg: Option<String>,
     /// AMI of tenant VMs.
     pub ami: Option<String>,
-    /// Instance profile of tenant VMs.
-    pub tenant_profile: Option<String>,
 }
 
 /// The next wait of a capped exponential backoff.
@@ -114,11 +112,11 @@ pub async fn open(
         vpc_cidr,
         eic_sg: place.eic_sg,
         ami: place.ami,
-        tenant_profile: place.tenant_profile,
         instances: clients.instances,
         network: clients.network,
         volumes: clients.volumes,
         secrets: Arc::new(cloud::aws::secrets::SecretsManager(aws.clone())),
+        identities: Arc::new(cloud::aws::iam::Iam(aws.clone())),
         commands: Arc::new(cloud::aws::ssm::Ssm(aws)),
         cache,
         guard: LaunchGuard::default(),

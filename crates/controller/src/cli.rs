@@ -57,9 +57,13 @@ pub struct RunArgs {
     /// Tenant VM instance type when a Tenant does not set one.
     #[arg(long, env = "EC2_INSTANCE_TYPE", default_value = "t3.small")]
     pub tenant_instance_type: String,
-    /// Instance profile of tenant VMs; without it no tenant is provisioned.
-    #[arg(long, env = "EC2_TENANT_IAM_PROFILE")]
-    pub tenant_instance_profile: Option<String>,
+    /// IAM path of the per-tenant roles and instance profiles the operator creates (`/` first
+    /// and last); the operator's own IAM policy is scoped to it.
+    #[arg(long, env = "TENANT_IAM_PATH", default_value = "/molecule/", value_parser = iam_path)]
+    pub tenant_iam_path: String,
+    /// Permissions boundary (policy ARN) set on every per-tenant role, if any.
+    #[arg(long, env = "TENANT_IAM_PERMISSIONS_BOUNDARY")]
+    pub tenant_iam_permissions_boundary: Option<String>,
     /// Instance profile of workspace instances.
     #[arg(long, env = "EC2_WORKSPACE_IAM_PROFILE")]
     pub workspace_instance_profile: Option<String>,
@@ -87,9 +91,6 @@ pub struct RunArgs {
     /// AMI of canary tenant VMs (the canary account has its own images).
     #[arg(long, env = "CANARY_EC2_AMI")]
     pub canary_ami: Option<String>,
-    /// Instance profile of canary tenant VMs (default: EC2_TENANT_IAM_PROFILE's name).
-    #[arg(long, env = "CANARY_TENANT_IAM_PROFILE")]
-    pub canary_tenant_instance_profile: Option<String>,
     /// VPC of canary tenants.
     #[arg(long, env = "CANARY_VPC_ID")]
     pub canary_vpc_id: Option<String>,
@@ -273,6 +274,15 @@ impl clap::builder::TypedValueParser for RefuseToken {
     }
 }
 
+/// An IAM path: `/` first and last, IAM's characters only (`/molecule/`, `/molecule/prod/`).
+fn iam_path(text: &str) -> Result<String, String> {
+    let ok = text.starts_with('/')
+        && text.ends_with('/')
+        && text.len() <= 512
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/+=,.@_-".contains(&b));
+    if ok { Ok(text.to_owned()) } else { Err(format!("{text:?} is not an IAM path: it starts and ends with '/'")) }
+}
+
 /// Reads a token file: its content without the trailing newline; empty is an error.
 fn read_token(path: &std::path::Path, flag: &str) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
@@ -359,6 +369,15 @@ mod tests {
                 a
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn iam_paths_are_checked() {
+        assert_eq!(super::iam_path("/molecule/"), Ok("/molecule/".to_owned()));
+        assert_eq!(super::iam_path("/molecule/prod/"), Ok("/molecule/prod/".to_owned()));
+        for bad in ["molecule/", "/molecule", "", "/a b/", "/a*/"] {
+            assert!(super::iam_path(bad).is_err(), "{bad:?}");
         }
     }
 

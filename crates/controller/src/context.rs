@@ -57,8 +57,6 @@ pub struct Account {
     pub eic_sg: Option<String>,
     /// AMI of tenant VMs.
     pub ami: Option<String>,
-    /// Instance profile of tenant VMs.
-    pub tenant_profile: Option<String>,
     /// EC2 instances.
     pub instances: Arc<dyn Instances>,
     /// Security groups.
@@ -67,6 +65,8 @@ pub struct Account {
     pub volumes: Arc<dyn Volumes>,
     /// Secrets Manager.
     pub secrets: Arc<dyn Secrets>,
+    /// IAM (the per-tenant roles and instance profiles).
+    pub identities: Arc<dyn crate::cloud::identities::Identities>,
     /// SSM Run Command.
     pub commands: Arc<dyn Commands>,
     /// The account's fleet cache.
@@ -100,6 +100,8 @@ pub struct TenantSettings {
     pub cp_base_url: Option<String>,
     /// Namespace of credentials Secrets and erasure receipts.
     pub operator_namespace: String,
+    /// Path and permissions boundary of the per-tenant IAM roles.
+    pub iam: crate::cloud::identities::IamSettings,
 }
 
 impl std::fmt::Debug for TenantSettings {

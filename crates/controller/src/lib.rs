@@ -161,7 +161,6 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         subnet_id: args.subnet_id.clone(),
         eic_sg: args.eic_endpoint_sg_id.clone(),
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
-        tenant_profile: args.tenant_instance_profile.clone(),
     };
     let main = tokio::select! {
         // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
@@ -285,6 +284,10 @@ fn tenant_settings(args: &cli::RunArgs) -> context::TenantSettings {
         backup_prefix: args.tenant_backup_s3_prefix.clone(),
         cp_base_url: args.cp_base_url.clone(),
         operator_namespace: args.operator_namespace.clone(),
+        iam: cloud::identities::IamSettings {
+            path: args.tenant_iam_path.clone(),
+            boundary: args.tenant_iam_permissions_boundary.clone().filter(|b| !b.is_empty()),
+        },
     }
 }
 
@@ -321,7 +324,6 @@ fn open_canary(
         subnet_id: subnet.clone(),
         eic_sg: None,
         ami: args.canary_ami.clone(),
-        tenant_profile: args.canary_tenant_instance_profile.clone().or_else(|| args.tenant_instance_profile.clone()),
     };
     let (role, region, rates, m) = (role.clone(), region.clone(), rates(args), metrics.clone());
     let connect = move || {

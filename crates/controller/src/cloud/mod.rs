@@ -13,6 +13,7 @@ pub mod commands;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod guard;
+pub mod identities;
 pub mod marks;
 pub mod secrets;
 pub mod tags;

@@ -1,5 +1,5 @@
 //! What carries our marks, everywhere the operator creates things: the fleet caches (instances,
-//! groups, volumes, both accounts; no call of their own), Secrets Manager (both accounts), the
+//! groups, volumes, both accounts; no call of their own), Secrets Manager and IAM (both accounts), the
 //! Route 53 zone of workspace hostnames, and Cloudflare (tunnels by name, records by ownership
 //! mark). Each listing is paginated and bounded.
 
@@ -10,6 +10,7 @@ use molecule_crds::v1alpha1::OrphanKind;
 
 use super::classify::Marked;
 use crate::cloud::CloudResult;
+use crate::cloud::identities::IamKind;
 use crate::cloud::marks::owner_record_host;
 use crate::cloud::tags::{OWNER, OWNER_KIND, OWNER_UID, RETAINED, TENANT};
 use crate::context::{Account, Context};
@@ -27,6 +28,8 @@ pub enum Handle {
     CfRecords(Vec<String>),
     /// A Cloudflare tunnel.
     Tunnel,
+    /// An IAM role or instance profile in an account.
+    Iam(&'static str),
 }
 
 /// A marked resource and how to remove it.
@@ -74,6 +77,23 @@ pub async fn secrets(ctx: &Context, acct: &Account) -> CloudResult<Vec<Item>> {
     Ok(list
         .into_iter()
         .map(|s| (from_tags(OrphanKind::Secret, &s.arn, &acct.region, &s.tags), Handle::Secret(acct.name)))
+        .collect())
+}
+
+/// The account's IAM roles and instance profiles under the configured path with our managed-by
+/// and env tags (IAM is global: region `global`).
+pub async fn iam(ctx: &Context, acct: &Account) -> CloudResult<Vec<Item>> {
+    let list = acct.identities.list(&ctx.tenant.iam.path).await?;
+    Ok(list
+        .into_iter()
+        .filter(|e| ctx.identity.owns(&e.tags))
+        .map(|e| {
+            let kind = match e.kind {
+                IamKind::Role => OrphanKind::IamRole,
+                IamKind::InstanceProfile => OrphanKind::InstanceProfile,
+            };
+            (from_tags(kind, &e.name, "global", &e.tags), Handle::Iam(acct.name))
+        })
         .collect())
 }
 

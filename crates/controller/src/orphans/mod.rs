@@ -266,6 +266,8 @@ fn kind_str(k: OrphanKind) -> &'static str {
         OrphanKind::Secret => "Secret",
         OrphanKind::DnsRecord => "DnsRecord",
         OrphanKind::Tunnel => "Tunnel",
+        OrphanKind::IamRole => "IamRole",
+        OrphanKind::InstanceProfile => "InstanceProfile",
     }
 }
 
@@ -279,6 +281,8 @@ async fn report(ctx: &Context, findings: &[Finding], new: &[Finding], memory: &M
         OrphanKind::Secret,
         OrphanKind::DnsRecord,
         OrphanKind::Tunnel,
+        OrphanKind::IamRole,
+        OrphanKind::InstanceProfile,
     ] {
         let n = findings.iter().filter(|f| f.kind == k && !f.retained()).count();
         ctx.metrics

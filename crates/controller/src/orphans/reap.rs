@@ -52,7 +52,18 @@ pub(crate) async fn delete(ctx: &Context, f: &Finding, h: &Handle, live: &Live) 
                     in_use(f, teardown::delete_volume(acct, &uid, &v, false).await?)?;
                 }
                 OrphanKind::Secret => acct.secrets.delete(&f.id).await?,
-                OrphanKind::DnsRecord | OrphanKind::Tunnel => return Err(unavailable(f, "this handle")),
+                OrphanKind::DnsRecord | OrphanKind::Tunnel | OrphanKind::IamRole | OrphanKind::InstanceProfile => {
+                    return Err(unavailable(f, "this handle"));
+                }
+            }
+            Ok(true)
+        }
+        Handle::Iam(a) => {
+            let acct = ctx.account(a).ok_or_else(|| unavailable(f, &format!("the {a} account")))?;
+            match f.kind {
+                OrphanKind::InstanceProfile => acct.identities.delete_profile(&f.id).await?,
+                OrphanKind::IamRole => acct.identities.delete_role(&f.id).await?,
+                _ => return Err(unavailable(f, "this handle")),
             }
             Ok(true)
         }

@@ -31,6 +31,10 @@ pub enum Source {
     SecretsMain,
     /// Secrets Manager in the canary account.
     SecretsCanary,
+    /// IAM roles and instance profiles in the main account.
+    IamMain,
+    /// IAM roles and instance profiles in the canary account.
+    IamCanary,
     /// The Route 53 zone of workspace records.
     Route53,
     /// Cloudflare tunnels and TXT records.
@@ -45,6 +49,8 @@ impl Source {
             Self::Ec2Canary => "ec2-canary",
             Self::SecretsMain => "secrets-main",
             Self::SecretsCanary => "secrets-canary",
+            Self::IamMain => "iam-main",
+            Self::IamCanary => "iam-canary",
             Self::Route53 => "route53",
             Self::Cloudflare => "cloudflare",
         }
@@ -88,10 +94,12 @@ pub async fn gather_all(ctx: &Context, memory: &mut SourceMemory) -> Gathered {
     let mut listed = vec![
         (Source::Ec2Main, ec2(ctx, &ctx.main)),
         (Source::SecretsMain, text(gather::secrets(ctx, &ctx.main).await)),
+        (Source::IamMain, text(gather::iam(ctx, &ctx.main).await)),
     ];
     if let Ok(c) = &ctx.canary.get() {
         listed.push((Source::Ec2Canary, ec2(ctx, c)));
         listed.push((Source::SecretsCanary, text(gather::secrets(ctx, c).await)));
+        listed.push((Source::IamCanary, text(gather::iam(ctx, c).await)));
     }
     listed.push((Source::Route53, text(gather::route53(ctx).await)));
     listed.push((Source::Cloudflare, text(gather::cloudflare(ctx).await)));

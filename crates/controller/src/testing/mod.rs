@@ -68,11 +68,11 @@ pub async fn account(fake: &FakeCloud, name: &'static str, metrics: &Metrics) ->
         vpc_cidr: "10.0.0.0/16".into(),
         eic_sg: Some("sg-eic".into()),
         ami: Some("ami-tenant".into()),
-        tenant_profile: Some("tenant-profile".into()),
         instances: clients.instances,
         network: clients.network,
         volumes: clients.volumes,
         secrets: fake.secrets(),
+        identities: fake.identities(),
         commands: fake.commands(),
         cache,
         guard: LaunchGuard::default(),
@@ -117,6 +117,7 @@ pub async fn context(fake: &FakeCloud) -> (Arc<Context>, ApiStub) {
             backup_prefix: None,
             cp_base_url: None,
             operator_namespace: "molecule-system".into(),
+            iam: crate::cloud::identities::IamSettings::default(),
         },
     };
     (Arc::new(ctx), stub)

@@ -1,10 +1,11 @@
-//! The AWS implementation of the cloud traits: EC2 (instances, security groups, volumes) and
-//! Route 53, with a call-counting interceptor, standard SDK retries, client-side rate limits
+//! The AWS implementation of the cloud traits: EC2 (instances, security groups, volumes),
+//! Route 53, IAM, with a call-counting interceptor, standard SDK retries, client-side rate limits
 //! that adapt per class of call (see [`limiter`]), deadlines on every call ([`Deadlines`]) and
 //! the leader fence (no call leaves a process whose leadership may have lapsed).
 
 pub mod dns;
 pub mod ec2;
+pub mod iam;
 pub mod limiter;
 pub mod network;
 pub mod secrets;
@@ -149,6 +150,8 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     /// Route 53.
     pub route53: aws_sdk_route53::Client,
+    /// IAM (the per-tenant roles and instance profiles).
+    pub iam: aws_sdk_iam::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
     /// SSM (Run Command).
@@ -201,6 +204,9 @@ impl Aws {
             ),
             route53: aws_sdk_route53::Client::from_conf(
                 aws_sdk_route53::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
@@ -266,7 +272,8 @@ where
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown").to_owned();
             let message = se.err().message().unwrap_or_default().to_owned();
-            (classify(&code, se.raw().status().as_u16()), code, message)
+            let kind = classify(&code, se.raw().status().as_u16());
+            (if profile_not_ready(&code, &message) { ErrorKind::Transient } else { kind }, code, message)
         }
         SdkError::TimeoutError(_) => (ErrorKind::Transient, TIMED_OUT.to_owned(), e.to_string()),
         SdkError::DispatchFailure(d) if d.is_timeout() => {
@@ -295,6 +302,12 @@ const DENIED_CODES: [&str; 6] = [
     "ExpiredToken",
 ];
 
+/// Whether RunInstances refused an instance profile IAM has not propagated to EC2 yet (a new
+/// profile is not usable for a few seconds): transient, the same launch is retried.
+pub(crate) fn profile_not_ready(code: &str, message: &str) -> bool {
+    code == "InvalidParameterValue" && message.to_ascii_lowercase().contains("iam instance profile")
+}
+
 /// The denial code inside an error's debug text (the credentials provider wraps STS's answer).
 fn denied_in(detail: &str) -> Option<&'static str> {
     DENIED_CODES.iter().copied().find(|c| detail.contains(&format!("code: Some(\"{c}\")")))
@@ -322,7 +335,9 @@ pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
         | "TooManyRequestsException"
         | "PriorRequestNotComplete"
         | "RequestThrottled" => ErrorKind::Throttled,
-        "DependencyViolation" | "VolumeInUse" | "InvalidVolume.InUse" => ErrorKind::InUse,
+        "DependencyViolation" | "VolumeInUse" | "InvalidVolume.InUse" | "DeleteConflict" => ErrorKind::InUse,
+        // IAM's "not found".
+        "NoSuchEntity" => ErrorKind::NotFound,
         c if c.ends_with(".NotFound")
             || c.ends_with("NotFound")
             || c == "NoSuchHostedZone"
@@ -383,6 +398,15 @@ mod tests {
         assert_eq!(classify("AuthFailure", 401), ErrorKind::Denied);
         assert_eq!(classify("AccessDeniedException", 400), ErrorKind::Denied);
         assert_eq!(ErrorKind::Denied.as_str(), "CloudDenied");
+        assert_eq!(classify("NoSuchEntity", 404), ErrorKind::NotFound);
+        assert_eq!(classify("EntityAlreadyExists", 409), ErrorKind::Rejected, "callers read it as found");
+        assert_eq!(classify("DeleteConflict", 409), ErrorKind::InUse);
+        assert_eq!(classify("AccessDenied", 403), ErrorKind::Denied);
+        assert!(profile_not_ready(
+            "InvalidParameterValue",
+            "Value (molecule-tenant-vm-u) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+        ));
+        assert!(!profile_not_ready("InvalidParameterValue", "Invalid value for InstanceType"));
     }
 
     #[test]

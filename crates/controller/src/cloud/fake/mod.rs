@@ -1,5 +1,6 @@
 //! An in-process, state-based fake of every cloud trait (EC2 instances, security groups and
-//! volumes, Route 53, Cloudflare tunnels and records, Secrets Manager, SSM Run Command), for
+//! volumes, Route 53, Cloudflare tunnels and records, Secrets Manager, SSM Run Command, IAM roles
+//! and instance profiles), for
 //! tests of the effectful layer without the e2e world.
 //!
 //! It models AWS, not moto: a virtual clock ([`FakeCloud::advance`]) drives instance and volume
@@ -10,12 +11,14 @@
 //! injected per operation ([`Fault`]), every call is logged ([`Call`]), and [`FakeCloud::reset`]
 //! clears everything. One [`FakeCloud`] hands out `Arc<dyn Trait>` views of one shared state.
 //!
-//! Not modelled: pagination, throttling by rate (inject it), availability zones, IAM, rule
+//! Not modelled: pagination, throttling by rate (inject it), availability zones, IAM policy
+//! evaluation and propagation delay (RunInstances does not check the profile), rule
 //! limits, Cloudflare tunnel connections, secret versions, SSM command output.
 
 mod dns;
 mod ec2;
 mod faults;
+mod iam;
 mod network;
 mod platform;
 mod seed;
@@ -35,6 +38,7 @@ use super::secrets::Secrets;
 use super::{CloudError, CloudResult, Dns, ErrorKind, Instances, Network, Tunnels, Volumes};
 
 pub use faults::{Call, Fault};
+pub use iam::{FRole, IamState};
 pub use seed::InstanceSeed;
 pub use state::SentCommand;
 use state::State;
@@ -77,6 +81,19 @@ pub mod ops {
     pub const DESCRIBE_SECRET: &str = "DescribeSecret";
     pub const SEND_COMMAND: &str = "SendCommand";
     pub const GET_COMMAND_INVOCATION: &str = "GetCommandInvocation";
+    pub const GET_ROLE: &str = "GetRole";
+    pub const CREATE_ROLE: &str = "CreateRole";
+    pub const GET_ROLE_POLICY: &str = "GetRolePolicy";
+    pub const PUT_ROLE_POLICY: &str = "PutRolePolicy";
+    pub const LIST_ATTACHED_ROLE_POLICIES: &str = "ListAttachedRolePolicies";
+    pub const ATTACH_ROLE_POLICY: &str = "AttachRolePolicy";
+    pub const GET_INSTANCE_PROFILE: &str = "GetInstanceProfile";
+    pub const CREATE_INSTANCE_PROFILE: &str = "CreateInstanceProfile";
+    pub const ADD_ROLE_TO_INSTANCE_PROFILE: &str = "AddRoleToInstanceProfile";
+    pub const DELETE_INSTANCE_PROFILE: &str = "DeleteInstanceProfile";
+    pub const DELETE_ROLE: &str = "DeleteRole";
+    /// Roles and instance profiles under a path (ListRoles and ListInstanceProfiles).
+    pub const LIST_ROLES: &str = "ListRoles";
     pub const LIST_COMMANDS: &str = "ListCommands";
 }
 

@@ -103,6 +103,8 @@ pub(super) struct State {
     pub tunnels: BTreeMap<String, FTunnel>,
     pub cf_records: BTreeMap<String, CfRecord>,
     pub secrets: BTreeMap<String, FSecret>,
+    /// IAM roles and instance profiles.
+    pub iam: super::iam::IamState,
     /// Outcome of commands sent from now on, by instance (default success).
     pub command_outcomes: HashMap<String, CommandState>,
     pub commands: Vec<SentCommand>,

@@ -1,5 +1,6 @@
 //! The Tenant's apply path, as named steps in the order of docs/design/tenant.md: prerequisites,
-//! credentials, tunnel, bootstrap bundle, security group, the VM (the launch protocol), the
+//! credentials, tunnel, bootstrap bundle, IAM identities, security group, the VM (the launch
+//! protocol), the
 //! redeploy, the CNAME; the conditions are concluded from what they found. The status is written
 //! once by the [`Scope`].
 
@@ -11,6 +12,7 @@ use kube::runtime::controller::Action;
 use molecule_crds::v1alpha1::{PowerState, Tenant, TenantPhase, TenantStatus};
 
 use super::controller::Reconciler;
+use super::identity::{self, Grant, Outcome};
 use super::scope::Scope;
 use super::{account_for, bundle, credentials, edge, hostname, owner_of, status, vm};
 use crate::bootstrap::TenantBoot;
@@ -27,7 +29,6 @@ const BLOCKED_REQUEUE: Duration = Duration::from_mins(1);
 /// What a Tenant needs before anything is created.
 struct Prerequisites {
     acct: Arc<Account>,
-    profile: String,
     image: String,
     ami: String,
 }
@@ -37,11 +38,6 @@ type Blocked = (&'static [&'static str], &'static str, String);
 
 fn prerequisites(ctx: &Context, t: &Tenant) -> Result<Prerequisites, Blocked> {
     let acct = account_for(ctx, t).map_err(|(reason, msg)| (&["InstanceReady"][..], reason, msg))?;
-    let profile = acct.tenant_profile.clone().ok_or_else(|| {
-        let msg = "a Secrets Manager bootstrap bundle and an instance profile are required: set EC2_TENANT_IAM_PROFILE \
-                   (CANARY_TENANT_IAM_PROFILE for canary tenants); nothing is launched without them";
-        (&["InstanceReady", "SecretReady"][..], "InstanceProfileMissing", msg.to_owned())
-    })?;
     let default_image = if t.spec.canary { &ctx.tenant.canary_image } else { &ctx.tenant.image };
     let image = t.spec.image.clone().filter(|i| !i.is_empty()).or_else(|| default_image.clone()).ok_or_else(|| {
         let msg = "spec.image is empty and the operator has no TENANT_IMAGE (CANARY_TENANT_IMAGE for canary tenants)";
@@ -52,7 +48,7 @@ fn prerequisites(ctx: &Context, t: &Tenant) -> Result<Prerequisites, Blocked> {
             format!("no AMI for tenant VMs in the {} account: set EC2_AMI (CANARY_EC2_AMI for canary)", acct.name);
         (&["InstanceReady"][..], "NoImage", msg)
     })?;
-    Ok(Prerequisites { acct, profile, image, ami })
+    Ok(Prerequisites { acct, image, ami })
 }
 
 /// The apply path; the caller's scope writes the status.
@@ -73,13 +69,14 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
     s.st.account = Some(p.acct.name.to_owned());
     s.st.region = Some(p.acct.region.clone());
     let (arn, tunnel) = secrets_and_tunnel(s, r, &p, &host).await?;
+    let Some(profile) = identities(s, &p, &arn).await? else { return Ok(Action::requeue(BLOCKED_REQUEUE)) };
     let sg = vm::ensure_group(ctx, &p.acct, &owner_of(t), s.old.security_group_id.as_deref())
         .await
         .map_err(failed_in("NetworkReady"))?;
     s.st.security_group_id = Some(sg.id.clone());
     let msg = format!("security group {} converged", sg.id);
     status::set(&mut s.st, "NetworkReady", true, "SecurityGroupReady", msg, t.metadata.generation, &s.now);
-    let (vm_stopped, mut requeue) = machine(s, &p, &host, &arn, &sg.id).await?;
+    let (vm_stopped, mut requeue) = machine(s, &p, &host, &arn, &sg.id, &profile).await?;
     let tunnel_id = tunnel.map(|x| x.0);
     edge::cname_step(ctx, t, &s.old, &mut s.st, &host, tunnel_id.as_deref(), &s.now)
         .await
@@ -113,6 +110,37 @@ async fn secrets_and_tunnel(
     Ok((arn, tunnel))
 }
 
+/// The tenant's two IAM identities (after the bundle: the VM's policy names its ARN): the VM's
+/// in the tenant's account, the Workspaces' in the main account. The VM's instance profile, or
+/// `None` when a role or profile of that name is not this Tenant's (`IamRoleNotOurs`, Stalled).
+async fn identities(s: &mut Scope<'_>, p: &Prerequisites, bundle_arn: &str) -> Result<Option<String>, Failure> {
+    let (ctx, t) = (s.ctx, s.t);
+    let owner = owner_of(t);
+    let prefix = ctx.identity.workspace_secret_prefix(&owner.name);
+    let grants = [
+        (&p.acct, Grant::Vm { bundle_arn, region: &p.acct.region }),
+        (&ctx.main, Grant::Workspace { prefix: &prefix, region: &ctx.main.region }),
+    ];
+    for (acct, grant) in grants {
+        let (iam, me, settings) = (acct.identities.as_ref(), &ctx.identity, &ctx.tenant.iam);
+        let found =
+            identity::ensure(iam, me, settings, &owner, acct.name, &grant).await.map_err(failed_in("InstanceReady"))?;
+        let found = match found {
+            Outcome::Ready(i) => i,
+            Outcome::NotOurs(msg) => {
+                status::blocked(&mut s.st, &["InstanceReady"], "IamRoleNotOurs", &msg, t.metadata.generation, &s.now);
+                return Ok(None);
+            }
+        };
+        let ids = s.st.identity.get_or_insert_with(Default::default);
+        match grant {
+            Grant::Vm { .. } => ids.vm = Some(found),
+            Grant::Workspace { .. } => ids.workspace = Some(found),
+        }
+    }
+    Ok(s.st.identity.as_ref().and_then(|i| i.vm.as_ref()).map(|v| v.instance_profile.clone()))
+}
+
 /// The VM and its redeploy: whether it is stopped, and when to look again.
 async fn machine(
     s: &mut Scope<'_>,
@@ -120,6 +148,7 @@ async fn machine(
     host: &str,
     arn: &str,
     sg: &str,
+    profile: &str,
 ) -> Result<(bool, Duration), Failure> {
     let (ctx, t) = (s.ctx, s.t);
     let want_running = t.spec.state == PowerState::Running;
@@ -128,7 +157,7 @@ async fn machine(
     let m = vm::Machine {
         instance_type: &instance_type,
         ami: &p.ami,
-        profile: &p.profile,
+        profile,
         sg,
         boot: TenantBoot { hostname: host, region: &p.acct.region, bundle_arn: arn, image: &launch_image },
     };

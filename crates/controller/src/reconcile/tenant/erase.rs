@@ -1,6 +1,7 @@
 //! The GDPR Article 17 erasure of a Tenant, in DESIGN.md's order: its Workspaces (the ones bound
 //! to it: see [`bound`]), any instance
-//! left with its tag, its VM, its groups and volumes, its Cloudflare records then its tunnel, its
+//! left with its tag, its VM, its groups and volumes, its IAM roles and instance profiles, its
+//! Cloudflare records then its tunnel, its
 //! Route 53 records, its bundle (no recovery window), its credentials. Each step waits for the
 //! cloud to confirm before the next starts; progress is kept in the receipt, so a crash resumes.
 
@@ -61,6 +62,7 @@ impl Erasure<'_> {
         self.instances(false).await.map_err(|e| ("Instances", e))?;
         self.instances(true).await.map_err(|e| ("TenantVm", e))?;
         self.groups_and_volumes().await.map_err(|e| ("SecurityGroups", e))?;
+        super::identity::erase_step(self).await.map_err(|e| ("Identities", e))?;
         self.cloudflare().await.map_err(|e| ("Cloudflare", e))?;
         self.dns().await.map_err(|e| ("Dns", e))?;
         self.bundle().await.map_err(|e| ("Bundle", e))?;

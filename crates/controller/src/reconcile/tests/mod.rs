@@ -7,6 +7,7 @@ mod bundle;
 mod dns;
 mod erasure;
 mod groups;
+mod iam;
 mod launch;
 mod reap;
 mod redeploy;
