@@ -24,6 +24,10 @@ use crate::metrics::Metrics;
 const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
 /// Announcements kept for slow listeners; a listener that lags catches up on its periodic requeue.
 const CHANGE_BUFFER: usize = 8192;
+/// How long a resource we created may be missing from a listing (AWS's Describe* calls are
+/// eventually consistent: seconds, sometimes more) before the cache believes the listing. Until
+/// then a listing that lacks it keeps the written-through copy, so no caller creates it twice.
+pub const LISTING_LAG: Duration = Duration::from_mins(2);
 
 /// An owner whose cloud state changed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +49,9 @@ pub struct Snapshot {
     owners: HashMap<String, OwnerRef>,
     /// Last write-through per owner uid.
     touched: HashMap<String, Instant>,
+    /// Resources we created (by ID, with their owner uid and when), kept through listings that
+    /// do not show them yet, for [`LISTING_LAG`].
+    created: HashMap<String, (String, Instant)>,
     /// When the last successful refresh started (wall clock: it is compared with Kubernetes
     /// timestamps and with the time a launch's outcome became unknown).
     refreshed: Option<Timestamp>,
@@ -140,6 +147,38 @@ fn group_by<T: Cached>(items: &[T]) -> HashMap<String, Vec<T>> {
     m
 }
 
+/// Carries the resources we created less than [`LISTING_LAG`] ago that the new listing lacks
+/// from `from` into `to`, and the record of them.
+fn carry_created(from: &mut Snapshot, to: &mut Snapshot) {
+    let now = Instant::now();
+    let recent: Vec<(String, String, Instant)> = from
+        .created
+        .iter()
+        .filter(|(_, (_, at))| now.duration_since(*at) < LISTING_LAG)
+        .map(|(id, (uid, at))| (id.clone(), uid.clone(), *at))
+        .collect();
+    for (id, uid, at) in recent {
+        to.created.insert(id.clone(), (uid.clone(), at));
+        carry_one::<Instance>(from, to, &uid, &id);
+        carry_one::<SecurityGroup>(from, to, &uid, &id);
+        carry_one::<Volume>(from, to, &uid, &id);
+    }
+}
+
+/// Carries resource `id` of `uid` from `from` into `to` when `to` lacks it.
+fn carry_one<T: Cached>(from: &mut Snapshot, to: &mut Snapshot, uid: &str, id: &str) {
+    let Some(item) = T::index(from).get(uid).and_then(|v| v.iter().find(|x| x.id() == id)).cloned() else { return };
+    if !to.owners.contains_key(uid)
+        && let Some(o) = owner_of(item.tags())
+    {
+        to.owners.insert(uid.to_owned(), o);
+    }
+    let list = T::index(to).entry(uid.to_owned()).or_default();
+    if !list.iter().any(|x| x.id() == id) {
+        list.push(item);
+    }
+}
+
 /// Carries `uid`'s entries of one kind from `from` into `to`.
 fn keep<T: Cached>(from: &mut Snapshot, to: &mut Snapshot, uid: &str) {
     match T::index(from).get(uid).cloned() {
@@ -210,6 +249,7 @@ impl FleetCache {
             volumes: group_by(&volumes),
             owners,
             touched: HashMap::new(),
+            created: HashMap::new(),
             refreshed: Some(started_wall),
         };
         let changed = {
@@ -226,6 +266,7 @@ impl FleetCache {
                     next.owners.insert(uid, o.clone());
                 }
             }
+            carry_created(&mut cur, &mut next);
             let uids: std::collections::HashSet<&String> = cur.owners.keys().chain(next.owners.keys()).collect();
             let changed: Vec<OwnerRef> = uids
                 .into_iter()
@@ -335,6 +376,16 @@ impl FleetCache {
         });
     }
 
+    /// Writes a resource we just created through, and keeps it through listings that do not
+    /// show it yet (for [`LISTING_LAG`]).
+    pub fn put_created<T: Cached>(&self, uid: &str, item: T) {
+        let id = item.id().to_owned();
+        self.put(uid, item);
+        if let Ok(mut s) = self.snap.write() {
+            s.created.insert(id, (uid.to_owned(), Instant::now()));
+        }
+    }
+
     /// Records a tag we added to resources of `uid` (instances, groups, volumes) with CreateTags,
     /// so that readers of the cache see it before the next listing does.
     pub fn add_tag(&self, uid: &str, ids: &[String], key: &str, value: &str) {
@@ -405,6 +456,9 @@ impl FleetCache {
 
     /// Forgets a deleted instance, group or volume.
     pub fn remove<T: Cached>(&self, uid: &str, id: &str) {
-        self.touch(uid, |s| T::index(s).entry(uid.to_owned()).or_default().retain(|x| x.id() != id));
+        self.touch(uid, |s| {
+            T::index(s).entry(uid.to_owned()).or_default().retain(|x| x.id() != id);
+            s.created.remove(id);
+        });
     }
 }

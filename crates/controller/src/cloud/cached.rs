@@ -3,7 +3,8 @@
 //! sees it before the next listing does and no caller updates the cache by hand.
 //!
 //! What each success writes (the semantics the reconcilers applied by hand):
-//! - launch: the instance, under its owner uid tag ("" when untagged);
+//! - launch: the instance, under its owner uid tag ("" when untagged), kept through listings that
+//!   do not show it yet for `cache::LISTING_LAG` (so are a created group and volume);
 //! - terminate: shutting-down on each listed ID still alive in the cache (never back from
 //!   terminated); stop: stopping; start: pending;
 //! - tag: the tags on every cached instance, group or volume named;
@@ -114,7 +115,7 @@ impl Instances for CachedInstances {
 
     async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {
         let inst = self.inner.launch(req).await?;
-        self.cache.put(&uid_of(&inst.tags), inst.clone());
+        self.cache.put_created(&uid_of(&inst.tags), inst.clone());
         Ok(inst)
     }
 
@@ -170,7 +171,7 @@ impl Network for CachedNetwork {
                 ingress: vec![],
                 egress: vec![Rule::all_with("0.0.0.0/0")],
             };
-            self.cache.put(&uid_of(tags), g);
+            self.cache.put_created(&uid_of(tags), g);
         }
         Ok(id)
     }
@@ -209,7 +210,7 @@ impl Volumes for CachedVolumes {
 
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume> {
         let v = self.inner.create(req).await?;
-        self.cache.put(&uid_of(&v.tags), v.clone());
+        self.cache.put_created(&uid_of(&v.tags), v.clone());
         Ok(v)
     }
 

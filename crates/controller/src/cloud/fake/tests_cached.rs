@@ -128,16 +128,31 @@ async fn volumes_are_written_through_from_create_to_delete() {
 /// Documents a hazard of the cache, not of the wrapper: a refresh that starts after a
 /// write-through replaces it, so a listing that lags drops a just-launched instance until it shows.
 #[tokio::test]
-async fn a_lagging_listing_after_the_write_through_drops_the_instance_until_it_shows() {
+async fn a_lagging_listing_keeps_what_we_created_until_it_shows() {
+    // Issue 13: a listing that lags behind our own create used to replace the write-through, so
+    // the caller saw nothing and created again (InvalidGroup.Duplicate under the AWS model; a
+    // relaunch risk for instances). What we created stays until the listing shows it.
     let (cloud, cache, c) = setup(FakeConfig { listing_lag: Duration::from_secs(5), ..FakeConfig::instant() });
     let i = c.instances.launch(&req("t1", "u1", &[])).await.unwrap();
+    let g = c.network.create("g", "d", &tags("u1")).await.unwrap();
     assert!(state_in(&cache, "u1", &i.id).is_some());
     tokio::time::sleep(Duration::from_millis(2)).await;
     cache.refresh().await.unwrap();
-    assert!(state_in(&cache, "u1", &i.id).is_none(), "the lagging listing replaced the write-through");
+    assert_eq!(state_in(&cache, "u1", &i.id), Some(InstanceState::Running), "kept through the lagging listing");
+    assert!(cache.groups_of("u1").iter().any(|x| x.id == g), "the group too");
     cloud.advance(Duration::from_secs(5));
     cache.refresh().await.unwrap();
     assert_eq!(state_in(&cache, "u1", &i.id), Some(InstanceState::Running));
+}
+
+/// A resource we created and then deleted is not kept (the record of it goes with it).
+#[tokio::test]
+async fn a_created_then_deleted_group_is_not_carried() {
+    let (_cloud, cache, c) = setup(FakeConfig::instant());
+    let g = c.network.create("g", "d", &tags("u1")).await.unwrap();
+    c.network.delete(&g).await.unwrap();
+    cache.refresh().await.unwrap();
+    assert!(cache.groups_of("u1").is_empty());
 }
 
 /// Issue 13: EC2 answers a detach of a volume that is no longer attached to the instance named
