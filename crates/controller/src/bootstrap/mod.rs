@@ -1,6 +1,8 @@
 //! User-data rendering. Templates live beside this file as shell scripts; rendering substitutes
-//! `{{NAME}}` placeholders. User-data never carries a secret value: the tenant's credentials reach
-//! the instance through the bootstrap bundle's ARN, read at boot with the instance role.
+//! `{{NAME}}` placeholders. User-data never carries a secret value: a tenant VM's credentials reach
+//! it through the bootstrap bundle's ARN, a Workspace's own values (its token, its display
+//! password) through its own secret's ARN, each read at boot with the instance role. A Workspace
+//! never reads the tenant's bundle.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -64,8 +66,10 @@ pub struct WorkspaceBoot<'a> {
     pub hostname: &'a str,
     /// AWS region (for the instance's own CLI calls).
     pub region: &'a str,
-    /// ARN of the tenant's bootstrap bundle, once the Tenant has one.
-    pub bundle_arn: Option<&'a str>,
+    /// ARN of the Workspace's own secret (never the tenant's bundle).
+    pub secret_arn: &'a str,
+    /// The tenant platform's hostname, once the Tenant has one (not a secret).
+    pub tenant_hostname: Option<&'a str>,
     /// Runtime name (spec.runtime).
     pub runtime: &'a str,
     /// Non-secret environment (spec.env).
@@ -97,15 +101,17 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
 pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
     check("metadata.name", b.hostname, &['\''])?;
     check("spec.runtime", b.runtime, &['\''])?;
-    check("status.secretArn of the Tenant", b.bundle_arn.unwrap_or_default(), &['\''])?;
+    check("status.secretArn", b.secret_arn, &['\''])?;
     let mut env_file = String::new();
     for (k, v) in b.env {
         check(&format!("spec.env.{k}"), v, &[])?;
         let _ = writeln!(env_file, "{k}={v}");
     }
     let _ = write!(env_file, "MOLECULE_RUNTIME={}\nMOLECULE_HOSTNAME={}\n", b.runtime, b.hostname);
-    if let Some(arn) = b.bundle_arn {
-        let _ = write!(env_file, "MOLECULE_BUNDLE_ARN={arn}\nMOLECULE_BUNDLE_FILE=/run/molecule/bundle.json\n");
+    env_file.push_str("MOLECULE_SECRET_FILE=/run/molecule/workspace.json\n");
+    if let Some(h) = b.tenant_hostname {
+        check("status.hostname of the Tenant", h, &[])?;
+        let _ = writeln!(env_file, "MOLECULE_TENANT_HOSTNAME={h}");
     }
     let data =
         b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', ""))]));
@@ -130,7 +136,7 @@ pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
         WORKSPACE,
         &[
             ("REGION", b.region),
-            ("BUNDLE_ARN", b.bundle_arn.unwrap_or_default()),
+            ("SECRET_ARN", b.secret_arn),
             ("RUNTIME_IMAGE", &image),
             ("AGENT_PORT", &AGENT_PORT.to_string()),
             ("HOSTNAME", b.hostname),

@@ -1,10 +1,13 @@
 use super::*;
 
+const WS_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:op/dev/tenants/acme/workspaces/u-1-AbCdEf";
+
 fn boot(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
     WorkspaceBoot {
         hostname: "agent.acme.ws.internal",
         region: "us-east-1",
-        bundle_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:molecule/acme-AbCdEf"),
+        secret_arn: WS_SECRET,
+        tenant_hostname: Some("acme.moleculesai.app"),
         runtime: "hermes",
         env,
         data_volume_id: None,
@@ -34,7 +37,7 @@ fn novnc_desktop_listens_on_localhost_only() {
         Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Novnc, width: 1280, height: 720 });
     let ud = workspace(&b).unwrap();
     assert!(ud.contains("Xvfb :1 -screen 0 1280x720x24 -nolisten tcp"));
-    assert!(ud.contains("x11vnc -display :1 -localhost"));
+    assert!(ud.contains("x11vnc -display :1 -auth $D/Xauthority -localhost"));
     assert!(ud.contains("websockify --web /usr/share/novnc 127.0.0.1:6080"));
     assert!(ud.contains("moleculesai.app/display"));
     assert!(!ud.contains("nvidia"), "no GPU driver on a CPU desktop");
@@ -109,7 +112,7 @@ fn tenant_image_cannot_break_out_of_its_quoting() {
 }
 
 /// The largest user-data a Workspace can render apart from its env: the longest hostname and
-/// bundle ARN (600 bytes: a secret name is at most 512), a data volume, the larger desktop stack and the GPU driver.
+/// secret ARN (600 bytes: a secret name is at most 512), a data volume, the larger desktop stack and the GPU driver.
 fn worst_case(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
     static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "h".repeat(253));
     static ARN: std::sync::LazyLock<String> =
@@ -117,7 +120,7 @@ fn worst_case(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
     static RUNTIME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "r".repeat(63));
     let mut b = boot(env);
     b.hostname = &HOST;
-    b.bundle_arn = Some(&ARN);
+    b.secret_arn = &ARN;
     b.runtime = &RUNTIME;
     b.data_volume_id = Some("vol-0123456789abcdef0");
     b.gpu = true;
@@ -147,4 +150,66 @@ fn any_env_the_api_server_accepts_fits_user_data() {
         (0..64).map(|i| (format!("K{i:02}"), "v".repeat((ENV_MAX_BYTES / 64).saturating_sub(5)))).collect();
     assert!(many.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() <= ENV_MAX_BYTES);
     assert!(workspace(&worst_case(&many)).is_ok());
+}
+
+/// The Workspace reads its own secret by ARN and never the tenant's bundle; only that one file is
+/// mounted into the agent container.
+#[test]
+fn workspace_fetches_its_own_secret_never_the_bundle() {
+    let env = BTreeMap::new();
+    let ud = workspace(&boot(&env)).unwrap();
+    assert!(ud.contains(&format!("SECRET_ARN='{WS_SECRET}'")));
+    assert!(ud.contains("--secret-id \"$SECRET_ARN\""));
+    assert!(ud.contains("-v /run/molecule/workspace.json:/run/molecule/workspace.json:ro"));
+    for bundle in ["BUNDLE", "bundle.json", "/bootstrap", "adminToken", "tunnelToken", "ghcrPullToken"] {
+        assert!(!ud.contains(bundle), "{bundle} in workspace user-data:\n{ud}");
+    }
+    assert!(!ud.contains("-v /run/molecule:/run/molecule"), "the whole directory is not mounted");
+}
+
+/// The desktop requires the Workspace's password: never `-nopw`, the password from a 0600 file of
+/// the display user (never argv or user-data), and an X cookie so nothing goes around VNC.
+#[test]
+fn novnc_requires_the_workspace_password_from_a_private_file() {
+    let env = BTreeMap::new();
+    let mut b = boot(&env);
+    b.display =
+        Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Novnc, width: 1280, height: 720 });
+    let ud = workspace(&b).unwrap();
+    assert!(!ud.contains("-nopw"), "x11vnc without a password");
+    assert!(ud.contains("-passwdfile $D/passwd"));
+    assert!(ud.contains("secret_field displayPassword > \"$D/passwd\""));
+    assert!(ud.contains("chown agent:agent \"$D/passwd\""));
+    assert!(ud.contains("chmod 0600 \"$D/passwd\""));
+    assert!(ud.contains("install -d -m 0700 -o agent -g agent \"$D\""));
+    assert!(ud.contains("-nolisten tcp -auth $D/Xauthority"), "X takes a cookie");
+    // The password file is written after the secret is fetched, and the display dir is not mounted.
+    let fetch = ud.find("get-secret-value").unwrap();
+    assert!(fetch < ud.find("$D/passwd").unwrap());
+    assert!(!ud.contains("-v /etc/molecule"));
+}
+
+#[test]
+fn dcv_takes_the_workspace_password_through_a_pipe() {
+    let env = BTreeMap::new();
+    let mut b = boot(&env);
+    b.display = Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Dcv, width: 800, height: 600 });
+    let ud = workspace(&b).unwrap();
+    assert!(ud.contains("{ printf 'agent:'; secret_field displayPassword; } | chpasswd"));
+}
+
+/// The rendered scripts are valid bash (bash -n), whatever the desktop.
+#[test]
+fn workspace_user_data_parses_as_bash() {
+    let env = BTreeMap::new();
+    for protocol in [None, Some(DisplayProtocol::Novnc), Some(DisplayProtocol::Dcv)] {
+        let mut b = boot(&env);
+        b.display = protocol.map(|protocol| Display { mode: DisplayMode::DesktopControl, protocol, width: 800, height: 600 });
+        let ud = workspace(&b).unwrap();
+        let dir = std::env::temp_dir().join(format!("molecule-ud-{}-{protocol:?}.sh", std::process::id()));
+        std::fs::write(&dir, &ud).unwrap();
+        let out = std::process::Command::new("bash").arg("-n").arg(&dir).output().unwrap();
+        let _ = std::fs::remove_file(&dir);
+        assert!(out.status.success(), "{protocol:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }

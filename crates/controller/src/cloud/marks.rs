@@ -305,6 +305,19 @@ impl Identity {
     pub fn workspace_secret_prefix(&self, slug: &str) -> String {
         format!("{}/{}/tenants/{slug}/workspaces/", self.operator_id, self.env)
     }
+
+    /// The Secrets Manager name of a Workspace's own secret: its tenant's prefix and its uid.
+    pub fn workspace_secret_name(&self, slug: &str, uid: &str) -> String {
+        format!("{}{uid}", self.workspace_secret_prefix(slug))
+    }
+
+    /// The tenant slug of a Workspace secret name of ours; `None` for any other name.
+    pub fn workspace_secret_tenant<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let rest = name.strip_prefix(&self.operator_id)?.strip_prefix('/')?.strip_prefix(&self.env)?;
+        let (slug, uid) = rest.strip_prefix("/tenants/")?.split_once("/workspaces/")?;
+        let plain = |s: &str| !s.is_empty() && !s.contains('/');
+        (plain(slug) && plain(uid)).then_some(slug)
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +356,19 @@ mod tests {
             assert!(!theirs.starts_with(&acme) && !acme.starts_with(&theirs), "{other}");
         }
         assert!(!me.bundle_name("acme").starts_with(&acme), "the bundle is not a Workspace secret");
+    }
+
+    #[test]
+    fn workspace_secret_names_round_trip_under_the_prefix() {
+        let me = id("op", "dev");
+        let n = me.workspace_secret_name("acme", "u-1");
+        assert_eq!(n, "op/dev/tenants/acme/workspaces/u-1");
+        assert!(n.starts_with(&me.workspace_secret_prefix("acme")));
+        assert_eq!(me.workspace_secret_tenant(&n), Some("acme"));
+        assert_eq!(me.workspace_secret_tenant(&me.bundle_name("acme")), None);
+        assert_eq!(me.workspace_secret_tenant("op/prod/tenants/acme/workspaces/u-1"), None);
+        assert_eq!(me.workspace_secret_tenant("op/dev/tenants/a/b/workspaces/u-1"), None);
+        assert_eq!(me.workspace_secret_tenant("op/dev/tenants/acme/workspaces/"), None);
     }
 
     const UID: &str = "6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab";

@@ -32,6 +32,8 @@ pub trait Secrets: Send + Sync {
     async fn put(&self, arn: &str, value: &str) -> CloudResult<()>;
     /// Deletes at once, without a recovery window. A missing secret is success.
     async fn delete(&self, arn: &str) -> CloudResult<()>;
+    /// Adds (or overwrites) `tags` on the secret; other tags stay.
+    async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
     /// Whether the secret still exists (a secret scheduled for deletion still does).
     async fn exists(&self, arn: &str) -> CloudResult<bool>;
     /// The secret named by `id` (its ARN or its name), tags included, read by ID: unlike

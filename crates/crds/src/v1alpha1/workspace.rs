@@ -314,6 +314,11 @@ pub struct WorkspaceStatus {
     /// ID of the persistent data volume, when `dataGb` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_id: Option<String>,
+    /// ARN of the Workspace's own Secrets Manager secret (its token for the tenant platform and
+    /// its display password; never a value of the tenant's bundle). Created before the first
+    /// launch, read by the instance at boot with its instance profile, deleted with the Workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
     /// The current launch: its idempotency token, attempt number and spec hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchRecord>,

@@ -1,11 +1,12 @@
 #!/bin/bash
 # molecule-operator workspace bootstrap. Rendered by the operator; carries no secret value.
-# Secrets come from the tenant's bootstrap bundle in Secrets Manager, read with the instance role.
+# Its values come from the Workspace's own secret in Secrets Manager (its token, its display
+# password), read with the instance role; never the tenant's bootstrap bundle.
 set -euo pipefail
 exec > >(tee -a /var/log/molecule-bootstrap.log) 2>&1
 
 REGION='{{REGION}}'
-BUNDLE_ARN='{{BUNDLE_ARN}}'
+SECRET_ARN='{{SECRET_ARN}}'
 RUNTIME_IMAGE='{{RUNTIME_IMAGE}}'
 AGENT_PORT='{{AGENT_PORT}}'
 
@@ -37,13 +38,13 @@ chmod 0640 /etc/molecule/agent.env
 command -v docker >/dev/null || { apt-get update -q && apt-get install -y -q docker.io; }
 systemctl enable --now docker
 
-# The bundle is fetched at runtime into a root-only tmpfs file, never written into user-data.
-if [ -n "$BUNDLE_ARN" ]; then
-  mkdir -p /run/molecule && chmod 0700 /run/molecule
-  aws secretsmanager get-secret-value --region "$REGION" --secret-id "$BUNDLE_ARN" \
-    --query SecretString --output text > /run/molecule/bundle.json
-  chmod 0600 /run/molecule/bundle.json
-fi
+# The Workspace's own secret, fetched at runtime into a root-only tmpfs file (never user-data).
+mkdir -p /run/molecule && chmod 0700 /run/molecule
+(umask 077; aws secretsmanager get-secret-value --region "$REGION" --secret-id "$SECRET_ARN" \
+  --query SecretString --output text > /run/molecule/workspace.json)
+secret_field() { # secret_field KEY: one value of the secret on stdout, never in argv.
+  python3 -c 'import json,sys; print(json.load(open("/run/molecule/workspace.json"))[sys.argv[1]])' "$1"
+}
 {{DISPLAY}}
 cat > /etc/systemd/system/molecule-agent.service <<UNIT
 [Unit]
@@ -54,7 +55,8 @@ Requires=docker.service
 Restart=always
 ExecStartPre=-/usr/bin/docker rm -f molecule-agent
 ExecStart=/usr/bin/docker run --rm --name molecule-agent --network host \
-  --env-file /etc/molecule/agent.env -v /home/agent:/home/agent -v /run/molecule:/run/molecule:ro \
+  --env-file /etc/molecule/agent.env -v /home/agent:/home/agent \
+  -v /run/molecule/workspace.json:/run/molecule/workspace.json:ro \
   -e MOLECULE_AGENT_PORT=$AGENT_PORT $RUNTIME_IMAGE
 [Install]
 WantedBy=multi-user.target

@@ -97,6 +97,16 @@ impl Secrets for SecretsManager {
         }
     }
 
+    async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        let mut call = self.0.secrets.tag_resource().secret_id(arn);
+        for (k, v) in tags {
+            call = call.tags(Tag::builder().key(k).value(v).build());
+        }
+        self.0.limiter.take(Class::Platform).await;
+        call.send().await.map_err(|e| cloud_error(&e, "tag secret", arn))?;
+        Ok(())
+    }
+
     async fn exists(&self, arn: &str) -> CloudResult<bool> {
         self.0.limiter.take(Class::Platform).await;
         match self.0.secrets.describe_secret().secret_id(arn).send().await {

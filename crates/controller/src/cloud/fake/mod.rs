@@ -79,6 +79,8 @@ pub mod ops {
     pub const PUT_SECRET_VALUE: &str = "PutSecretValue";
     pub const DELETE_SECRET: &str = "DeleteSecret";
     pub const DESCRIBE_SECRET: &str = "DescribeSecret";
+    /// Secrets Manager TagResource.
+    pub const TAG_SECRET: &str = "TagResource";
     pub const SEND_COMMAND: &str = "SendCommand";
     pub const GET_COMMAND_INVOCATION: &str = "GetCommandInvocation";
     pub const GET_ROLE: &str = "GetRole";

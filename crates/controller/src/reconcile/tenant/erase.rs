@@ -289,11 +289,18 @@ impl Erasure<'_> {
         left.first().map_or(Ok(()), |n| Err(wait(format!("Route 53 record {n} to be deleted"))))
     }
 
-    /// 7. The bootstrap bundle, deleted without a recovery window.
+    /// 7. The tenant's Workspace secrets (a sweep: the Workspace deletes removed theirs, this
+    /// catches any left by a crash or a retained Workspace), then the bootstrap bundle, each
+    /// deleted without a recovery window.
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
+        let (mut asked, mut left) =
+            crate::reconcile::workspace::secret::sweep_tenant(self.ctx, &self.ctx.main, &self.owner.name).await?;
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
-        let (asked, left) = super::bundle::erase(self.ctx, self.memory, a, self.owner, known.as_deref()).await?;
+        let (bundle_asked, bundle_left) =
+            super::bundle::erase(self.ctx, self.memory, a, self.owner, known.as_deref()).await?;
+        asked.extend(bundle_asked);
+        left.extend(bundle_left);
         for arn in &asked {
             self.receipt.requested("Secret", arn, Some(place(a)), &self.now);
         }

@@ -13,3 +13,4 @@ mod reap;
 mod redeploy;
 mod subject;
 mod teardown;
+mod wsecret;

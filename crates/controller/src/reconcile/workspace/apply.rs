@@ -15,7 +15,7 @@ use super::controller::Reconciler;
 use super::scope::Scope;
 use super::status::{self, DnsState, View};
 use super::subject::Machine;
-use super::{RECREATE_AT, admit, display, dns, drift, network, owner_of, volume};
+use super::{RECREATE_AT, admit, display, dns, drift, network, owner_of, secret, volume};
 use crate::cloud::tags::Owner;
 use crate::cloud::{Instance, InstanceState, SecurityGroup, Volume};
 use crate::context::Context;
@@ -47,6 +47,10 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
     let (sg, data_volume) = network_and_volume(ctx, ws, &owner, &resolved, &tenant_status, &s.st).await?;
     s.st.security_group_id = Some(sg.id.clone());
     s.st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
+    // The Workspace's own secret (never the tenant's bundle), before the instance that reads it.
+    let secret_arn =
+        secret::ensure(ctx, &owner, s.st.secret_arn.as_deref()).await.map_err(failed_in("InstanceReady"))?;
+    s.st.secret_arn = Some(secret_arn.clone());
 
     let display_spec = ws.spec.compute.display.as_ref().filter(|d| d.mode.is_enabled());
     let spec_hash = drift::spec_hash(&resolved.compute, display_spec);
@@ -64,7 +68,8 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
         spec_hash: &spec_hash,
         sg_id: &sg.id,
         data_volume: data_volume.as_ref(),
-        bundle_arn: tenant_status.secret_arn.as_deref(),
+        secret_arn: &secret_arn,
+        tenant_hostname: tenant_status.hostname.as_deref(),
         hostname: &host,
     };
     let out = instance(s, &machine).await;

@@ -57,6 +57,11 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         return retain(ws, r, &owner).await;
     }
     instances_gone(ws, ctx, &uid).await?;
+    // The Workspace's own secret, once no instance of it can read it any more.
+    let known = ws.status.as_ref().and_then(|s| s.secret_arn.as_deref());
+    if let Some(arn) = super::secret::remove(ctx, &ctx.main, &owner, known).await?.first() {
+        return Err(Error::waiting_for(format!("secret {arn} to be deleted"), POLL));
+    }
     groups_and_volumes_gone(ctx, &uid).await?;
 
     // 4. DNS. The name is derived, not read from status: a record written just before a crash
@@ -121,6 +126,7 @@ async fn retain(ws: &Workspace, r: &Reconciler, owner: &crate::cloud::tags::Owne
     // orphan scan reads the cache, and until the next listing it would otherwise see these as
     // untagged resources of a gone owner.
     ctx.main.instances.tag(&ids, &tags).await?;
+    ids.extend(super::secret::retain(ctx, owner).await?);
     display::remove(ctx, ws).await?;
     r.admission.release(&ws.spec.tenant, uid);
     let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };

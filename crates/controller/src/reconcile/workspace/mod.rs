@@ -12,6 +12,7 @@ pub mod dns;
 pub mod drift;
 pub mod network;
 pub mod scope;
+pub mod secret;
 pub mod status;
 mod subject;
 pub mod volume;

@@ -29,8 +29,10 @@ pub struct Machine<'a> {
     pub sg_id: &'a str,
     /// Its data volume.
     pub data_volume: Option<&'a Volume>,
-    /// The tenant's bootstrap bundle ARN, once it has one.
-    pub bundle_arn: Option<&'a str>,
+    /// ARN of the Workspace's own secret (never the tenant's bundle).
+    pub secret_arn: &'a str,
+    /// The tenant platform's hostname, once the Tenant has one (not a secret).
+    pub tenant_hostname: Option<&'a str>,
     /// Its hostname.
     pub hostname: &'a str,
 }
@@ -60,7 +62,8 @@ impl Subject for Machine<'_> {
         let user_data = bootstrap::workspace(&WorkspaceBoot {
             hostname: self.hostname,
             region: &self.ctx.main.region,
-            bundle_arn: self.bundle_arn,
+            secret_arn: self.secret_arn,
+            tenant_hostname: self.tenant_hostname,
             runtime: &self.ws.spec.runtime,
             env: &self.ws.spec.env,
             data_volume_id: self.data_volume.map(|v| v.id.as_str()),
