@@ -35,6 +35,7 @@ pub const STALLED_REASONS: &[&str] = &[
     "CloudflareNotConfigured",
     "NoPlatformImage",
     "NoImage",
+    "IdentityMismatch",
     "IamRoleNotOurs",
 ];
 

@@ -16,7 +16,8 @@
 //! Failures write nothing (an unknown outcome is the caller's to guard), except a detach whose
 //! volume is gone (InvalidVolume.NotFound), which forgets it. A detach answered
 //! InvalidAttachment.NotFound (the volume is not attached to that instance: already detached) is
-//! a success. Listings pass through.
+//! a success. Listings and describes by ID pass through (a describe by ID may see what the
+//! listing filter hides: it writes nothing).
 //! Writes for IDs the cache does not hold are no-ops: the next refresh brings them.
 
 use std::collections::BTreeMap;
@@ -113,6 +114,10 @@ impl Instances for CachedInstances {
         self.inner.list(filters).await
     }
 
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        self.inner.describe(ids).await
+    }
+
     async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {
         let inst = self.inner.launch(req).await?;
         self.cache.put_created(&uid_of(&inst.tags), inst.clone());
@@ -161,6 +166,10 @@ impl Network for CachedNetwork {
         self.inner.list(filters).await
     }
 
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>> {
+        self.inner.describe(ids).await
+    }
+
     async fn create(&self, name: &str, description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String> {
         let id = self.inner.create(name, description, tags).await?;
         if self.cache.holder::<SecurityGroup>(&id).is_none() {
@@ -206,6 +215,10 @@ impl Network for CachedNetwork {
 impl Volumes for CachedVolumes {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Volume>> {
         self.inner.list(filters).await
+    }
+
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Volume>> {
+        self.inner.describe(ids).await
     }
 
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume> {

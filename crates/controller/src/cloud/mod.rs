@@ -308,6 +308,11 @@ pub struct VolumeRequest {
 pub trait Instances: Send + Sync {
     /// Every instance carrying `filters` tags (all pages), terminated ones included.
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Instance>>;
+    /// The instances named by `ids`, whatever their tags (describe by ID: no listing lag, and it
+    /// finds what a tag change or another operator id or env hides from [`Instances::list`]). An
+    /// ID AWS does not know (never existed, purged, malformed) is absent from the answer, not an
+    /// error.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>>;
     /// Launches one instance.
     ///
     /// Guarantees: the instance and its root volume carry `req.tags` from creation; IMDSv2 is
@@ -329,6 +334,8 @@ pub trait Instances: Send + Sync {
 pub trait Network: Send + Sync {
     /// Every security group carrying `filters` tags (all pages).
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecurityGroup>>;
+    /// The groups named by `ids`, whatever their tags; an unknown ID is absent, not an error.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>>;
     /// Creates a group with tags in the create call; an existing group of that name is returned.
     async fn create(&self, name: &str, description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String>;
     /// Adds or removes rules; a duplicate add or a missing removal is already the wanted state.
@@ -342,6 +349,8 @@ pub trait Network: Send + Sync {
 pub trait Volumes: Send + Sync {
     /// Every volume carrying `filters` tags (all pages).
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Volume>>;
+    /// The volumes named by `ids`, whatever their tags; an unknown ID is absent, not an error.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Volume>>;
     /// Creates an encrypted gp3 volume with tags in the create call.
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume>;
     /// Attaches a volume to an instance at `device`.

@@ -21,6 +21,9 @@ pub enum Blocker {
     Volume(String),
     /// A fleet listing newer than the delete, which confirms it.
     Listing,
+    /// A resource named in status that lives under another identity (operator id, env or owner
+    /// tags): never deleted by us, never forgotten; it blocks until the identities agree again.
+    IdentityMismatch(crate::reconcile::launch::verify::Mismatch),
 }
 
 impl Blocker {
@@ -28,6 +31,7 @@ impl Blocker {
     pub fn id(&self) -> &str {
         match self {
             Self::Instance(id) | Self::SecurityGroup(id) | Self::Volume(id) => id,
+            Self::IdentityMismatch(m) => &m.id,
             Self::Listing => "cloud-listing",
         }
     }
@@ -40,6 +44,7 @@ impl fmt::Display for Blocker {
             Self::SecurityGroup(id) => write!(f, "security group {id}"),
             Self::Volume(id) => write!(f, "volume {id}"),
             Self::Listing => f.write_str("a fleet listing"),
+            Self::IdentityMismatch(m) => write!(f, "{} {} (identity mismatch)", m.what, m.id),
         }
     }
 }

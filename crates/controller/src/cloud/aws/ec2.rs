@@ -77,6 +77,12 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     })
 }
 
+/// Whether a describe-by-ID error means the resource is not there (unknown, purged or malformed
+/// ID): absent, not a failure.
+pub(super) fn absent(e: &crate::cloud::CloudError) -> bool {
+    e.kind == crate::cloud::ErrorKind::NotFound || e.code.ends_with(".Malformed")
+}
+
 #[async_trait]
 impl Instances for Ec2Instances {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<Instance>> {
@@ -97,6 +103,29 @@ impl Instances for Ec2Instances {
                 page.reservations().iter().flat_map(aws_sdk_ec2::types::Reservation::instances).filter_map(to_instance),
             );
         }
+    }
+
+    /// One call per ID: EC2 fails a whole DescribeInstances when one of its IDs is unknown.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        let mut out = Vec::new();
+        for id in ids {
+            self.aws.limiter.take(Class::Describe).await;
+            match self.aws.ec2.describe_instances().instance_ids(id).send().await {
+                Ok(page) => out.extend(
+                    page.reservations()
+                        .iter()
+                        .flat_map(aws_sdk_ec2::types::Reservation::instances)
+                        .filter_map(to_instance),
+                ),
+                Err(e) => {
+                    let err = cloud_error(&e, "describe instance", id);
+                    if !absent(&err) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {

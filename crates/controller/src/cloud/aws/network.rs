@@ -12,6 +12,15 @@ use crate::cloud::{CloudError, CloudResult, ErrorKind, Network, Peer, Rule, Rule
 /// Largest page EC2 serves for DescribeSecurityGroups.
 const PAGE: i32 = 1000;
 
+fn to_group(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<SecurityGroup> {
+    Some(SecurityGroup {
+        id: g.group_id()?.to_owned(),
+        tags: tag_map(g.tags()),
+        ingress: flatten(g.ip_permissions()),
+        egress: flatten(g.ip_permissions_egress()),
+    })
+}
+
 /// [`Network`] on EC2, in one VPC.
 #[derive(Clone, Debug)]
 pub struct Ec2Network {
@@ -33,14 +42,7 @@ impl Ec2Network {
             self.aws.limiter.take(Class::Describe).await;
             let Some(page) = pages.next().await else { return Ok(out) };
             let page = page.map_err(|e| cloud_error(&e, "describe security groups", "by filter"))?;
-            out.extend(page.security_groups().iter().filter_map(|g| {
-                Some(SecurityGroup {
-                    id: g.group_id()?.to_owned(),
-                    tags: tag_map(g.tags()),
-                    ingress: flatten(g.ip_permissions()),
-                    egress: flatten(g.ip_permissions_egress()),
-                })
-            }));
+            out.extend(page.security_groups().iter().filter_map(to_group));
         }
     }
 
@@ -139,6 +141,24 @@ fn tolerate(r: Result<(), CloudError>, ok_code: &str) -> CloudResult<()> {
 impl Network for Ec2Network {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecurityGroup>> {
         self.describe(tag_filters(filters)).await
+    }
+
+    /// One call per ID: EC2 fails a whole DescribeSecurityGroups when one of its IDs is unknown.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>> {
+        let mut out = Vec::new();
+        for id in ids {
+            self.aws.limiter.take(Class::Describe).await;
+            match self.aws.ec2.describe_security_groups().group_ids(id).send().await {
+                Ok(page) => out.extend(page.security_groups().iter().filter_map(to_group)),
+                Err(e) => {
+                    let err = cloud_error(&e, "describe security group", id);
+                    if !super::ec2::absent(&err) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn create(&self, name: &str, description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String> {

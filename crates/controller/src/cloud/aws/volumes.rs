@@ -52,6 +52,24 @@ impl Volumes for Ec2Volumes {
         }
     }
 
+    /// One call per ID: EC2 fails a whole DescribeVolumes when one of its IDs is unknown.
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Volume>> {
+        let mut out = Vec::new();
+        for id in ids {
+            self.0.limiter.take(Class::Describe).await;
+            match self.0.ec2.describe_volumes().volume_ids(id).send().await {
+                Ok(page) => out.extend(page.volumes().iter().filter_map(to_volume)),
+                Err(e) => {
+                    let err = cloud_error(&e, "describe volume", id);
+                    if !super::ec2::absent(&err) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume> {
         self.0.limiter.take(Class::Mutate).await;
         let out = self

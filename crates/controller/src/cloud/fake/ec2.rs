@@ -160,6 +160,13 @@ impl Instances for FakeInstances {
         })
     }
 
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        // By ID: no listing lag, any tags; an unknown (or purged) ID is absent.
+        self.0.call(ops::DESCRIBE_INSTANCES, "describe instance", &ids.join(","), None, |s| {
+            Ok(ids.iter().filter_map(|id| s.instances.get(id)).map(|f| f.inst.clone()).collect())
+        })
+    }
+
     async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {
         let owner = req.tags.get(OWNER_UID).map(String::as_str);
         self.0.call(ops::RUN_INSTANCES, "launch instance", &req.client_token, owner, |s| s.run_instance(req))

@@ -213,6 +213,12 @@ impl Network for FakeNetwork {
         })
     }
 
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>> {
+        self.0.call(ops::DESCRIBE_SECURITY_GROUPS, "describe security group", &ids.join(","), None, |s| {
+            Ok(ids.iter().filter_map(|id| s.groups.get(id)).map(|g| g.group.clone()).collect())
+        })
+    }
+
     async fn create(&self, name: &str, _description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String> {
         let owner = tags.get(OWNER_UID).map(String::as_str);
         self.0.call(ops::CREATE_SECURITY_GROUP, "create security group", name, owner, |s| {
@@ -248,6 +254,12 @@ impl Volumes for FakeVolumes {
                 .filter(|v| s.now >= v.visible_from && State::matches(&v.vol.tags, filters))
                 .map(|v| v.vol.clone())
                 .collect())
+        })
+    }
+
+    async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Volume>> {
+        self.0.call(ops::DESCRIBE_VOLUMES, "describe volume", &ids.join(","), None, |s| {
+            Ok(ids.iter().filter_map(|id| s.volumes.get(id)).map(|v| v.vol.clone()).collect())
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod exec;
 pub mod plan;
+pub mod verify;
 
 use std::time::Duration;
 
@@ -116,18 +117,32 @@ pub fn listing_since(cache: &crate::cloud::cache::FleetCache, t: Timestamp, what
     Err(Error::waiting_for(what, Duration::from_secs(1)))
 }
 
-/// Plans the next steps for `s` from its account's fleet cache and its status.
-pub fn plan_for<S: Subject>(
+/// Plans the next steps for `s` from its account's fleet cache and its status. A status instance
+/// the cache does not list is described by ID first ([`verify::unlisted`]): ours (a lagging
+/// listing) joins the plan, gone is lost, one living under another identity stops the plan (no
+/// step at all) with [`Plan::mismatch`] set, and a failed describe is not lost yet.
+pub async fn plan_for<S: Subject>(
     env: &Env<'_>,
     s: &S,
     st: &mut S::Status,
     want_running: bool,
     replace_allowed: bool,
 ) -> Plan {
-    let instances = env.account.cache.instances_of(&s.owner().uid);
+    let uid = s.owner().uid.clone();
+    let mut instances = env.account.cache.instances_of(&uid);
     let status_instance = s.instance_id(st).clone();
     let rec = s.record(st).clone();
-    plan::plan(&Inputs {
+    let mut recent = just_launched(rec.as_ref(), Timestamp::now());
+    let mut mismatch = None;
+    if let Some(id) = status_instance.as_deref().filter(|id| !instances.iter().any(|x| x.id == *id)) {
+        match verify::unlisted(env.account, env.identity, &uid, id).await {
+            verify::Unlisted::Gone => {}
+            verify::Unlisted::Found(i) => instances.push(i),
+            verify::Unlisted::Foreign(m) => mismatch = Some(m),
+            verify::Unlisted::Unknown => recent = true,
+        }
+    }
+    let p = plan::plan(&Inputs {
         instances: &instances,
         status_instance: status_instance.as_deref(),
         recorded: rec.as_ref().map(|l| (l.attempt, l.spec_hash.as_str())),
@@ -135,6 +150,12 @@ pub fn plan_for<S: Subject>(
         want_running,
         replace_allowed,
         data_volume: s.data_volume(),
-        just_launched: just_launched(rec.as_ref(), Timestamp::now()),
-    })
+        just_launched: recent,
+    });
+    match mismatch {
+        // Nothing is launched, terminated, stopped or attached while the instance in status lives
+        // under another identity.
+        Some(m) => Plan { attempt: p.attempt, mismatch: Some(m), ..Plan::default() },
+        None => p,
+    }
 }

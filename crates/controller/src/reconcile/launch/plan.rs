@@ -90,6 +90,9 @@ pub struct Plan {
     pub predecessors: Vec<String>,
     /// The current instance runs a different spec than asked.
     pub drifted: bool,
+    /// The instance in status lives under another identity (set by `launch::plan_for`, which
+    /// then plans no step).
+    pub mismatch: Option<super::verify::Mismatch>,
 }
 
 /// The tag that records the spec hash an instance was launched from.

@@ -17,7 +17,8 @@ use super::{cloudflare, credentials, status};
 use crate::cloud::InstanceState;
 use crate::cloud::tags::{OWNER_UID, Owner};
 use crate::context::{Account, Context};
-use crate::reconcile::teardown::{self, Outcome};
+use crate::reconcile::launch::verify::{self, Mismatch, Seen};
+use crate::reconcile::teardown::{self, Blocker, Outcome};
 use crate::reconcile::{Error, kube_err};
 
 /// What every step needs.
@@ -50,6 +51,13 @@ fn wait(what: String) -> Error {
     Error::waiting_for(what, Duration::from_secs(2))
 }
 
+/// A wait on a resource living under another identity (a person has to act: looked at again
+/// every 15 s).
+fn mismatch(m: Mismatch) -> Error {
+    let what = m.to_string();
+    teardown::wait_on(Blocker::IdentityMismatch(m), what, Duration::from_secs(15))
+}
+
 fn place(a: &Account) -> (&str, &str) {
     (a.name, a.region.as_str())
 }
@@ -61,9 +69,12 @@ impl Erasure<'_> {
         self.workspaces().await.map_err(|e| ("Workspaces", e))?;
         self.instances(false).await.map_err(|e| ("Instances", e))?;
         self.instances(true).await.map_err(|e| ("TenantVm", e))?;
+        self.status_vm().await.map_err(|e| ("TenantVm", e))?;
         self.groups_and_volumes().await.map_err(|e| ("SecurityGroups", e))?;
+        self.status_group().await.map_err(|e| ("SecurityGroups", e))?;
         super::identity::erase_step(self).await.map_err(|e| ("Identities", e))?;
         self.cloudflare().await.map_err(|e| ("Cloudflare", e))?;
+        self.status_tunnel().await.map_err(|e| ("Cloudflare", e))?;
         self.dns().await.map_err(|e| ("Dns", e))?;
         self.bundle().await.map_err(|e| ("Bundle", e))?;
         self.credentials().await.map_err(|e| ("Credentials", e))?;
@@ -88,6 +99,64 @@ impl Erasure<'_> {
                 self.receipt.seen("Volume", &v.id, Some(place(a)));
             }
         }
+    }
+
+    /// After step 3: the tenant VM status names, described by ID in the tenant's own account
+    /// (the listings see only what carries our identity tags). Gone or terminated goes on; ours
+    /// but unlisted is terminated and waited for; alive under another identity blocks.
+    async fn status_vm(&mut self) -> Result<(), Error> {
+        let Some(a) = self.accounts.first().copied() else { return Ok(()) };
+        let Some(id) = self.tenant.status.as_ref().and_then(|s| s.instance_id.clone()) else { return Ok(()) };
+        match verify::instance(a, &self.ctx.identity, &self.owner.uid, &id).await? {
+            Seen::Absent => Ok(()),
+            Seen::Ours(i) | Seen::Foreign(i, _) if i.state == InstanceState::Terminated => Ok(()),
+            Seen::Foreign(i, m) if i.state.is_alive() => Err(mismatch(m)),
+            Seen::Ours(i) | Seen::Foreign(i, _) => {
+                if i.state.is_alive() {
+                    a.instances.terminate(std::slice::from_ref(&i.id)).await?;
+                }
+                a.cache.request_refresh();
+                Err(wait(format!("tenant VM {} ({}) to be terminated", i.id, i.state)))
+            }
+        }
+    }
+
+    /// After step 4: the tenant's security group status names, described by ID.
+    async fn status_group(&mut self) -> Result<(), Error> {
+        let Some(a) = self.accounts.first().copied() else { return Ok(()) };
+        let Some(id) = self.tenant.status.as_ref().and_then(|s| s.security_group_id.clone()) else { return Ok(()) };
+        match verify::group(a, &self.ctx.identity, &self.owner.uid, &id).await? {
+            Seen::Absent => Ok(()),
+            Seen::Foreign(_, m) => Err(mismatch(m)),
+            Seen::Ours(g) => match teardown::delete_group(a, &g.id).await? {
+                Outcome::Deleted => Ok(()),
+                _ => Err(wait(format!("security group {} is still in use", g.id))),
+            },
+        }
+    }
+
+    /// After step 5: the tunnel status names, by ID, and a CNAME at the hostname that still
+    /// points at it (the Cloudflare step finds them by this operator's names and marks).
+    async fn status_tunnel(&mut self) -> Result<(), Error> {
+        let (Some(cf), Some(id)) =
+            (self.ctx.tunnels.clone(), self.tenant.status.as_ref().and_then(|s| s.tunnel_id.clone()))
+        else {
+            return Ok(());
+        };
+        let ours = cloudflare::tunnel_name(&self.ctx.identity, &self.owner.name);
+        if let Some(t) = cf.list_all().await?.into_iter().find(|t| t.id == id) {
+            if t.name == ours {
+                return Err(wait(format!("tunnel {id} to be deleted")));
+            }
+            let differs = format!("named {} (this operator's name for it is {ours})", t.name);
+            return Err(mismatch(Mismatch { what: "tunnel", id, differs }));
+        }
+        let target = cloudflare::target(&id);
+        if let Some(r) = cf.records("CNAME", self.hostname).await?.into_iter().find(|r| r.content == target) {
+            let differs = format!("points at tunnel {id} but its ownership record is not this operator's");
+            return Err(mismatch(Mismatch { what: "Cloudflare record", id: format!("CNAME {}", r.name), differs }));
+        }
+        Ok(())
     }
 
     /// 1. Delete every Workspace of the tenant, in any namespace, and wait until none is left.
@@ -372,7 +441,10 @@ pub(super) fn blocked_status(
     });
     status::set(st, "Erasing", true, step, e.to_string(), generation, &now_s);
     let deadline = i64::try_from(ctx.settings.deprovision_deadline.as_secs()).unwrap_or(i64::MAX);
-    if started.parse::<Timestamp>().is_ok_and(|s| now.duration_since(s).as_secs() > deadline) {
+    if let Some(Blocker::IdentityMismatch(m)) = e.blocker() {
+        let msg = format!("erasure step {step} is blocked: {m}");
+        status::set(st, "Ready", false, verify::REASON, msg, generation, &now_s);
+    } else if started.parse::<Timestamp>().is_ok_and(|s| now.duration_since(s).as_secs() > deadline) {
         let msg = format!("erasure step {step} is blocked past the deadline: {e}");
         status::set(st, "Ready", false, "ErasureBlocked", msg, generation, &now_s);
     } else {

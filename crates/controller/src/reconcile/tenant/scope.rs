@@ -10,6 +10,8 @@ use serde_json::json;
 
 use super::status;
 use crate::context::Context;
+use crate::reconcile::launch::verify;
+use crate::reconcile::teardown::Blocker;
 use crate::reconcile::{Error, Failure, MANAGER, kube_err, publish};
 
 /// The status as read at the start of the reconcile, and the one being built.
@@ -45,10 +47,13 @@ impl<'a> Scope<'a> {
                 Ok(action)
             }
             Err(Failure { concern, error }) => {
-                if let Some(c) = concern.filter(|_| error.waiting().is_none()) {
+                // An identity mismatch waits, but is said in its condition (Stalled).
+                let mismatch = matches!(error.blocker(), Some(Blocker::IdentityMismatch(_)));
+                if let Some(c) = concern.filter(|_| error.waiting().is_none() || mismatch) {
                     let generation = self.t.metadata.generation;
                     let msg = error.to_string();
-                    status::set(&mut self.st, c, false, "ReconcileError", msg, generation, &self.now);
+                    let reason = if mismatch { verify::REASON } else { "ReconcileError" };
+                    status::set(&mut self.st, c, false, reason, msg, generation, &self.now);
                     status::conclude(&mut self.st, true, false, generation, &self.now);
                 }
                 if let Err(w) = finish(self.ctx, self.t, &self.old, &self.st).await {

@@ -12,10 +12,13 @@ use crate::cloud::tags::Owner;
 use crate::cloud::{Instance, InstanceState, LaunchRequest, Peer, Rule, SecurityGroup};
 use crate::context::{Account, Context};
 use crate::reconcile::launch::{self, Env, Subject};
+use crate::reconcile::teardown::Blocker;
 use crate::reconcile::{Error, groups, publish};
 
 /// Root volume of the tenant VM: encrypted gp3, AWS's baseline performance.
 const ROOT_GB: u32 = 30;
+/// How often a Tenant whose VM lives under another identity looks again.
+const MISMATCH_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 const ROOT_IOPS: u32 = 3000;
 const ROOT_THROUGHPUT: u32 = 125;
 
@@ -143,7 +146,11 @@ pub async fn converge(
 ) -> Result<(Option<Instance>, bool), Error> {
     let vm = Vm { ctx, acct, t, owner, m, hash: spec_hash(m) };
     let env = Env { account: acct, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
-    let p = launch::plan_for(&env, &vm, st, want_running, false);
+    let p = launch::plan_for(&env, &vm, st, want_running, false).await;
+    if let Some(m) = p.mismatch {
+        let what = m.to_string();
+        return Err(crate::reconcile::teardown::wait_on(Blocker::IdentityMismatch(m), what, MISMATCH_RETRY));
+    }
     let current = launch::exec::run(&env, &vm, st, p.steps, p.current).await?;
     Ok((current, p.drifted))
 }

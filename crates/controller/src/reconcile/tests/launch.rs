@@ -43,7 +43,7 @@ impl World {
 
     /// One reconcile: plan from the cache, execute.
     async fn pass(&self, vm: &Vm, st: &mut Status, want_running: bool) -> Result<Option<Instance>, Error> {
-        let p = launch::plan_for(&self.env(), vm, st, want_running, false);
+        let p = launch::plan_for(&self.env(), vm, st, want_running, false).await;
         exec::run(&self.env(), vm, st, p.steps, p.current).await
     }
 
@@ -284,7 +284,7 @@ async fn a_replacement_terminates_its_predecessor_only_once_it_runs() {
     w.fake.advance(Duration::from_mins(1));
     w.list().await;
     v.hash = "h2".into();
-    let p = launch::plan_for(&w.env(), &v, &mut st, true, true);
+    let p = launch::plan_for(&w.env(), &v, &mut st, true, true).await;
     let new = exec::run(&w.env(), &v, &mut st, p.steps, p.current).await.unwrap().unwrap();
     assert_eq!(new.state, InstanceState::Pending);
     w.list().await;
@@ -327,7 +327,7 @@ async fn a_replacement_moves_a_volume_its_predecessor_already_released() {
     assert_eq!(w.fake.volume(&vol.id).unwrap().attached_to.as_deref(), Some(old.id.as_str()));
     // Recreate: attempt 2 runs at once; the old instance is terminated (and releases the volume).
     v.hash = "h2".into();
-    let p = launch::plan_for(&w.env(), &v, &mut st, true, true);
+    let p = launch::plan_for(&w.env(), &v, &mut st, true, true).await;
     let new = exec::run(&w.env(), &v, &mut st, p.steps, p.current).await.unwrap().unwrap();
     w.list().await;
     v.volume = cached_vol(&w);

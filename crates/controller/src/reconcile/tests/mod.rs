@@ -7,6 +7,7 @@ mod bundle;
 mod dns;
 mod erasure;
 mod groups;
+mod identity;
 mod iam;
 mod launch;
 mod reap;

@@ -94,7 +94,7 @@ async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>) -> Launched {
     let env = Env { account: &ctx.main, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
     let want_running = scope.ws.spec.state == PowerState::Running;
     let replace = replace_allowed(scope.ws, &scope.st);
-    let plan = launch::plan_for(&env, machine, &mut scope.st, want_running, replace);
+    let plan = launch::plan_for(&env, machine, &mut scope.st, want_running, replace).await;
     let steps = plan.steps.clone();
     let (current, error, wait) =
         match launch::exec::run(&env, machine, &mut scope.st, steps, plan.current.clone()).await {
@@ -153,6 +153,7 @@ async fn conclude(
         display_mode: resolved.compute.display_mode,
         drift: drift_msg,
         error: out.error.as_ref().map(ToString::to_string),
+        mismatch: out.plan.mismatch.as_ref().map(ToString::to_string),
     };
     s.st.display =
         display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await.map_err(failed_in("DisplayReady"))?;
@@ -264,6 +265,7 @@ fn not_admitted(s: &mut Scope<'_>, rej: &molecule_crds::reasons::Rejection) -> A
         display_mode: molecule_crds::v1alpha1::DisplayMode::None,
         drift: None,
         error: None,
+        mismatch: None,
     };
     status::set_conditions(&mut s.st, &v, s.ws.metadata.generation, &s.now);
     if s.st.launch.is_none() {

@@ -17,11 +17,14 @@ use super::{display, dns, owner_of};
 use crate::cloud::InstanceState;
 use crate::context::Context;
 use crate::reconcile::launch::listing_since;
+use crate::reconcile::launch::verify::{self, Mismatch, Seen};
 use crate::reconcile::teardown::{self, Blocker, Outcome, wait_on};
 use crate::reconcile::{Error, publish};
 
 /// How often a delete looks again while AWS works.
 const POLL: Duration = Duration::from_secs(3);
+/// How often a delete blocked by an identity mismatch looks again (a person has to act).
+const MISMATCH_POLL: Duration = Duration::from_secs(15);
 
 fn wait(on: Blocker, what: String) -> Error {
     wait_on(on, what, POLL)
@@ -57,12 +60,14 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
         return retain(ws, r, &owner).await;
     }
     instances_gone(ws, ctx, &uid).await?;
+    status_instance_gone(ws, ctx, &uid).await?;
     // The Workspace's own secret, once no instance of it can read it any more.
     let known = ws.status.as_ref().and_then(|s| s.secret_arn.as_deref());
     if let Some(arn) = super::secret::remove(ctx, &ctx.main, &owner, known).await?.first() {
         return Err(Error::waiting_for(format!("secret {arn} to be deleted"), POLL));
     }
     groups_and_volumes_gone(ctx, &uid).await?;
+    status_group_and_volume_gone(ws, ctx, &uid).await?;
 
     // 4. DNS. The name is derived, not read from status: a record written just before a crash
     // may never have reached status.
@@ -169,6 +174,61 @@ async fn instances_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), 
     Ok(())
 }
 
+fn mismatch(m: Mismatch) -> Error {
+    let what = m.to_string();
+    wait_on(Blocker::IdentityMismatch(m), what, MISMATCH_POLL)
+}
+
+/// The instance status names, described by ID (the listing sees only what carries our identity
+/// tags): gone or terminated lets the delete go on; ours but unlisted is terminated and waited
+/// for; alive under another identity blocks the delete (never terminated by us).
+async fn status_instance_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), Error> {
+    let Some(id) = ws.status.as_ref().and_then(|s| s.instance_id.clone()) else { return Ok(()) };
+    match verify::instance(&ctx.main, &ctx.identity, uid, &id).await? {
+        Seen::Absent => Ok(()),
+        Seen::Ours(i) | Seen::Foreign(i, _) if i.state == InstanceState::Terminated => Ok(()),
+        Seen::Foreign(i, m) if i.state.is_alive() => Err(mismatch(m)),
+        Seen::Ours(i) | Seen::Foreign(i, _) => {
+            if i.state.is_alive() {
+                teardown::terminate(&ctx.main, std::slice::from_ref(&i.id)).await?;
+            }
+            Err(wait(Blocker::Instance(i.id.clone()), format!("instance {} ({}) to be terminated", i.id, i.state)))
+        }
+    }
+}
+
+/// The security group and data volume status names, described by ID after the listed ones are
+/// deleted: ours but unlisted are deleted now; under another identity they block the delete.
+async fn status_group_and_volume_gone(ws: &Workspace, ctx: &Context, uid: &str) -> Result<(), Error> {
+    let st = ws.status.as_ref();
+    if let Some(id) = st.and_then(|s| s.security_group_id.as_deref()) {
+        match verify::group(&ctx.main, &ctx.identity, uid, id).await? {
+            Seen::Absent => {}
+            Seen::Foreign(_, m) => return Err(mismatch(m)),
+            Seen::Ours(g) => {
+                if let Outcome::InUse { code, .. } = teardown::delete_group(&ctx.main, &g.id).await? {
+                    let what = format!("security group {} is still in use ({code})", g.id);
+                    return Err(wait(Blocker::SecurityGroup(g.id), what));
+                }
+            }
+        }
+    }
+    if let Some(id) = st.and_then(|s| s.data_volume_id.as_deref()) {
+        match verify::volume(&ctx.main, &ctx.identity, uid, id).await? {
+            Seen::Absent => {}
+            Seen::Ours(v) | Seen::Foreign(v, _) if !teardown::volume_alive(&v) => {}
+            Seen::Foreign(_, m) => return Err(mismatch(m)),
+            Seen::Ours(v) => match teardown::delete_volume(&ctx.main, uid, &v, true).await? {
+                Outcome::Deleted => {}
+                Outcome::Detaching | Outcome::InUse { .. } => {
+                    return Err(wait(Blocker::Volume(v.id.clone()), format!("volume {} to be deleted", v.id)));
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
 /// When a listing must have started to hold every instance of `uid`: after the delete
 /// (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is unknown.
 fn complete_listing_since(ws: &Workspace, ctx: &Context, uid: &str) -> Timestamp {
@@ -219,11 +279,13 @@ fn related_id(e: &Error) -> &str {
     }
 }
 
-/// Past the deadline, says in a condition (and one Event) what blocks the delete.
+/// Past the deadline, says in a condition (and one Event) what blocks the delete; an identity
+/// mismatch at once, with its own reason (waiting will not fix it).
 async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     let Some(since) = ws.metadata.deletion_timestamp.as_ref().map(|t| t.0) else { return };
     let elapsed = Timestamp::now().duration_since(since).as_secs();
-    if u64::try_from(elapsed).unwrap_or(0) < ctx.settings.deprovision_deadline.as_secs() {
+    let mismatch = matches!(e.blocker(), Some(Blocker::IdentityMismatch(_)));
+    if !mismatch && u64::try_from(elapsed).unwrap_or(0) < ctx.settings.deprovision_deadline.as_secs() {
         return;
     }
     let what = match e {
@@ -232,7 +294,7 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
     };
     let message = format!("delete blocked: {what}; waiting since {elapsed}s, still retrying");
     let old = ws.status.as_ref().and_then(|s| conditions::get(&s.conditions, "Ready"));
-    let reason = "DeletionBlocked";
+    let reason = if mismatch { verify::REASON } else { "DeletionBlocked" };
     if old.as_ref().is_some_and(|c| c.reason == reason && c.message.split(';').next() == message.split(';').next()) {
         return;
     }

@@ -6,7 +6,7 @@
 pub mod admit;
 mod apply;
 pub mod controller;
-mod delete;
+pub(crate) mod delete;
 pub mod display;
 pub mod dns;
 pub mod drift;

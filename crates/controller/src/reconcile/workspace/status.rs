@@ -45,6 +45,9 @@ pub struct View<'a> {
     pub drift: Option<String>,
     /// The last step's failure, for the Ready message.
     pub error: Option<String>,
+    /// The instance in status lives under another identity (`launch::verify`): said in
+    /// InstanceReady and Ready with reason IdentityMismatch.
+    pub mismatch: Option<String>,
 }
 
 fn boot(i: &Instance) -> Option<&str> {
@@ -58,6 +61,9 @@ pub fn phase(v: &View<'_>) -> WorkspacePhase {
     }
     if v.replacing {
         return WorkspacePhase::Replacing;
+    }
+    if v.mismatch.is_some() {
+        return WorkspacePhase::Failed;
     }
     let Some(c) = v.current else {
         return if v.want_running { WorkspacePhase::Provisioning } else { WorkspacePhase::Stopped };
@@ -190,6 +196,8 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
     let ready = !v.replacing && inst_ok && dns_ok && disp_ok;
     put(if ready {
         cond("Ready", true, "Ready", "the workspace is running and reachable", generation, now)
+    } else if let Some(m) = &v.mismatch {
+        cond("Ready", false, crate::reconcile::launch::verify::REASON, m.clone(), generation, now)
     } else if !v.want_running {
         cond("Ready", false, "Stopped", "spec.state is Stopped", generation, now)
     } else if let Some(e) = &v.error {
@@ -209,6 +217,9 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
 }
 
 fn instance_condition(v: &View<'_>) -> (bool, &'static str, String) {
+    if let Some(m) = &v.mismatch {
+        return (false, crate::reconcile::launch::verify::REASON, m.clone());
+    }
     let Some(c) = v.current else {
         return if v.want_running {
             (false, "Launching", "no instance yet".into())

@@ -31,6 +31,7 @@ fn view(current: Option<&Instance>) -> View<'_> {
         display_mode: DisplayMode::None,
         drift: None,
         error: None,
+        mismatch: None,
     }
 }
 
@@ -104,4 +105,19 @@ fn a_stopped_workspace_pays_only_its_volumes() {
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Running), "0.1796");
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopping), "0.1796");
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopped), "0.0132", "storage only");
+}
+
+#[test]
+fn an_identity_mismatch_is_said_in_ready_and_stalls() {
+    let mut v = view(None);
+    v.mismatch = Some("instance i-1 named in status exists but is not this operator's".into());
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &v, Some(1), "t");
+    let reason = crate::reconcile::launch::verify::REASON;
+    for t in ["InstanceReady", "Ready"] {
+        let c = conditions::get(&st.conditions, t).unwrap();
+        assert_eq!((c.reason.as_str(), c.message.contains("i-1")), (reason, true), "{t}");
+    }
+    assert!(molecule_crds::kstatus::STALLED_REASONS.contains(&reason));
+    assert_eq!(phase(&v), WorkspacePhase::Failed);
 }
