@@ -102,10 +102,9 @@ pub trait Identities: Send + Sync {
     async fn policy(&self, role: &str, policy: &str) -> CloudResult<Option<String>>;
     /// Writes (creates or replaces) the inline policy `policy` of `role`.
     async fn put_policy(&self, role: &str, policy: &str, document: &str) -> CloudResult<()>;
-    /// The managed policy ARNs attached to `role`.
+    /// The managed policy ARNs attached to `role` (the operator attaches none; a delete detaches
+    /// what someone else attached).
     async fn attached(&self, role: &str) -> CloudResult<Vec<String>>;
-    /// Attaches the managed policy `arn` to `role` (attaching it twice is success).
-    async fn attach(&self, role: &str, arn: &str) -> CloudResult<()>;
     /// The instance profile named `name`, with its roles and tags; `None` when there is none.
     async fn profile(&self, name: &str) -> CloudResult<Option<Profile>>;
     /// Creates an instance profile with its path and tags (same caveat as [`Self::create_role`]).

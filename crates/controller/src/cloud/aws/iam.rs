@@ -202,13 +202,6 @@ impl Identities for Iam {
         Ok(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect())
     }
 
-    async fn attach(&self, role: &str, arn: &str) -> CloudResult<()> {
-        self.take().await;
-        let call = self.0.iam.attach_role_policy().role_name(role).policy_arn(arn);
-        call.send().await.map_err(|e| cloud_error(&e, "attach managed policy to role", role))?;
-        Ok(())
-    }
-
     async fn profile(&self, name: &str) -> CloudResult<Option<Profile>> {
         self.take().await;
         match self.0.iam.get_instance_profile().instance_profile_name(name).send().await {

@@ -113,16 +113,6 @@ impl Identities for FakeIdentities {
         })
     }
 
-    async fn attach(&self, role: &str, arn: &str) -> CloudResult<()> {
-        self.0.call(ops::ATTACH_ROLE_POLICY, "attach managed policy to role", role, None, |s| {
-            let r = s.iam_role_mut(role, "attach managed policy to role")?;
-            if !r.attached.iter().any(|a| a == arn) {
-                r.attached.push(arn.to_owned());
-            }
-            Ok(())
-        })
-    }
-
     async fn profile(&self, name: &str) -> CloudResult<Option<Profile>> {
         self.0.call(ops::GET_INSTANCE_PROFILE, "read instance profile", name, None, |s| {
             Ok(s.iam.profiles.get(name).cloned())

@@ -88,7 +88,6 @@ pub mod ops {
     pub const GET_ROLE_POLICY: &str = "GetRolePolicy";
     pub const PUT_ROLE_POLICY: &str = "PutRolePolicy";
     pub const LIST_ATTACHED_ROLE_POLICIES: &str = "ListAttachedRolePolicies";
-    pub const ATTACH_ROLE_POLICY: &str = "AttachRolePolicy";
     pub const GET_INSTANCE_PROFILE: &str = "GetInstanceProfile";
     pub const CREATE_INSTANCE_PROFILE: &str = "CreateInstanceProfile";
     pub const ADD_ROLE_TO_INSTANCE_PROFILE: &str = "AddRoleToInstanceProfile";

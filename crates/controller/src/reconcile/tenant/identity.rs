@@ -18,8 +18,27 @@ use crate::cloud::{CloudError, CloudResult, ErrorKind};
 
 /// The inline policy's name on both roles.
 pub const POLICY_NAME: &str = "molecule-tenant";
-/// The AWS managed policy the tenant VM's role carries (SSM agent: the in-place redeploy).
-pub const SSM_CORE: &str = "AmazonSSMManagedInstanceCore";
+/// What the SSM agent of the tenant VM needs for Run Command (the in-place redeploy): the
+/// agent's own channel actions of AWS's `AmazonSSMManagedInstanceCore`, inline, without its
+/// `ssm:GetParameter(s)` on every parameter of the account.
+pub const SSM_AGENT_ACTIONS: [&str; 16] = [
+    "ssm:UpdateInstanceInformation",
+    "ssm:ListInstanceAssociations",
+    "ssm:DescribeAssociation",
+    "ssm:UpdateInstanceAssociationStatus",
+    "ssm:GetDocument",
+    "ssm:DescribeDocument",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+];
 
 /// What the policy of one identity is built from.
 #[derive(Clone, Copy, Debug)]
@@ -68,14 +87,17 @@ pub fn policy(grant: &Grant<'_>, role_arn: &str) -> String {
             vec![tags::BOOT, tags::DISPLAY],
         ),
     };
-    json!({"Version": "2012-10-17", "Statement": [
-        {"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets},
-        {"Sid": "TagOwnInstance", "Effect": "Allow", "Action": "ec2:CreateTags",
+    let mut statements = vec![
+        json!({"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets}),
+        json!({"Sid": "TagOwnInstance", "Effect": "Allow", "Action": "ec2:CreateTags",
          "Resource": format!("arn:{partition}:ec2:{region}:{account}:instance/*"),
          "Condition": {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
-                       "ForAllValues:StringEquals": {"aws:TagKeys": keys}}}
-    ]})
-    .to_string()
+                       "ForAllValues:StringEquals": {"aws:TagKeys": keys}}}),
+    ];
+    if matches!(grant, Grant::Vm { .. }) {
+        statements.push(json!({"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"}));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
 /// (partition, account) of an IAM ARN (`arn:aws:iam::123456789012:role/x`); `("aws", "*")` when
@@ -151,13 +173,6 @@ pub async fn ensure(
     let document = policy(grant, &role.arn);
     if !iam.policy(&name, POLICY_NAME).await?.is_some_and(|d| same_document(&d, &document)) {
         iam.put_policy(&name, POLICY_NAME, &document).await?;
-    }
-    if use_ == IamUse::Vm {
-        let (partition, _) = arn_account(&role.arn);
-        let ssm = format!("arn:{partition}:iam::aws:policy/{SSM_CORE}");
-        if !iam.attached(&name).await?.contains(&ssm) {
-            iam.attach(&name, &ssm).await?;
-        }
     }
     let profile = match iam.profile(&name).await? {
         Some(p) => p,
