@@ -94,12 +94,15 @@ pub async fn run(
     forget: Vec<Arc<dyn crate::bounded::Prune>>,
 ) {
     let interval = settings.interval;
+    // A scan that stops making progress (a hung listing past its deadlines) fails /healthz.
+    let beat = crate::watchdog::global().register("orphan-scan", crate::watchdog::bound_for(interval, 8), true);
     let mut memory = Memory { forget, ..Memory::default() };
     loop {
         crate::reconcile::store_ready(&ctx.tenants).await;
         crate::reconcile::store_ready(&workspaces).await;
         let started = std::time::Instant::now();
         let (n, failed) = scan(&ctx, &workspaces, &mut memory, settings).await;
+        beat.progress();
         let failed: Vec<&str> = failed.iter().map(|s| s.label()).collect();
         tracing::info!(orphans = n, failed_sources = ?failed, took = ?started.elapsed(), "orphan scan finished");
         tokio::time::sleep(interval).await;
