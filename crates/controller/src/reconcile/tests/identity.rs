@@ -136,7 +136,7 @@ async fn a_terminated_instance_under_another_identity_is_lost() {
     assert_eq!(p.steps, vec![launch::Step::Record { attempt: 2, reason: launch::LaunchReason::Lost }]);
 }
 
-fn workspace(uid: &str, status: serde_json::Value) -> Workspace {
+fn workspace(uid: &str, status: &serde_json::Value) -> Workspace {
     let deleted = (jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1)).to_string();
     serde_json::from_value(serde_json::json!({
         "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
@@ -173,8 +173,9 @@ async fn a_delete_does_not_finish_while_its_instance_lives_under_another_identit
     let (ctx, _api) = testing::context(&fake).await;
     let r = reconciler(&ctx);
     let (i, sg, vol) = seed_owned(&fake, "d1", "molecule-other");
-    let status = serde_json::json!({"phase": "Terminating", "instanceId": i.id, "securityGroupId": sg, "dataVolumeId": vol});
-    let ws = workspace("d1", status);
+    let status =
+        serde_json::json!({"phase": "Terminating", "instanceId": i.id, "securityGroupId": sg, "dataVolumeId": vol});
+    let ws = workspace("d1", &status);
     ctx.main.cache.refresh().await.unwrap();
     for _ in 0..3 {
         let e = delete::cleanup(&ws, &r).await.expect_err("the finalizer must stay");
@@ -212,7 +213,7 @@ async fn a_delete_blocks_on_a_group_or_volume_under_another_identity() {
     let mut tags = testing::tags(&testing::workspace_owner("d2"));
     tags.insert(ENV.into(), "prod".into());
     let v = fake.seed_volume(&tags, None);
-    let ws = workspace("d2", serde_json::json!({"phase": "Terminating", "dataVolumeId": v.id}));
+    let ws = workspace("d2", &serde_json::json!({"phase": "Terminating", "dataVolumeId": v.id}));
     ctx.main.cache.refresh().await.unwrap();
     let e = delete::cleanup(&ws, &r).await.expect_err("the finalizer must stay");
     assert!(is_mismatch(&e, &v.id), "{e}");
@@ -221,7 +222,7 @@ async fn a_delete_blocks_on_a_group_or_volume_under_another_identity() {
 
 const T_UID: &str = "7a1c0f00-0000-4000-8000-00000000b0b0";
 
-fn tenant(status: serde_json::Value) -> Tenant {
+fn tenant(status: &serde_json::Value) -> Tenant {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",
         "metadata": {"name": "acme", "uid": T_UID}, "spec": {}, "status": status,
@@ -269,7 +270,7 @@ async fn an_erasure_does_not_complete_while_the_vm_lives_under_another_identity(
     tags.insert(MANAGED_BY.into(), "molecule-other".into());
     let vm = fake.seed_instance(InstanceSeed { tags, ..InstanceSeed::default() });
     ctx.main.cache.refresh().await.unwrap();
-    let t = tenant(serde_json::json!({"instanceId": vm.id}));
+    let t = tenant(&serde_json::json!({"instanceId": vm.id}));
     let (waited, done) = erase_rounds(&ctx, &fake, &t, 4).await;
     assert!(!done, "no completed receipt while the VM serves");
     assert_eq!(waited.last(), Some(&("TenantVm".to_owned(), format!("mismatch {}", vm.id))), "{waited:?}");
@@ -283,7 +284,7 @@ async fn an_erasure_does_not_complete_while_the_tunnel_and_cname_of_another_oper
     let other = crate::cloud::tags::Identity { operator_id: "molecule-other".into(), env: "test".into() };
     let tunnel = fake.seed_tunnel(&cloudflare::tunnel_name(&other, "acme")).unwrap();
     fake.seed_cf_record("CNAME", "acme.example.test", &cloudflare::target(&tunnel.id)).unwrap();
-    let t = tenant(serde_json::json!({"tunnelId": tunnel.id}));
+    let t = tenant(&serde_json::json!({"tunnelId": tunnel.id}));
     let (waited, done) = erase_rounds(&ctx, &fake, &t, 3).await;
     assert!(!done, "no completed receipt while the tunnel serves");
     assert_eq!(waited.last(), Some(&("Cloudflare".to_owned(), format!("mismatch {}", tunnel.id))), "{waited:?}");
