@@ -359,8 +359,8 @@ impl Erasure<'_> {
     }
 
     /// 7. The tenant's Workspace secrets (a sweep: the Workspace deletes removed theirs, this
-    /// catches any left by a crash or a retained Workspace), then the bootstrap bundle, each
-    /// deleted without a recovery window.
+    ///    catches any left by a crash or a retained Workspace), then the bootstrap bundle, each
+    ///    deleted without a recovery window.
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
         let (mut asked, mut left) =

@@ -39,7 +39,7 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
     status::admitted(&mut s.st, ws.metadata.generation, &s.now);
     let tenant_status = tenant.status.clone().unwrap_or_default();
     if s.st.launch.is_none()
-        && let Some((reason, message)) = tenant_gate(ctx, &tenant_status)
+        && let Some((reason, message)) = tenant_gate(&tenant_status)
     {
         return Ok(waiting_for_tenant(s, reason, &message));
     }
@@ -70,6 +70,7 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
         data_volume: data_volume.as_ref(),
         secret_arn: &secret_arn,
         tenant_hostname: tenant_status.hostname.as_deref(),
+        instance_profile: workspace_profile(&tenant_status),
         hostname: &host,
     };
     let out = instance(s, &machine).await;
@@ -193,16 +194,15 @@ async fn network_and_volume(
     Ok((sg, data_volume))
 }
 
+/// The instance profile the Tenant's Workspaces run under: the tenant's own Workspace identity,
+/// which may read this tenant's Workspace secrets only (never its bundle, never another tenant's).
+fn workspace_profile(tenant: &TenantStatus) -> Option<&str> {
+    tenant.identity.as_ref().and_then(|i| i.workspace.as_ref()).map(|w| w.instance_profile.as_str())
+}
+
 /// Why a Workspace may not launch yet although admitted: its Tenant has no bootstrap bundle or
-/// group yet, or the operator has no workspace instance profile to read the bundle with.
-fn tenant_gate(ctx: &Context, tenant: &TenantStatus) -> Option<(&'static str, String)> {
-    if ctx.settings.workspace_profile.is_none() {
-        return Some((
-            "InstanceProfileMissing",
-            "the operator has no EC2_WORKSPACE_IAM_PROFILE: a workspace could not read its tenant's bootstrap bundle"
-                .into(),
-        ));
-    }
+/// group yet, or no Workspace instance profile to read the Workspace's own secret with.
+fn tenant_gate(tenant: &TenantStatus) -> Option<(&'static str, String)> {
     if tenant.account.as_deref() == Some("canary") {
         return Some((
             "CanaryTenant",
@@ -211,14 +211,21 @@ fn tenant_gate(ctx: &Context, tenant: &TenantStatus) -> Option<(&'static str, St
                 .into(),
         ));
     }
+    let profile = workspace_profile(tenant);
     match (&tenant.secret_arn, &tenant.security_group_id) {
-        (Some(_), Some(_)) => None,
+        (Some(_), Some(_)) if profile.is_some() => None,
         // Waiting cannot help while the Tenant itself is stalled: say so (Stalled for kstatus).
         _ if conditions::is_true(&tenant.conditions, "Stalled") => {
             let c = conditions::get(&tenant.conditions, "Stalled");
             let (reason, msg) = c.map_or(("", ""), |c| (c.reason.as_str(), c.message.as_str()));
             Some(("TenantStalled", format!("the Tenant cannot be provisioned ({reason}): {msg}")))
         }
+        (Some(_), Some(_)) => Some((
+            "TenantIdentityPending",
+            "the Tenant has no Workspace instance profile yet (status.identity.workspace): a workspace could not \
+             read its own secret"
+                .into(),
+        )),
         _ => Some((
             "WaitingForTenant",
             "the Tenant has no bootstrap bundle and security group yet (status.secretArn, status.securityGroupId)"

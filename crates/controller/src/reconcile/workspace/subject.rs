@@ -33,6 +33,8 @@ pub struct Machine<'a> {
     pub secret_arn: &'a str,
     /// The tenant platform's hostname, once the Tenant has one (not a secret).
     pub tenant_hostname: Option<&'a str>,
+    /// The tenant's Workspace instance profile (status.identity.workspace of the Tenant).
+    pub instance_profile: Option<&'a str>,
     /// Its hostname.
     pub hostname: &'a str,
 }
@@ -76,7 +78,7 @@ impl Subject for Machine<'_> {
             image_id: c.ami_id.clone(),
             subnet_id: self.ctx.main.subnet_id.clone(),
             security_group_ids: vec![self.sg_id.to_owned()],
-            instance_profile: self.ctx.settings.workspace_profile.clone(),
+            instance_profile: self.instance_profile.map(str::to_owned),
             root_gb: c.root_gb,
             iops: c.iops,
             throughput_mi_bps: c.throughput_mi_bps,
