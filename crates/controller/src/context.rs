@@ -32,6 +32,8 @@ pub struct Settings {
     pub workspace_domain: String,
     /// How long a delete may wait on AWS before a condition names what blocks it.
     pub deprovision_deadline: Duration,
+    /// How long an instance may run without its bootstrap reporting before it is `BootTimedOut`.
+    pub boot_deadline: Duration,
     /// How often the fleet cache refreshes in steady state.
     pub refresh_interval: Duration,
     /// Workspaces reconciled at once.

@@ -179,6 +179,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         workspace_profile: args.workspace_instance_profile.clone(),
         workspace_domain: args.workspace_domain.clone(),
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
+        boot_deadline: std::time::Duration::from_secs(args.boot_deadline_seconds),
         refresh_interval: refresh,
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),

@@ -24,6 +24,7 @@ pub const STALLED_REASONS: &[&str] = &[
     "NotAdmitted",
     "TenantStalled",
     "BootFailed",
+    "BootTimedOut",
     "DeletionBlocked",
     "ErasureBlocked",
     "RecordNotOwned",

@@ -1,5 +1,6 @@
 //! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
 
+pub mod boot;
 pub mod groups;
 pub mod launch;
 pub mod paused;

@@ -93,6 +93,7 @@ pub async fn context(fake: &FakeCloud) -> (Arc<Context>, ApiStub) {
             workspace_profile: Some("workspace-profile".into()),
             workspace_domain: "ws.example.test".into(),
             deprovision_deadline: Duration::from_mins(10),
+            boot_deadline: Duration::from_mins(15),
             refresh_interval: Duration::from_secs(1),
             concurrency: 4,
             workspace_selector: None,

@@ -212,6 +212,12 @@ pub struct TenantStatus {
     /// called, so a crash between the two never launches a second VM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchRecord>,
+    /// The instance whose bootstrap did not report within the boot deadline
+    /// (`BOOT_DEADLINE_SECONDS`) and that was terminated to be relaunched once as the next
+    /// attempt. Set, a next instance that misses the deadline is kept, failed (`BootTimedOut`);
+    /// cleared once an instance's bootstrap reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_timed_out: Option<String>,
     /// The platform image the tenant VM runs now (set at launch and by each successful redeploy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

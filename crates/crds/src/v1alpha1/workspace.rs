@@ -322,6 +322,12 @@ pub struct WorkspaceStatus {
     /// The current launch: its idempotency token, attempt number and spec hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchRecord>,
+    /// The instance whose bootstrap did not report within the boot deadline
+    /// (`BOOT_DEADLINE_SECONDS`) and that was terminated to be relaunched once as the next
+    /// attempt. Set, a next instance that misses the deadline is kept, failed (`BootTimedOut`);
+    /// cleared once an instance's bootstrap reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_timed_out: Option<String>,
     /// What the defaults, display profile and catalog produced from `spec.compute`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<ResolvedCompute>,

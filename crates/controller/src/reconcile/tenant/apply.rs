@@ -162,9 +162,15 @@ async fn machine(
         boot: TenantBoot { hostname: host, region: &p.acct.region, bundle_arn: arn, image: &launch_image },
     };
     let owner = owner_of(t);
-    let (current, drifted) =
+    let (mut current, drifted) =
         vm::converge(ctx, &p.acct, t, &owner, &m, want_running, &mut s.st).await.map_err(failed_in("InstanceReady"))?;
+    let boot = if want_running {
+        vm::boot_deadline(ctx, &p.acct, t, &mut current, &mut s.st).await.map_err(failed_in("InstanceReady"))?
+    } else {
+        crate::reconcile::boot::Verdict::Fine
+    };
     status::instance(&mut s.st, current.as_ref(), want_running, drifted, t.metadata.generation, &s.now);
+    status::boot(&mut s.st, &boot, t.metadata.generation, &s.now);
     let mut requeue = STEADY_REQUEUE;
     if let Some(c) = current.as_ref().filter(|_| want_running)
         && let Some(w) =

@@ -104,6 +104,17 @@ pub fn instance(
     }
 }
 
+/// InstanceReady after the boot deadline's verdict: `BootTimedOut` (Stalled) once the relaunched
+/// VM missed it too, `Relaunching` while the first one goes.
+pub fn boot(st: &mut TenantStatus, v: &crate::reconcile::boot::Verdict, generation: Option<i64>, now: &str) {
+    use crate::reconcile::boot::Verdict;
+    match v {
+        Verdict::Failed(m) => set(st, "InstanceReady", false, "BootTimedOut", m.clone(), generation, now),
+        Verdict::Relaunch(m) => set(st, "InstanceReady", false, "Relaunching", m.clone(), generation, now),
+        Verdict::Fine => {}
+    }
+}
+
 /// What the tenant's admitted Workspaces use: those that passed admission or run an instance.
 pub fn usage<'a>(slug: &str, workspaces: impl Iterator<Item = &'a Workspace>) -> TenantUsage {
     workspaces

@@ -13,7 +13,7 @@ use crate::cloud::{Instance, InstanceState, LaunchRequest, Peer, Rule, SecurityG
 use crate::context::{Account, Context};
 use crate::reconcile::launch::{self, Env, Subject};
 use crate::reconcile::teardown::Blocker;
-use crate::reconcile::{Error, groups, publish};
+use crate::reconcile::{Error, boot, groups, publish};
 
 /// Root volume of the tenant VM: encrypted gp3, AWS's baseline performance.
 const ROOT_GB: u32 = 30;
@@ -263,4 +263,25 @@ async fn send_recorded(
     let note = format!("redeploying {} on tenant VM {} in place (SSM command {id}, {how})", r.image, vm.id);
     publish(ctx, &t.object_ref(&()), false, "Redeploying", note).await;
     Ok(Some(std::time::Duration::from_secs(2)))
+}
+
+/// The boot deadline of the VM ([`boot`]): terminated to be relaunched once as the next attempt
+/// (an Event says so; `current` is shown shutting down), the next one that misses it is kept,
+/// failed. The verdict goes to [`super::status::boot`].
+pub async fn boot_deadline(
+    ctx: &Context,
+    acct: &Account,
+    t: &Tenant,
+    current: &mut Option<Instance>,
+    st: &mut TenantStatus,
+) -> Result<boot::Verdict, Error> {
+    let deadline = (ctx.settings.boot_deadline, Timestamp::now());
+    let v = boot::enforce(acct.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, deadline, "tenant VM").await?;
+    if let boot::Verdict::Relaunch(m) = &v {
+        publish(ctx, &t.object_ref(&()), true, "BootTimedOut", m.clone()).await;
+        if let Some(c) = current.as_mut() {
+            c.state = InstanceState::ShuttingDown;
+        }
+    }
+    Ok(v)
 }

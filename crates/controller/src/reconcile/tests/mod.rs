@@ -3,6 +3,7 @@
 //! code as the operator, with AWS's semantics (ClientToken, listing lag, lifecycles) modelled by
 //! the fake, in seconds and without the e2e world.
 
+mod boot;
 mod bundle;
 mod dns;
 mod erasure;

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use kube::runtime::controller::Action;
 use molecule_crds::conditions;
 use molecule_crds::resolve::Resolved;
-use molecule_crds::v1alpha1::{PowerState, Tenant, TenantStatus, UpdatePolicy, Workspace, WorkspaceStatus};
+use molecule_crds::v1alpha1::{
+    PowerState, Tenant, TenantStatus, UpdatePolicy, Workspace, WorkspacePhase, WorkspaceStatus,
+};
 
 use super::controller::Reconciler;
 use super::scope::Scope;
@@ -21,7 +23,7 @@ use crate::cloud::{Instance, InstanceState, SecurityGroup, Volume};
 use crate::context::Context;
 use crate::metrics::KindReason;
 use crate::reconcile::launch::{self, Env, LaunchReason, Plan, Step};
-use crate::reconcile::{Error, Failure, failed_in};
+use crate::reconcile::{Error, Failure, boot, failed_in, publish};
 
 /// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
 pub const STEADY_REQUEUE: Duration = Duration::from_mins(5);
@@ -87,6 +89,8 @@ struct Launched {
     error: Option<Error>,
     wait: Option<Duration>,
     plan: Plan,
+    /// What the boot deadline said about `current`.
+    boot: boot::Verdict,
 }
 
 /// The instance: the launch protocol, planned from the fleet cache and executed.
@@ -109,8 +113,36 @@ async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>) -> Launched {
         scope.st.instance_id = Some(c.id.clone());
         scope.st.private_ip.clone_from(&c.private_ip);
     }
-    Launched { current, error, wait, plan }
+    let mut out = Launched { current, error, wait, plan, boot: boot::Verdict::Fine };
+    if want_running && out.error.is_none() {
+        boot_deadline(scope, &mut out).await;
+    }
+    out
 }
+
+/// The boot deadline ([`boot`]): an instance whose bootstrap has not reported in time is
+/// terminated to be relaunched once (an Event says so), the next one is reported failed.
+async fn boot_deadline(scope: &mut Scope<'_>, out: &mut Launched) {
+    let ctx = scope.ctx;
+    let deadline = (ctx.settings.boot_deadline, jiff::Timestamp::now());
+    let timed_out = &mut scope.st.boot_timed_out;
+    match boot::enforce(ctx.main.instances.as_ref(), out.current.as_ref(), timed_out, deadline, "instance").await {
+        Ok(v) => {
+            let new = conditions::get(&scope.old.conditions, "Ready").is_none_or(|c| c.reason != "BootTimedOut");
+            if let boot::Verdict::Relaunch(m) | boot::Verdict::Failed(m) = &v
+                && (new || matches!(v, boot::Verdict::Relaunch(_)))
+            {
+                publish(ctx, &scope.ws.object_ref(&()), true, "BootTimedOut", m.clone()).await;
+            }
+            if let (boot::Verdict::Relaunch(_), Some(c)) = (&v, out.current.as_mut()) {
+                c.state = InstanceState::ShuttingDown;
+            }
+            out.boot = v;
+        }
+        Err(e) => out.error = Some(e),
+    }
+}
+
 
 /// The record the instance calls for: its address once it has one, nothing while no instance is
 /// pending or running (a stopped or terminated instance's address may be another's next), and
@@ -163,6 +195,15 @@ async fn conclude(
     status::show_machine(&mut s.st, resolved, out.current.as_ref(), drifted, phase, &ctx.catalog);
     status::set_conditions(&mut s.st, &view, ws.metadata.generation, &s.now);
     s.st.phase = Some(phase);
+    let generation = ws.metadata.generation;
+    match &out.boot {
+        boot::Verdict::Failed(m) => {
+            status::set_failed(&mut s.st, &["InstanceReady"], "BootTimedOut", m, generation, &s.now);
+            s.st.phase = Some(WorkspacePhase::Failed);
+        }
+        boot::Verdict::Relaunch(m) => status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now),
+        boot::Verdict::Fine => {}
+    }
     match (out.error, out.wait) {
         (Some(e), _) => Err(e.into()),
         (None, Some(w)) => Ok(Action::requeue(requeue.min(w))),
@@ -303,7 +344,7 @@ mod tests {
             spot: true,
         });
         let error = error.then(|| Error::Waiting { what: "boom".into(), on: None, retry: Duration::from_secs(1) });
-        Launched { current, error, wait: None, plan: Plan::default() }
+        Launched { current, error, wait: None, plan: Plan::default(), boot: boot::Verdict::Fine }
     }
 
     #[test]
