@@ -46,6 +46,15 @@ pub struct AccountLabel {
     pub account: &'static str,
 }
 
+/// EC2 notifications read from an account's queue, by what became of them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    /// main or canary.
+    pub account: &'static str,
+    /// applied (written into the fleet cache, or about nothing we hold) or malformed (deleted).
+    pub outcome: &'static str,
+}
+
 /// One Cloudflare API call: what it was for and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CfCall {
@@ -112,6 +121,8 @@ pub struct Metrics {
     pub not_admitted: Family<KindReason, Counter>,
     /// Full refreshes of the fleet caches, by account.
     pub cache_refreshes: Family<AccountLabel, Counter>,
+    /// EC2 notifications read from the accounts' queues, by account and outcome.
+    pub cloud_events: Family<EventLabel, Counter>,
     /// Instances in the fleet caches, by account.
     pub cached_instances: Family<AccountLabel, Gauge>,
     /// 1 while this replica leads (always 1 without leader election).
@@ -161,6 +172,8 @@ impl Metrics {
         r.register("not_admitted", "Admission refusals by reason", not_admitted.clone());
         let cache_refreshes = Family::<AccountLabel, Counter>::default();
         r.register("fleet_cache_refreshes", "Full refreshes of the fleet cache", cache_refreshes.clone());
+        let cloud_events = Family::<EventLabel, Counter>::default();
+        r.register("ec2_events", "EC2 notifications read from the queue, by account and outcome", cloud_events.clone());
         let cached_instances = Family::<AccountLabel, Gauge>::default();
         r.register("fleet_cache_instances", "Instances in the fleet cache", cached_instances.clone());
         let leader = Gauge::default();
@@ -222,6 +235,7 @@ impl Metrics {
             relaunches,
             not_admitted,
             cache_refreshes,
+            cloud_events,
             cached_instances,
         }
     }

@@ -114,7 +114,7 @@ pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
         let _ = writeln!(env_file, "MOLECULE_TENANT_HOSTNAME={h}");
     }
     let data =
-        b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', ""))]));
+        b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', "")), ("VOLUME_ID", id)]));
     let display = b.display.map_or(String::new(), |d| {
         let template = match d.protocol {
             DisplayProtocol::Novnc => NOVNC,

@@ -213,3 +213,78 @@ fn workspace_user_data_parses_as_bash() {
         assert!(out.status.success(), "{protocol:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The data-volume fragment, run by bash under the bootstrap's `set -euo pipefail` against a
+/// device file, with blkid, mkfs.ext4, mount and mountpoint stubbed (they log their calls), then
+/// a line standing for the agent's start. Returns (exit status, calls, whether the agent started).
+fn run_data_volume(device: &[u8], blkid_exit: u8, mounted: bool) -> (bool, String, bool) {
+    let dir = std::env::temp_dir().join(format!("molecule-dv-{}-{blkid_exit}-{mounted}-{}", std::process::id(), device.len()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (bin, mnt, dev) = (dir.join("bin"), dir.join("mnt"), dir.join("dev"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(&dev, device).unwrap();
+    let log = dir.join("calls");
+    let stub = |name: &str, code: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/bash\necho \"{name} $*\" >> '{}'\n{code}\n", log.display())).unwrap();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&p, perm).unwrap();
+    };
+    stub("blkid", &format!("exit {blkid_exit}"));
+    stub("mkfs.ext4", "exit 0");
+    stub("mount", "exit 0");
+    stub("mountpoint", if mounted { "exit 0" } else { "exit 1" });
+    stub("chown", "exit 0");
+    let fragment = fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", "vol0abc"), ("VOLUME_ID", "vol-0abc")])
+        // The test's device is a file, and the mount point and fstab are the test's own.
+        .replace("[ -b \"$dev\" ]", "[ -e \"$dev\" ]")
+        .replace("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0abc", &dev.display().to_string())
+        .replace("DATA_MNT=/home/agent", &format!("DATA_MNT='{}'", mnt.display()))
+        .replace("/etc/fstab", &dir.join("fstab").display().to_string());
+    std::fs::write(dir.join("fstab"), "").unwrap();
+    let script = format!("set -euo pipefail\nexport PATH='{}':$PATH\n{fragment}\necho AGENT-STARTED\n", bin.display());
+    let out = std::process::Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let started = String::from_utf8_lossy(&out.stdout).contains("AGENT-STARTED");
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.success(), calls, started)
+}
+
+/// Issue 13: `blkid || mkfs.ext4` reformatted a volume whose superblock blkid failed to read.
+#[test]
+fn a_data_volume_is_formatted_only_when_blank() {
+    let blank = vec![0_u8; 2 << 20];
+    let (ok, calls, started) = run_data_volume(&blank, 2, true);
+    assert!(ok && started, "{calls}");
+    assert!(calls.contains("mkfs.ext4 -q -L molecule-data"), "a blank volume is formatted: {calls}");
+
+    let mut data = vec![0_u8; 2 << 20];
+    data[4096] = 0x53;
+    let (ok, calls, started) = run_data_volume(&data, 2, true);
+    assert!(!ok && !started, "no signature but not blank: stop");
+    assert!(!calls.contains("mkfs"), "never formats a device that holds something: {calls}");
+
+    let (ok, calls, started) = run_data_volume(&blank, 4, true);
+    assert!(!ok && !started, "blkid failed to read it");
+    assert!(!calls.contains("mkfs"), "{calls}");
+
+    let (ok, calls, started) = run_data_volume(&data, 0, true);
+    assert!(ok && started && !calls.contains("mkfs"), "a filesystem is mounted as it is: {calls}");
+}
+
+/// Issue 13: the agent started on the root disk when /home/agent was not mounted.
+#[test]
+fn the_agent_does_not_start_without_the_data_volume_mounted() {
+    let (ok, calls, started) = run_data_volume(&[1_u8; 4096], 0, false);
+    assert!(!ok, "{calls}");
+    assert!(!started, "the agent must not start on the root disk");
+    assert!(calls.contains("mount -a") && calls.contains("mountpoint -q"), "{calls}");
+}
+
+#[test]
+fn a_formatted_volume_is_marked_with_its_id() {
+    let frag = fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", "vol0abc"), ("VOLUME_ID", "vol-0abc")]);
+    assert!(frag.contains("vol-0abc formatted") && frag.contains(".molecule-formatted"));
+    assert!(!frag.contains("{{"));
+}

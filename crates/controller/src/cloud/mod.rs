@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cached;
 pub mod cloudflare;
 pub mod commands;
+pub mod events;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod guard;

@@ -82,7 +82,9 @@ pub fn stale(last_refresh: Option<Timestamp>, refresh: Duration, now: Timestamp)
 }
 
 fn ec2(ctx: &Context, acct: &Account) -> Result<Vec<Item>, String> {
-    match stale(acct.cache.last_refresh(), ctx.settings.refresh_interval, Timestamp::now()) {
+    // Fed by EC2 notifications, the cache lists only every resync and is no staler for it.
+    let interval = acct.cache.resync().unwrap_or(ctx.settings.refresh_interval);
+    match stale(acct.cache.last_refresh(), interval, Timestamp::now()) {
         Some(why) => Err(why),
         None => Ok(gather::ec2(acct)),
     }

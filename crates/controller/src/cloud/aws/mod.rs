@@ -9,6 +9,7 @@ pub mod iam;
 pub mod limiter;
 pub mod network;
 pub mod secrets;
+pub mod sqs;
 pub mod ssm;
 pub mod volumes;
 
@@ -156,6 +157,8 @@ pub struct Aws {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// SSM (Run Command).
     pub ssm: aws_sdk_ssm::Client,
+    /// SQS (the queue of EC2 notifications, when one is configured).
+    pub sqs: aws_sdk_sqs::Client,
     /// Rate limits shared by every call of this account.
     pub limiter: Arc<Limiter>,
 }
@@ -213,6 +216,9 @@ impl Aws {
             ),
             ssm: aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(shared).interceptor(Fence).interceptor(counter()).build(),
             ),
             limiter,
         }

@@ -21,6 +21,7 @@ mod faults;
 mod iam;
 mod network;
 mod platform;
+pub mod queue;
 mod seed;
 mod state;
 #[cfg(test)]
