@@ -21,6 +21,7 @@ pub const PAUSED_ANNOTATION: &str = "moleculesai.app/paused";
 
 /// `Ready=False` reasons that waiting cannot fix: only a spec change or an operator action can.
 pub const STALLED_REASONS: &[&str] = &[
+    "VolumeZoneMismatch",
     "NotAdmitted",
     "TenantStalled",
     "BootFailed",

@@ -15,9 +15,9 @@ pub use tenant::{
     TenantPhase, TenantQuotas, TenantSpec, TenantStatus, TenantUsage,
 };
 pub use workspace::{
-    ComputeSpec, DeletionPolicy, DisplaySpec, DisplayStatus, DisplayStatusSpec, ENV_MAX_BYTES, LaunchRecord,
-    NetworkSpec, OsSpec, ResolvedCompute, UpdatePolicy, VolumeSpec, Workspace, WorkspacePhase, WorkspaceSpec,
-    WorkspaceStatus,
+    ComputeSpec, DataVolumeRecord, DeletionPolicy, DisplaySpec, DisplayStatus, DisplayStatusSpec, ENV_MAX_BYTES,
+    LaunchRecord, NetworkSpec, OsSpec, ResolvedCompute, UpdatePolicy, VolumeSpec, Workspace, WorkspacePhase,
+    WorkspaceSpec, WorkspaceStatus,
 };
 
 /// The API group of both kinds.

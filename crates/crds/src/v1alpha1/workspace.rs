@@ -295,7 +295,8 @@ pub struct WorkspaceStatus {
     /// The metadata.generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Admitted, InstanceReady, NetworkReady, DnsReady, DisplayReady, Drifted and Ready.
+    /// Admitted, InstanceReady, NetworkReady, DnsReady, DisplayReady, DataVolumeReady, Drifted and
+    /// Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -314,6 +315,10 @@ pub struct WorkspaceStatus {
     /// ID of the persistent data volume, when `dataGb` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_id: Option<String>,
+    /// The data volume's CreateVolume: its idempotency token and generation, written before the
+    /// call (a volume deleted outside the operator is replaced by the next generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume_record: Option<DataVolumeRecord>,
     /// ARN of the Workspace's own Secrets Manager secret (its token for the tenant platform and
     /// its display password; never a value of the tenant's bundle). Created before the first
     /// launch, read by the instance at boot with its instance profile, deleted with the Workspace.
@@ -337,6 +342,21 @@ pub struct WorkspaceStatus {
     /// Desktop state, for display-enabled Workspaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display: Option<DisplayStatus>,
+}
+
+/// One CreateVolume of a Workspace's data volume. Written before the call, so a create retried
+/// after a crash repeats the token and AWS returns the same volume.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataVolumeRecord {
+    /// EC2 ClientToken of the CreateVolume, derived from the Workspace uid and the generation.
+    pub token: String,
+    /// Generation, starting at 1 (0: a volume created before generations were recorded); a
+    /// volume deleted outside the operator is replaced by generation + 1.
+    pub generation: u32,
+    /// When CreateVolume returned the volume (RFC 3339); unset until it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// One launch of a Workspace's instance. Written before RunInstances is called, so a crash can

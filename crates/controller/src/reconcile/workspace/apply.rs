@@ -27,6 +27,8 @@ use crate::reconcile::{Error, Failure, boot, failed_in, publish};
 
 /// Requeue of a converged Workspace: reads come from the cache, so this costs no AWS call.
 pub const STEADY_REQUEUE: Duration = Duration::from_mins(5);
+/// Requeue while the data volume moves to the current instance.
+const VOLUME_POLL: Duration = Duration::from_secs(2);
 
 /// The apply path: observe, plan, apply; the caller's scope writes the status.
 pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failure> {
@@ -46,7 +48,9 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
         return Ok(waiting_for_tenant(s, reason, &message));
     }
     // Network and data volume come before the instance that needs them.
-    let (sg, data_volume) = network_and_volume(ctx, ws, &owner, &resolved, &tenant_status, &s.st).await?;
+    let (sg, data_volume) = network_and_volume(ctx, ws, &owner, &resolved, &tenant_status, &mut s.st).await?;
+    // A data volume in another zone than the subnet: no launch or attach there can succeed.
+    let zone = data_volume.as_ref().and_then(|v| volume::zone_mismatch(v, &ctx.main.zone));
     s.st.security_group_id = Some(sg.id.clone());
     s.st.data_volume_id = data_volume.as_ref().map(|v| v.id.clone());
     // The Workspace's own secret (never the tenant's bundle), before the instance that reads it.
@@ -75,10 +79,10 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
         instance_profile: workspace_profile(&tenant_status),
         hostname: &host,
     };
-    let out = instance(s, &machine).await;
+    let out = instance(s, &machine, zone.is_some()).await;
     let dns_state = dns::step(ctx, &owner, &host, dns_want(&out), &s.old).await;
     s.st.hostname = Some(host);
-    conclude(s, r, &resolved, data_volume.as_ref(), out, dns_state).await
+    conclude(s, r, &resolved, (data_volume.as_ref(), zone), out, dns_state).await
 }
 
 /// What the launch protocol left: the instance afterwards, an error kept for status and requeue
@@ -93,14 +97,15 @@ struct Launched {
     boot: boot::Verdict,
 }
 
-/// The instance: the launch protocol, planned from the fleet cache and executed.
-async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>) -> Launched {
+/// The instance: the launch protocol, planned from the fleet cache and executed (without launch
+/// and attach while `hold`: the data volume is in another zone).
+async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>, hold: bool) -> Launched {
     let ctx = scope.ctx;
     let env = Env { account: &ctx.main, identity: &ctx.identity, failpoints: &ctx.failpoints, metrics: &ctx.metrics };
     let want_running = scope.ws.spec.state == PowerState::Running;
     let replace = replace_allowed(scope.ws, &scope.st);
     let plan = launch::plan_for(&env, machine, &mut scope.st, want_running, replace).await;
-    let steps = plan.steps.clone();
+    let steps = if hold { volume::held_back(plan.steps.clone()) } else { plan.steps.clone() };
     let (current, error, wait) =
         match launch::exec::run(&env, machine, &mut scope.st, steps, plan.current.clone()).await {
             Ok(c) => (c, None, None),
@@ -163,14 +168,24 @@ async fn conclude(
     s: &mut Scope<'_>,
     r: &Reconciler,
     resolved: &Resolved,
-    data_volume: Option<&Volume>,
-    out: Launched,
+    (data_volume, mut zone): (Option<&Volume>, Option<String>),
+    mut out: Launched,
     dns: DnsState,
 ) -> Result<Action, Failure> {
     let (ctx, ws) = (s.ctx, s.ws);
     let want_running = ws.spec.state == PowerState::Running;
     let ready = out.current.as_ref().is_some_and(|c| c.tag(crate::cloud::tags::BOOT) == Some("ready"));
     let mut requeue = if want_running && ready { STEADY_REQUEUE } else { ctx.settings.refresh_interval * 2 };
+    // An attach refused for its zone is a state to report (Stalled), not an error to back off on.
+    if let Some(m) = out.error.as_ref().and_then(|e| volume::zone_error(e, data_volume)) {
+        (zone, out.error) = (Some(m), None);
+    }
+    let uid = owner_of(ws).uid;
+    let volume = volume::state(ctx, &uid, data_volume, out.current.as_ref(), resolved.compute.data_gb, zone);
+    if want_running && matches!(volume, status::VolumeState::Moving { .. }) {
+        // The attach follows the detach or the predecessor's end: look again soon.
+        requeue = requeue.min(VOLUME_POLL);
+    }
     let replacing_now = out.plan.steps.iter().any(|s| matches!(s, Step::Record { reason: LaunchReason::Replace, .. }));
     let drifted = out.plan.drifted && !replacing_now;
     let drift_msg = drifted.then(|| {
@@ -187,6 +202,7 @@ async fn conclude(
         drift: drift_msg,
         error: out.error.as_ref().map(ToString::to_string),
         mismatch: out.plan.mismatch.as_ref().map(ToString::to_string),
+        volume,
     };
     s.st.display =
         display::desktop(ctx, &r.leases, ws, &view, &mut requeue).await.map_err(failed_in("DisplayReady"))?;
@@ -219,7 +235,7 @@ async fn network_and_volume(
     owner: &Owner,
     resolved: &Resolved,
     tenant: &TenantStatus,
-    st: &WorkspaceStatus,
+    st: &mut WorkspaceStatus,
 ) -> Result<(SecurityGroup, Option<Volume>), Failure> {
     // A canary tenant's group lives in another account: it cannot be a rule's source here.
     let tenant_sg = tenant.security_group_id.as_deref().filter(|_| tenant.account.as_deref() != Some("canary"));
@@ -227,9 +243,7 @@ async fn network_and_volume(
         .await
         .map_err(failed_in("NetworkReady"))?;
     let data_volume = match resolved.compute.data_gb {
-        Some(gb) => Some(
-            volume::ensure(ctx, owner, gb, st.data_volume_id.as_deref()).await.map_err(failed_in("InstanceReady"))?,
-        ),
+        Some(gb) => Some(volume::ensure(ctx, ws, owner, gb, st).await.map_err(failed_in("InstanceReady"))?),
         None => None,
     };
     Ok((sg, data_volume))
@@ -314,6 +328,7 @@ fn not_admitted(s: &mut Scope<'_>, rej: &molecule_crds::reasons::Rejection) -> A
         drift: None,
         error: None,
         mismatch: None,
+        volume: status::VolumeState::None,
     };
     status::set_conditions(&mut s.st, &v, s.ws.metadata.generation, &s.now);
     if s.st.launch.is_none() {

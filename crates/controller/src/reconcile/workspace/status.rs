@@ -45,9 +45,73 @@ pub struct View<'a> {
     pub drift: Option<String>,
     /// The last step's failure, for the Ready message.
     pub error: Option<String>,
+    /// The data volume, as it stands after the reconcile's steps.
+    pub volume: VolumeState,
     /// The instance in status lives under another identity (`launch::verify`): said in
     /// InstanceReady and Ready with reason IdentityMismatch.
     pub mismatch: Option<String>,
+}
+
+/// The data volume as the status tells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum VolumeState {
+    /// The Workspace has no data volume.
+    #[default]
+    None,
+    /// Attached to the current instance: its size and the size the spec asks (0: unknown).
+    Attached {
+        /// Volume ID.
+        id: String,
+        /// Its size in GiB.
+        size_gb: u32,
+        /// `dataGb`.
+        want_gb: u32,
+    },
+    /// Not attached to the current instance (yet): held by another instance, or free.
+    Moving {
+        /// Volume ID.
+        id: String,
+        /// The instance that still holds it.
+        holder: Option<String>,
+    },
+    /// In another zone than the subnet: no instance there can attach it (what to do).
+    ZoneMismatch(String),
+}
+
+/// The reason that says a data volume is in another availability zone (Stalled).
+pub const ZONE_MISMATCH_REASON: &str = "VolumeZoneMismatch";
+
+/// DataVolumeReady: (ok, reason, message); `ok` is whether Ready may be True.
+fn volume_condition(v: &View<'_>) -> (bool, bool, &'static str, String) {
+    let current = v.current.map_or("", |c| c.id.as_str());
+    match &v.volume {
+        VolumeState::None => (true, true, "NoDataVolume", "spec.compute.volume.dataGb is not set".to_owned()),
+        VolumeState::Attached { id, size_gb, want_gb } if size_gb != want_gb && *size_gb > 0 && *want_gb > 0 => (
+            false,
+            true,
+            "SizeNotApplied",
+            format!(
+                "data volume {id} has {size_gb} GB and stays so: spec.compute.volume.dataGb asks {want_gb}, but the \
+                 operator does not resize data volumes (see docs/api.md, Data volume)"
+            ),
+        ),
+        VolumeState::Attached { id, .. } => {
+            (true, true, "Attached", format!("data volume {id} is attached to {current}"))
+        }
+        VolumeState::Moving { id, .. } if !v.want_running => {
+            (false, true, "Stopped", format!("the workspace is stopped: data volume {id} is kept"))
+        }
+        VolumeState::Moving { id, holder: Some(h) } if h != current => (
+            false,
+            false,
+            "VolumeMoving",
+            format!("data volume {id} is still attached to {h}: it moves to {current} once {h} releases it"),
+        ),
+        VolumeState::Moving { id, .. } => {
+            (false, false, "VolumeAttaching", format!("data volume {id} is being attached to {current}"))
+        }
+        VolumeState::ZoneMismatch(m) => (false, false, ZONE_MISMATCH_REASON, m.clone()),
+    }
 }
 
 fn boot(i: &Instance) -> Option<&str> {
@@ -70,7 +134,10 @@ pub fn phase(v: &View<'_>) -> WorkspacePhase {
     };
     match (c.state, v.want_running) {
         (InstanceState::Running, true) => match boot(c) {
-            Some("ready") => WorkspacePhase::Running,
+            // Running once the data volume is on it too (a replacement moves it after the boot).
+            Some("ready") if matches!(v.volume, VolumeState::None | VolumeState::Attached { .. }) => {
+                WorkspacePhase::Running
+            }
             Some("failed") => WorkspacePhase::Failed,
             _ => WorkspacePhase::Provisioning,
         },
@@ -189,11 +256,15 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
     put(cond("DnsReady", dns_ok, dns_reason, dns_msg.clone(), generation, now));
     let (disp_ok, disp_reason, disp_msg) = display_condition(v);
     put(cond("DisplayReady", disp_ok, disp_reason, disp_msg, generation, now));
+    // Ready needs the data volume on the current instance: during a replacement it is still on
+    // the predecessor (or between the two) after the new instance boots.
+    let (vol_cond, vol_ok, vol_reason, vol_msg) = volume_condition(v);
+    put(cond("DataVolumeReady", vol_cond, vol_reason, vol_msg.clone(), generation, now));
     put(match &v.drift {
         Some(m) => cond("Drifted", true, "SpecChanged", m.clone(), generation, now),
         None => cond("Drifted", false, "InSync", "the instance matches spec.compute", generation, now),
     });
-    let ready = !v.replacing && inst_ok && dns_ok && disp_ok;
+    let ready = !v.replacing && inst_ok && dns_ok && disp_ok && vol_ok;
     put(if ready {
         cond("Ready", true, "Ready", "the workspace is running and reachable", generation, now)
     } else if let Some(m) = &v.mismatch {
@@ -205,8 +276,12 @@ pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option
     } else {
         let (reason, msg) = if v.replacing {
             ("Replacing", "a new instance is replacing the old one".to_owned())
+        } else if matches!(v.volume, VolumeState::ZoneMismatch(_)) {
+            (vol_reason, vol_msg)
         } else if !inst_ok {
             (inst_reason, inst_msg)
+        } else if !vol_ok {
+            (vol_reason, vol_msg)
         } else if !dns_ok {
             (dns_reason, dns_msg)
         } else {

@@ -32,6 +32,7 @@ fn view(current: Option<&Instance>) -> View<'_> {
         drift: None,
         error: None,
         mismatch: None,
+        volume: VolumeState::None,
     }
 }
 
@@ -105,6 +106,67 @@ fn a_stopped_workspace_pays_only_its_volumes() {
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Running), "0.1796");
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopping), "0.1796");
     assert_eq!(hourly_usd(total, instance, WorkspacePhase::Stopped), "0.0132", "storage only");
+}
+
+fn reason(st: &WorkspaceStatus, t: &str) -> String {
+    conditions::get(&st.conditions, t).map(|c| c.reason.clone()).unwrap_or_default()
+}
+
+#[test]
+fn ready_needs_the_data_volume_on_the_current_instance() {
+    // The replacement booted (boot=ready), its predecessor is terminating (not `replacing` any
+    // more), but the data volume is still on the old instance, then free: not Ready (issue 13).
+    let up = running(Some("ready"), None);
+    let mut st = WorkspaceStatus::default();
+    let mut v = view(Some(&up));
+    v.volume = VolumeState::Moving { id: "vol-1".into(), holder: Some("i-0".into()) };
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(!ready(&st));
+    assert_eq!(reason(&st, "Ready"), "VolumeMoving");
+    assert_eq!(reason(&st, "DataVolumeReady"), "VolumeMoving");
+    assert_eq!(phase(&v), WorkspacePhase::Provisioning, "not Running before the volume is on it");
+    v.volume = VolumeState::Moving { id: "vol-1".into(), holder: None };
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(!ready(&st));
+    assert_eq!(reason(&st, "Ready"), "VolumeAttaching");
+    v.volume = VolumeState::Attached { id: "vol-1".into(), size_gb: 10, want_gb: 10 };
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(ready(&st));
+    assert!(conditions::is_true(&st.conditions, "DataVolumeReady"));
+    assert_eq!(phase(&v), WorkspacePhase::Running);
+}
+
+#[test]
+fn a_data_volume_in_another_zone_stalls_with_what_to_do() {
+    let up = running(Some("ready"), None);
+    let mut st = WorkspaceStatus::default();
+    let mut v = view(Some(&up));
+    v.volume = VolumeState::ZoneMismatch("set EC2_SUBNET_ID back".into());
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert_eq!(reason(&st, "Ready"), ZONE_MISMATCH_REASON);
+    let stalled = molecule_crds::kstatus::stalled(&st.conditions);
+    assert_eq!(stalled, Some((ZONE_MISMATCH_REASON.to_owned(), "set EC2_SUBNET_ID back".to_owned())));
+    // Even with no instance yet (the launch is held back): the zone is the news, not "Launching".
+    let mut st = WorkspaceStatus::default();
+    v.current = None;
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert_eq!(reason(&st, "Ready"), ZONE_MISMATCH_REASON);
+}
+
+#[test]
+fn a_data_gb_change_is_reported_not_hidden() {
+    let up = running(Some("ready"), None);
+    let mut st = WorkspaceStatus::default();
+    let mut v = view(Some(&up));
+    v.volume = VolumeState::Attached { id: "vol-1".into(), size_gb: 10, want_gb: 20 };
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert!(ready(&st), "the workspace runs with its volume");
+    assert_eq!(reason(&st, "DataVolumeReady"), "SizeNotApplied");
+    let msg = conditions::get(&st.conditions, "DataVolumeReady").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(msg.contains("10 GB") && msg.contains("20"), "{msg}");
+    v.volume = VolumeState::None;
+    set_conditions(&mut st, &v, Some(1), "t");
+    assert_eq!(reason(&st, "DataVolumeReady"), "NoDataVolume");
 }
 
 #[test]
