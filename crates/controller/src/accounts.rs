@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::cloud::aws::Aws;
 use crate::cloud::cache::FleetCache;
 use crate::cloud::cached::CachedClients;
+use crate::cloud::events::Consumer;
 use crate::cloud::guard::LaunchGuard;
 use crate::cloud::tags::Identity;
 use crate::cloud::{self, CloudResult, ErrorKind};
@@ -42,6 +43,26 @@ pub struct Place {
     pub ami: Option<String>,
 }
 
+/// How an account's fleet cache learns of changes: listing every `refresh`, or, with a queue of
+/// EC2 notifications, from the queue with a listing every `resync` (and on request, and while an
+/// instance settles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Polling {
+    /// Seconds between listings without a queue (and while an instance settles with one).
+    pub refresh: Duration,
+    /// The SQS queue EventBridge writes the account's EC2 notifications to.
+    pub queue_url: Option<String>,
+    /// The safety resync with a queue.
+    pub resync: Duration,
+}
+
+impl Polling {
+    /// Listing every `refresh`, no queue.
+    pub fn every(refresh: Duration) -> Self {
+        Self { refresh, queue_url: None, resync: refresh }
+    }
+}
+
 /// The next wait of a capped exponential backoff.
 fn next(delay: Duration, max: Duration) -> Duration {
     (delay * 2).min(max)
@@ -70,14 +91,14 @@ where
 /// Opens an account: its network facts (waiting out throttling and 5xx), its clients written
 /// through to its fleet cache, and a first full listing (nothing is decided before it: a launch
 /// protocol that trusted an empty cache after a restart would launch twice). The cache then
-/// refreshes every `refresh`. A `patient` open waits out throttling and transient errors (the main
+/// refreshes as `polling` says (with a queue, its consumer starts too). A `patient` open waits out throttling and transient errors (the main
 /// account, without which nothing runs); an impatient one returns them (the caller retries).
 pub async fn open(
     aws: Aws,
     place: Place,
     identity: &Identity,
     metrics: &Metrics,
-    refresh: Duration,
+    polling: &Polling,
     patient: bool,
 ) -> CloudResult<Arc<Account>> {
     let facts = format!("reading the VPC and subnet of the {} account", place.name);
@@ -87,7 +108,8 @@ pub async fn open(
     let network: Arc<dyn cloud::Network> =
         Arc::new(cloud::aws::network::Ec2Network::new(aws.clone(), place.vpc_id.clone()));
     let volumes: Arc<dyn cloud::Volumes> = Arc::new(cloud::aws::volumes::Ec2Volumes(aws.clone()));
-    let cache = Arc::new(FleetCache::new(place.name, identity.filter(), instances, network, volumes, metrics.clone()));
+    let cache =
+        Arc::new(FleetCache::new(place.name, identity.filter(), instances.clone(), network, volumes, metrics.clone()));
     let listing = format!("the first fleet listing of the {} account", place.name);
     let fill = || async {
         let r = cache.refresh().await;
@@ -102,7 +124,14 @@ pub async fn open(
         fill().await?;
     }
     watchdog::global().set_account(place.name, Ok(()));
-    tokio::spawn(cache.clone().run(refresh));
+    if let Some(url) = &polling.queue_url {
+        cache.feed_events(polling.resync);
+        let queue = Arc::new(cloud::aws::sqs::SqsQueue::new(aws.clone(), url.clone()));
+        let consumer = Consumer::new(place.name, queue, instances, cache.clone(), metrics.clone());
+        tracing::info!(account = place.name, resync = ?polling.resync, "EC2 notifications feed the fleet cache");
+        tokio::spawn(consumer.run());
+    }
+    tokio::spawn(cache.clone().run(polling.refresh));
     let clients = CachedClients::of(&cache);
     Ok(Arc::new(Account {
         name: place.name,
@@ -235,7 +264,7 @@ pub async fn keep_opening<C, CF>(
     place: Place,
     identity: Identity,
     metrics: Metrics,
-    refresh: Duration,
+    polling: Polling,
 ) where
     C: Fn() -> CF,
     CF: Future<Output = Aws>,
@@ -243,7 +272,7 @@ pub async fn keep_opening<C, CF>(
     watchdog::global().set_account(place.name, Err(format!("the {} account is being connected", place.name)));
     let mut delay = RETRY_FIRST;
     loop {
-        match open(connect().await, place.clone(), &identity, &metrics, refresh, false).await {
+        match open(connect().await, place.clone(), &identity, &metrics, &polling, false).await {
             Ok(acct) => {
                 tracing::info!(account = place.name, region = %place.region, "account usable");
                 slot.set(Ok(acct));

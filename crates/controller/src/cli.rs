@@ -180,6 +180,17 @@ pub struct RunArgs {
     /// instances, security groups and volumes). Boot and display progress is seen this often.
     #[arg(long, env = "CLOUD_REFRESH_SECONDS", default_value_t = 15)]
     pub cloud_refresh_seconds: u64,
+    /// SQS queue an EventBridge rule fills with the main account's EC2 state-change (and tag
+    /// change) notifications: the fleet cache then lists only every CLOUD_RESYNC_SECONDS.
+    #[arg(long, env = "EC2_EVENTS_QUEUE_URL")]
+    pub ec2_events_queue_url: Option<String>,
+    /// The same queue of the canary account.
+    #[arg(long, env = "CANARY_EC2_EVENTS_QUEUE_URL")]
+    pub canary_ec2_events_queue_url: Option<String>,
+    /// Seconds between safety listings of an account whose EC2 notifications come from a queue
+    /// (a lost notification is seen at the latest this long after).
+    #[arg(long, env = "CLOUD_RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cloud_resync_seconds: u64,
     /// Client-side limit of EC2 Describe calls per second (0: none).
     #[arg(long, env = "AWS_DESCRIBE_RATE", default_value_t = 20.0)]
     pub aws_describe_rate: f64,

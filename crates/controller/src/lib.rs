@@ -162,9 +162,10 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         eic_sg: args.eic_endpoint_sg_id.clone(),
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
     };
+    let main_polling = polling(&args, false);
     let main = tokio::select! {
         // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
-        opened = accounts::open(aws.clone(), main_place, &identity, &metrics, refresh, true) => {
+        opened = accounts::open(aws.clone(), main_place, &identity, &metrics, &main_polling, true) => {
             opened.map_err(|e| Error::Config(e.to_string()))?
         }
         () = shutdown.clone() => {
@@ -172,7 +173,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
             return Ok(());
         }
     };
-    let canary = open_canary(&args, &identity, &metrics, refresh);
+    let canary = open_canary(&args, &identity, &metrics, polling(&args, true));
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
     let settings = context::Settings {
@@ -309,7 +310,7 @@ fn open_canary(
     args: &cli::RunArgs,
     identity: &cloud::tags::Identity,
     metrics: &metrics::Metrics,
-    refresh: std::time::Duration,
+    polling: accounts::Polling,
 ) -> Arc<accounts::Slot> {
     let (Some(role), Some(region), Some(vpc), Some(subnet)) =
         (&args.canary_role_arn, &args.canary_region, &args.canary_vpc_id, &args.canary_subnet_id)
@@ -331,8 +332,18 @@ fn open_canary(
         let (role, region, m) = (role.clone(), region.clone(), m.clone());
         async move { cloud::aws::Aws::assume(&role, &region, rates, &m).await }
     };
-    tokio::spawn(accounts::keep_opening(slot.clone(), connect, place, identity.clone(), metrics.clone(), refresh));
+    tokio::spawn(accounts::keep_opening(slot.clone(), connect, place, identity.clone(), metrics.clone(), polling));
     slot
+}
+
+/// How the main (or canary) account's fleet cache learns of changes (its queue, if any).
+fn polling(args: &cli::RunArgs, canary: bool) -> accounts::Polling {
+    let queue = if canary { &args.canary_ec2_events_queue_url } else { &args.ec2_events_queue_url };
+    accounts::Polling {
+        refresh: std::time::Duration::from_secs(args.cloud_refresh_seconds.max(1)),
+        queue_url: queue.clone().filter(|q| !q.is_empty()),
+        resync: std::time::Duration::from_secs(args.cloud_resync_seconds),
+    }
 }
 
 /// The Cloudflare client, when its settings are complete (else Tenants say so in TunnelReady).

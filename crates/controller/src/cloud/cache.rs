@@ -19,6 +19,9 @@ use super::tags::{OWNER, OWNER_KIND, OWNER_UID, TENANT};
 use super::{CloudResult, Instance, Instances, Network, SecurityGroup, Volume, Volumes};
 use crate::metrics::Metrics;
 
+#[path = "cache_feed.rs"]
+mod feed;
+
 /// Shortest gap between two refreshes, however often one is requested: many reconciles asking
 /// for fresh state at once share one describe pass (the batching).
 const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
@@ -115,6 +118,8 @@ pub struct FleetCache {
     wake: Notify,
     changes: broadcast::Sender<OwnerRef>,
     metrics: Metrics,
+    /// The safety resync when EC2 notifications feed the cache (`feed`); polling without.
+    resync: std::sync::OnceLock<Duration>,
 }
 
 impl std::fmt::Debug for FleetCache {
@@ -213,6 +218,7 @@ impl FleetCache {
             wake: Notify::new(),
             changes: broadcast::channel(CHANGE_BUFFER).0,
             metrics,
+            resync: std::sync::OnceLock::new(),
         }
     }
 
@@ -283,18 +289,17 @@ impl FleetCache {
         Ok(())
     }
 
-    /// Refreshes every `interval`, or sooner when [`FleetCache::request_refresh`] is called.
+    /// Refreshes every `interval` (fed by EC2 notifications: every resync, and every `interval`
+    /// while an instance settles; see [`FleetCache::feed_events`]), or sooner when
+    /// [`FleetCache::request_refresh`] is called.
     /// Each pass that got an answer (a listing, or an error other than a timeout) is progress for
     /// the watchdog (`fleet-cache/<account>`; only the main account's stall fails `/healthz`).
     pub async fn run(self: Arc<Self>, interval: Duration) {
         let name = format!("fleet-cache/{}", self.account);
-        let bound = crate::watchdog::bound_for(interval + MIN_REFRESH_GAP, 3);
+        let bound = crate::watchdog::bound_for(self.resync().unwrap_or(interval).max(interval) + MIN_REFRESH_GAP, 3);
         let beat = crate::watchdog::global().register(&name, bound, self.account == crate::watchdog::MAIN_ACCOUNT);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {},
-                () = self.wake.notified() => {},
-            }
+            self.wait_next(interval).await;
             match self.refresh().await {
                 Ok(()) => beat.progress(),
                 Err(e) => {
