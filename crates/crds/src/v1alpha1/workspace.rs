@@ -373,6 +373,13 @@ pub struct LaunchRecord {
     /// When the instance was launched (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<String>,
+    /// When a RunInstances call of this attempt failed without a known outcome (a 5xx, a
+    /// throttle, a timeout, a lost answer or `IdempotentParameterMismatch`; RFC 3339). The
+    /// instance may exist: the operator launches nothing for this object until it has read an
+    /// instance listing that started later, then clears this field. Kept in status so that a
+    /// restarted or new leader keeps waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertain_since: Option<String>,
 }
 
 /// The sizing that the resolution rules produced.

@@ -5,9 +5,9 @@
 use jiff::Timestamp;
 use molecule_crds::v1alpha1::LaunchRecord;
 
-use super::{DATA_DEVICE, Env, LaunchReason, SPEC_HASH_TAG, Step, Subject, TerminateWhy, listing_since, token};
+use super::{DATA_DEVICE, Env, LaunchReason, SPEC_HASH_TAG, Step, Subject, TerminateWhy, token, uncertain_since};
 use crate::cloud::tags::LAUNCH_ATTEMPT;
-use crate::cloud::{ErrorKind, Instance, InstanceState, LaunchRequest};
+use crate::cloud::{CloudError, ErrorKind, Instance, InstanceState};
 use crate::metrics::KindReason;
 use crate::reconcile::Error;
 
@@ -22,10 +22,14 @@ pub async fn run<S: Subject>(
     for step in steps {
         match step {
             Step::Record { attempt, reason } => {
+                unguarded(env, s, st)?;
                 record(env, s, st, attempt, reason).await?;
-                current = Some(launch(env, s, st, attempt).await?);
+                current = Some(launch_attempt(env, s, st, attempt).await?);
             }
-            Step::Launch { attempt } => current = Some(launch(env, s, st, attempt).await?),
+            Step::Launch { attempt } => {
+                unguarded(env, s, st)?;
+                current = Some(launch_attempt(env, s, st, attempt).await?);
+            }
             Step::Terminate { ids, why } => {
                 terminate(env, s, &ids, why).await?;
                 if why == TerminateWhy::SpotStop {
@@ -69,7 +73,13 @@ async fn record<S: Subject>(
 ) -> Result<(), Error> {
     let old = s.instance_id(st).clone().unwrap_or_default();
     let token = token(s.owner(), attempt);
-    *s.record(st) = Some(LaunchRecord { token, attempt, spec_hash: s.spec_hash().to_owned(), launched_at: None });
+    *s.record(st) = Some(LaunchRecord {
+        token,
+        attempt,
+        spec_hash: s.spec_hash().to_owned(),
+        launched_at: None,
+        uncertain_since: None,
+    });
     s.persist(st).await?;
     let noun = s.noun();
     let (warn, why, note) = match reason {
@@ -86,6 +96,24 @@ async fn record<S: Subject>(
         ),
         LaunchReason::Replace => {
             (false, "Replacing", format!("spec.compute changed: launching replacement attempt {attempt}"))
+        }
+        LaunchReason::TokenSpent => {
+            env.metrics.relaunches.get_or_create(&kind_reason(s, "TokenSpent")).inc();
+            let prev = attempt - 1;
+            let note = format!(
+                "the {noun} of attempt {prev} was terminated and purged, its launch token is spent \
+                 (IdempotentInstanceTerminated); launching attempt {attempt}"
+            );
+            (true, "Relaunching", note)
+        }
+        LaunchReason::TokenMismatch => {
+            let prev = attempt - 1;
+            let note = format!(
+                "the launch token of attempt {prev} was used with other parameters \
+                 (IdempotentParameterMismatch: the spec changed after a launch whose answer was lost); \
+                 attempt {attempt} is launched once an instance listing shows what that launch made"
+            );
+            (true, "LaunchTokenMismatch", note)
         }
     };
     s.event(warn, why, note).await;
@@ -139,6 +167,59 @@ async fn power<S: Subject>(
     Ok(())
 }
 
+/// EC2's answer to a ClientToken whose instance was terminated and purged.
+pub const TOKEN_TERMINATED: &str = "IdempotentInstanceTerminated";
+/// EC2's answer to a ClientToken used before with other parameters.
+pub const TOKEN_MISMATCH: &str = "IdempotentParameterMismatch";
+
+/// No launch while an earlier launch's outcome is unknown: the plan was made before a listing
+/// that could show its instance (`plan_for` clears the guard when it plans from one).
+fn unguarded<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status) -> Result<(), Error> {
+    if uncertain_since(env, s, st).is_none() {
+        return Ok(());
+    }
+    env.account.cache.request_refresh();
+    let what = "an earlier launch's outcome is unknown; waiting for a fresh instance listing";
+    Err(Error::waiting_for(what, std::time::Duration::from_secs(1)))
+}
+
+/// Remembers that a launch's outcome is unknown, in the account's guard and in status (written
+/// now, so a restarted or new leader keeps waiting; best effort: memory still holds).
+async fn mark_uncertain<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status) {
+    let now = Timestamp::now();
+    env.account.guard.mark(&s.owner().uid, now);
+    if let Some(r) = s.record(st).as_mut() {
+        r.uncertain_since = Some(now.to_string());
+    }
+    if let Err(e) = s.persist(st).await {
+        tracing::warn!(uid = %s.owner().uid, error = %e, "could not record the uncertain launch in status");
+    }
+}
+
+/// RunInstances for the recorded `attempt`; a token EC2 says is spent is never repeated: its
+/// instance purged, the next attempt is recorded and launched, once; used with other parameters,
+/// the next attempt is recorded and waits for a listing, and the error says why.
+async fn launch_attempt<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status, attempt: u32) -> Result<Instance, Error> {
+    match launch(env, s, st, attempt).await {
+        Err(Error::Cloud(e)) if e.code == TOKEN_TERMINATED => {
+            record(env, s, st, attempt + 1, LaunchReason::TokenSpent).await?;
+            launch(env, s, st, attempt + 1).await
+        }
+        Err(Error::Cloud(e)) if e.code == TOKEN_MISMATCH => {
+            record(env, s, st, attempt + 1, LaunchReason::TokenMismatch).await?;
+            mark_uncertain(env, s, st).await;
+            let message = format!(
+                "launch token {} was already used with other parameters; launch attempt {} is recorded and \
+                 waits for an instance listing",
+                e.target,
+                attempt + 1
+            );
+            Err(Error::Cloud(CloudError { kind: ErrorKind::Rejected, message, ..e }))
+        }
+        r => r,
+    }
+}
+
 /// RunInstances for the recorded `attempt`, then the instance in status.
 async fn launch<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status, attempt: u32) -> Result<Instance, Error> {
     let owner = s.owner();
@@ -149,10 +230,21 @@ async fn launch<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status, attempt: u
     req.tags = env.identity.tags(owner);
     req.tags.insert(LAUNCH_ATTEMPT.into(), attempt.to_string());
     req.tags.insert(SPEC_HASH_TAG.into(), s.spec_hash().to_owned());
-    let inst = guarded(env, &owner.uid, &req).await?;
+    let inst = match env.account.instances.launch(&req).await {
+        Ok(inst) => inst,
+        Err(e) => {
+            // After a 5xx, a throttle, a timeout or a lost answer the instance may exist.
+            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) {
+                mark_uncertain(env, s, st).await;
+            }
+            return Err(e.into());
+        }
+    };
     env.failpoints.hit(failpoint(owner.kind, true)).await;
+    env.account.guard.clear(&owner.uid);
     if let Some(l) = s.record(st).as_mut() {
         l.launched_at = Some(Timestamp::now().to_string());
+        l.uncertain_since = None;
     }
     *s.instance_id(st) = Some(inst.id.clone());
     s.launched(st, &inst);
@@ -160,26 +252,4 @@ async fn launch<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status, attempt: u
     let note = format!("launched {} {} ({}) attempt {attempt}", s.noun(), inst.id, req.instance_type);
     s.event(false, "Launched", note).await;
     Ok(inst)
-}
-
-/// RunInstances, guarded against a launch whose outcome is unknown: after a 5xx, a throttle or a
-/// lost answer the instance may exist, so no new launch for that owner until the account's cache
-/// holds a listing that started later (which then finds nothing, or the plan adopts what it
-/// finds). The instance is written through to the cache.
-async fn guarded(env: &Env<'_>, uid: &str, req: &LaunchRequest) -> Result<Instance, Error> {
-    let a = env.account;
-    if let Some(since) = a.guard.since(uid) {
-        let what = "an earlier launch's outcome is unknown; waiting for a fresh instance listing";
-        listing_since(&a.cache, since, what)?;
-        a.guard.clear(uid);
-    }
-    match a.instances.launch(req).await {
-        Ok(inst) => Ok(inst),
-        Err(e) => {
-            if matches!(e.kind, ErrorKind::Transient | ErrorKind::Throttled) {
-                a.guard.mark(uid, Timestamp::now());
-            }
-            Err(e.into())
-        }
-    }
 }

@@ -117,6 +117,31 @@ pub fn listing_since(cache: &crate::cloud::cache::FleetCache, t: Timestamp, what
     Err(Error::waiting_for(what, Duration::from_secs(1)))
 }
 
+/// When `s`'s last launch failed with an unknown outcome, if it did: the account's memory or,
+/// after a restart or a change of leader, `status.launch.uncertainSince`.
+pub fn uncertain_since<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status) -> Option<Timestamp> {
+    let persisted = s.record(st).as_ref().and_then(|r| r.uncertain_since.as_deref()).and_then(|t| t.parse().ok());
+    env.account.guard.since(&s.owner().uid).into_iter().chain(persisted).max()
+}
+
+/// Before a plan reads the cache: an uncertain launch is cleared once the cache holds a listing
+/// that started after it, so the plan that follows is made from that listing (the executor
+/// launches nothing while one is pending); otherwise it is kept in memory too (the delete path
+/// reads it there) and a listing is asked for.
+fn settle_guard<S: Subject>(env: &Env<'_>, s: &S, st: &mut S::Status) {
+    let Some(t) = uncertain_since(env, s, st) else { return };
+    let uid = &s.owner().uid;
+    if env.account.cache.refreshed_since(t) {
+        env.account.guard.clear(uid);
+        if let Some(r) = s.record(st).as_mut() {
+            r.uncertain_since = None;
+        }
+    } else {
+        env.account.guard.mark(uid, t);
+        env.account.cache.request_refresh();
+    }
+}
+
 /// Plans the next steps for `s` from its account's fleet cache and its status. A status instance
 /// the cache does not list is described by ID first ([`verify::unlisted`]): ours (a lagging
 /// listing) joins the plan, gone is lost, one living under another identity stops the plan (no
@@ -129,6 +154,7 @@ pub async fn plan_for<S: Subject>(
     replace_allowed: bool,
 ) -> Plan {
     let uid = s.owner().uid.clone();
+    settle_guard(env, s, st);
     let mut instances = env.account.cache.instances_of(&uid);
     let status_instance = s.instance_id(st).clone();
     let rec = s.record(st).clone();
@@ -151,6 +177,7 @@ pub async fn plan_for<S: Subject>(
         replace_allowed,
         data_volume: s.data_volume(),
         just_launched: recent,
+        launched: rec.as_ref().is_some_and(|l| l.launched_at.is_some()),
     });
     match mismatch {
         // Nothing is launched, terminated, stopped or attached while the instance in status lives

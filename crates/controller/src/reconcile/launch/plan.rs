@@ -23,6 +23,12 @@ pub enum LaunchReason {
     Restart,
     /// `spec.compute` changed and the policy allows replacing.
     Replace,
+    /// AWS answered `IdempotentInstanceTerminated`: the attempt's instance was terminated and
+    /// purged, its token can launch nothing any more.
+    TokenSpent,
+    /// AWS answered `IdempotentParameterMismatch`: the attempt's token was used by a launch
+    /// with other parameters (the spec changed after a launch whose answer was lost).
+    TokenMismatch,
 }
 
 /// Why instances are terminated.
@@ -75,6 +81,8 @@ pub struct Inputs<'a> {
     /// The current attempt was launched so recently that a listing may not show it yet
     /// (DescribeInstances is eventually consistent): missing is not lost yet.
     pub just_launched: bool,
+    /// The recorded attempt was launched (`status.launch.launchedAt` is set): its token is spent.
+    pub launched: bool,
 }
 
 /// The outcome.
@@ -190,6 +198,12 @@ fn next_launch(i: &Inputs<'_>, attempt: u32) -> Option<Step> {
         return Some(Step::Record { attempt: attempt + 1, reason: LaunchReason::Restart });
     }
     Some(match i.recorded {
+        // Launched, and listed neither alive nor dead once it could be: gone (a spot instance
+        // stopped and purged by AWS). Its token would answer IdempotentInstanceTerminated.
+        Some((a, _)) if a == attempt && i.launched && !i.just_launched => {
+            let reason = if i.status_instance.is_some() { LaunchReason::Lost } else { LaunchReason::Restart };
+            Step::Record { attempt: attempt + 1, reason }
+        }
         // Recorded, never seen launched: launch that attempt (its token makes a repeat harmless
         // on AWS), after re-recording if the spec changed meanwhile.
         Some((a, h)) if a == attempt && h == i.spec_hash => Step::Launch { attempt },

@@ -12,7 +12,7 @@ use crate::context::Account;
 use crate::failpoints::Failpoints;
 use crate::metrics::{KindReason, Metrics};
 use crate::reconcile::Error;
-use crate::reconcile::launch::{self, Env, SPEC_HASH_TAG, exec};
+use crate::reconcile::launch::{self, Env, SPEC_HASH_TAG, Step, exec};
 use crate::testing;
 
 struct World {
@@ -170,6 +170,7 @@ async fn duplicates_are_terminated_keeping_the_one_in_status() {
         attempt: 1,
         spec_hash: "h1".into(),
         launched_at: None,
+        uncertain_since: None,
     };
     let mut st = Status { launch: Some(rec), instance_id: Some(b.id.clone()) };
     let current = w.pass(&v, &mut st, true).await.unwrap().unwrap();
@@ -203,7 +204,8 @@ async fn a_just_launched_instance_missing_from_a_lagging_listing_is_not_lost() {
     w.pass(&v, &mut st, true).await.unwrap();
     let w2 = World::on(fake).await; // restarted: the listing does not show it yet
     let next = w2.pass(&v, &mut st, true).await.unwrap();
-    assert!(next.is_none());
+    // Described by its ID (verify by ID), it is the one in status, not lost.
+    assert_eq!(next.map(|i| i.id), st.instance_id.clone());
     assert_eq!(w2.fake.count(ops::RUN_INSTANCES), 1, "no relaunch inside the listing lag");
 }
 
@@ -295,6 +297,122 @@ async fn a_replacement_terminates_its_predecessor_only_once_it_runs() {
     w.pass(&v, &mut st, true).await.unwrap();
     assert!(!w.fake.instance(&old.id).unwrap().state.is_alive(), "terminated once the new one runs");
     assert!(v.reasons().contains(&"Replacing") && v.reasons().contains(&"Replaced"));
+}
+
+fn run_tokens(fake: &FakeCloud) -> Vec<String> {
+    fake.calls().into_iter().filter(|c| c.op == ops::RUN_INSTANCES).map(|c| c.target).collect()
+}
+
+/// A spot owner stopped, and its terminated instance purged by AWS (about an hour later).
+async fn spot_stopped_and_purged(uid: &str) -> (World, Vm, Status, Instance) {
+    let fake = testing::cloud();
+    fake.configure(|c| c.purge_after = Duration::from_mins(1));
+    let w = World::on(fake).await;
+    let mut v = w.vm(uid);
+    v.spot = true;
+    let mut st = Status::default();
+    let first = w.pass(&v, &mut st, true).await.unwrap().unwrap();
+    w.list().await;
+    assert!(w.pass(&v, &mut st, false).await.unwrap().is_none());
+    w.fake.advance(Duration::from_mins(2));
+    // A restarted operator (its cache keeps no write-through of what it launched).
+    let w = World::on(w.fake.clone()).await;
+    assert!(w.acct.cache.instances_of(uid).is_empty(), "purged from the listing");
+    // An hour has passed since the launch (launchedAt is wall-clock time).
+    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    st.launch.as_mut().unwrap().launched_at = Some(hour_ago.to_string());
+    (w, v, st, first)
+}
+
+#[tokio::test]
+async fn a_spot_owner_started_after_the_purge_launches_the_next_attempt() {
+    let (w, v, mut st, first) = spot_stopped_and_purged("u14").await;
+    let second = w.pass(&v, &mut st, true).await.unwrap().unwrap();
+    assert_ne!(first.id, second.id);
+    assert_eq!(st.launch.as_ref().map(|l| l.attempt), Some(2));
+    assert_eq!(run_tokens(&w.fake), vec![launch::token(&v.owner, 1), launch::token(&v.owner, 2)]);
+    assert_eq!(w.alive("u14").len(), 1);
+}
+
+#[tokio::test]
+async fn idempotent_instance_terminated_records_the_next_attempt_and_launches_once() {
+    // The executor's backstop: a plan that still launches the spent attempt.
+    let (w, v, mut st, _) = spot_stopped_and_purged("u15").await;
+    let got = exec::run(&w.env(), &v, &mut st, vec![Step::Launch { attempt: 1 }], None).await.unwrap().unwrap();
+    assert_eq!(st.launch.as_ref().map(|l| l.attempt), Some(2));
+    assert_eq!(got.tag(LAUNCH_ATTEMPT), Some("2"));
+    let t = |a| launch::token(&v.owner, a);
+    assert_eq!(run_tokens(&w.fake), vec![t(1), t(1), t(2)]);
+    let evs = v.events.lock().unwrap().clone();
+    assert!(evs.iter().any(|e| e.0 && e.1 == "Relaunching" && e.2.contains("IdempotentInstanceTerminated")), "{evs:?}");
+}
+
+#[tokio::test]
+async fn a_token_spent_with_other_parameters_is_reported_and_never_retried() {
+    let fake = testing::cloud();
+    fake.configure(|c| c.listing_lag = Duration::from_secs(30));
+    let w = World::on(fake.clone()).await;
+    let mut v = w.vm("u16");
+    v.fail_write = Some(1); // the write after RunInstances fails: a crash
+    assert!(w.pass(&v, &mut Status::default(), true).await.is_err());
+    let mut st = v.writes.lock().unwrap()[0].clone();
+    // Restarted with another spec, before the listing shows the instance of attempt 1.
+    let w2 = World::on(fake).await;
+    let mut v2 = w2.vm("u16");
+    v2.hash = "h2".into();
+    let e = w2.pass(&v2, &mut st, true).await.unwrap_err();
+    assert!(e.to_string().contains("IdempotentParameterMismatch"), "{e}");
+    let persisted = v2.writes.lock().unwrap().last().cloned().unwrap().launch.unwrap();
+    assert_eq!((persisted.attempt, persisted.uncertain_since.is_some()), (2, true), "{persisted:?}");
+    assert!(v2.events.lock().unwrap().iter().any(|e| e.0 && e.1 == "LaunchTokenMismatch"));
+    // Not a loop: a wait for a listing, then attempt 2 once, and attempt 1 retired once it runs.
+    assert!(w2.pass(&v2, &mut st, true).await.unwrap_err().waiting().is_some());
+    w2.fake.advance(Duration::from_mins(1));
+    w2.list().await;
+    let now = w2.pass(&v2, &mut st, true).await.unwrap().unwrap();
+    assert_eq!(now.tag(LAUNCH_ATTEMPT), Some("2"));
+    w2.fake.advance(Duration::from_mins(1));
+    w2.list().await;
+    w2.pass(&v2, &mut st, true).await.unwrap();
+    assert_eq!(w2.alive("u16").iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![now.id]);
+    assert_eq!(w2.fake.count(ops::RUN_INSTANCES), 3, "attempt 1, its mismatch, attempt 2");
+}
+
+#[tokio::test]
+async fn a_plan_made_before_the_guard_cleared_launches_nothing() {
+    let w = World::new().await;
+    let (v, mut st) = (w.vm("u17"), Status::default());
+    w.fake.inject(Fault::lost(ops::RUN_INSTANCES));
+    w.pass(&v, &mut st, true).await.unwrap_err();
+    let stale = launch::plan_for(&w.env(), &v, &mut st, true, false).await;
+    w.list().await; // a listing completes between the plan and its execution
+    let e = exec::run(&w.env(), &v, &mut st, stale.steps, stale.current).await.unwrap_err();
+    assert!(e.waiting().is_some(), "{e}");
+    assert_eq!(w.fake.count(ops::RUN_INSTANCES), 1, "no launch on a plan older than the listing");
+    let adopted = w.pass(&v, &mut st, true).await.unwrap().unwrap();
+    assert_eq!(w.fake.count(ops::RUN_INSTANCES), 1, "re-planned: the listing's instance adopted");
+    assert_eq!(w.alive("u17").iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![adopted.id]);
+    assert_eq!(st.launch.as_ref().and_then(|l| l.uncertain_since.clone()), None);
+}
+
+#[tokio::test]
+async fn the_uncertain_launch_guard_survives_in_status() {
+    let fake = testing::cloud();
+    // The next leader: its last listing started before the uncertain launch.
+    let next = World::on(fake.clone()).await;
+    let w = World::on(fake.clone()).await;
+    let (v, mut st) = (w.vm("u18"), Status::default());
+    w.fake.inject(Fault::lost(ops::RUN_INSTANCES));
+    w.pass(&v, &mut st, true).await.unwrap_err();
+    let mut st2 = v.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(st2.launch.as_ref().unwrap().uncertain_since.is_some(), "{st2:?}");
+    let v2 = next.vm("u18");
+    assert!(next.pass(&v2, &mut st2, true).await.unwrap_err().waiting().is_some());
+    assert_eq!(fake.count(ops::RUN_INSTANCES), 1, "the new process does not launch blind");
+    next.list().await;
+    let adopted = next.pass(&v2, &mut st2, true).await.unwrap().unwrap();
+    assert_eq!(fake.count(ops::RUN_INSTANCES), 1);
+    assert_eq!(next.alive("u18").iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![adopted.id]);
 }
 
 /// Issue 13: a Recreate with a data volume. The predecessor's termination releases the volume

@@ -25,6 +25,7 @@ fn inputs(instances: &[Instance]) -> Inputs<'_> {
         replace_allowed: false,
         data_volume: None,
         just_launched: false,
+        launched: false,
     }
 }
 
@@ -44,6 +45,20 @@ fn recorded_but_never_launched_launches_the_same_attempt() {
     // The spec changed between the record and the launch: record again, same attempt and token.
     i.recorded = Some((1, "h0"));
     assert_eq!(plan(&i).steps, vec![Step::Record { attempt: 1, reason: LaunchReason::First }]);
+}
+
+#[test]
+fn a_launched_attempt_missing_from_the_listing_is_never_launched_again() {
+    // A spot instance stopped (terminated) and then purged: its token is spent.
+    let mut i = inputs(&[]);
+    i.recorded = Some((1, "h1"));
+    i.launched = true;
+    assert_eq!(plan(&i).steps, vec![Step::Record { attempt: 2, reason: LaunchReason::Restart }]);
+    i.status_instance = Some("i-1");
+    assert_eq!(plan(&i).steps, vec![Step::Record { attempt: 2, reason: LaunchReason::Lost }]);
+    // Within the listing lag it may just not be listed yet: wait.
+    i.just_launched = true;
+    assert_eq!(plan(&i).steps, vec![]);
 }
 
 #[test]
