@@ -106,15 +106,15 @@ pub fn local_url(p: DisplayProtocol, local: u16) -> String {
     }
 }
 
-/// Where the desktop's password comes from, per protocol. Today there is no per-Workspace display
-/// password (issue 12), and these notes say so rather than promise one.
+/// Where the desktop's password comes from, per protocol: the Workspace's own secret
+/// (`status.secretArn`), handed to the lock holder in a file only they read.
 pub fn password_note(p: DisplayProtocol) -> &'static str {
     match p {
         DisplayProtocol::Novnc => {
-            "none: there is no per-Workspace password yet (issue 12); x11vnc runs without one on the instance's localhost, so from outside only your IAM-authenticated tunnel reaches it, but any process on the instance, the agent included, can too (the lock is advisory)"
+            "the Workspace's display password (its own secret, status.secretArn): noVNC asks for it; read with your AWS credentials into the file below"
         }
         DisplayProtocol::Dcv => {
-            "there is no per-Workspace password yet (issue 12); DCV asks for the OS user 'agent' and its system password, which it has none of until you set one over `kubectl molecule ssh` (sudo passwd agent)"
+            "DCV asks for the OS user 'agent' and the Workspace's display password (its own secret, status.secretArn), read with your AWS credentials into the file below"
         }
     }
 }
@@ -164,12 +164,12 @@ mod tests {
     }
 
     #[test]
-    fn password_notes_say_there_is_none_yet() {
+    fn password_notes_name_the_workspace_secret() {
         for p in [DisplayProtocol::Novnc, DisplayProtocol::Dcv] {
             let n = password_note(p);
-            assert!(n.contains("no per-Workspace password") && n.contains("issue 12"), "{n}");
-            assert!(!n.contains("is the authentication"), "the tunnel does not gate the instance's own processes: {n}");
+            assert!(n.contains("display password") && n.contains("status.secretArn"), "{n}");
+            assert!(!n.contains("no per-Workspace password"), "{n}");
         }
-        assert!(password_note(DisplayProtocol::Novnc).contains("the agent included"));
+        assert!(password_note(DisplayProtocol::Dcv).contains("'agent'"));
     }
 }

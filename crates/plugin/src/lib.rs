@@ -11,4 +11,5 @@ pub mod error;
 pub mod lock;
 pub mod open;
 pub mod out;
+pub mod password;
 pub mod tenant;

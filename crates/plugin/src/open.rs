@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::cli::Open;
 use crate::client::Cluster;
 use crate::error::Error;
-use crate::{aws, display, lock};
+use crate::{aws, display, lock, password};
 
 /// Renews the hold every third of its duration until Ctrl-C/SIGTERM (or `child` exits), then
 /// releases it. A take-over by someone else ends the hold with an error naming them; any other
@@ -81,6 +81,7 @@ pub async fn open(k: &Cluster, ns: &str, me: &str, o: &Open) -> Result<ExitCode,
     println!("display of workspace {ns}/{} held by {} (renewed while this runs)", o.workspace, taken.holder);
     println!("desktop: {}", aws::local_url(protocol, local));
     println!("password: {}", aws::password_note(protocol));
+    let pw_file = hand_password(&ws, &t, ns, &o.workspace).await;
     let child = if aws::have_aws_cli() {
         println!("tunnel: {}", aws::shell_line(&cmd));
         match spawn(&cmd) {
@@ -96,8 +97,36 @@ pub async fn open(k: &Cluster, ns: &str, me: &str, o: &Open) -> Result<ExitCode,
         println!("press Ctrl-C to release the display lock");
         None
     };
-    let status = hold_until_interrupted(&k.client, &ws, me, secs, child).await?;
-    Ok(status.map_or(ExitCode::SUCCESS, exit_code))
+    let status = hold_until_interrupted(&k.client, &ws, me, secs, child).await;
+    if let Some(p) = pw_file {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(status?.map_or(ExitCode::SUCCESS, exit_code))
+}
+
+/// The lock is held: the desktop's password from the Workspace's own secret, read with the
+/// user's AWS credentials, into a file only the user reads (removed when the lock is released).
+/// A failure is said and the hold goes on (the user may have the password another way).
+async fn hand_password(ws: &Workspace, t: &aws::Target, ns: &str, name: &str) -> Option<std::path::PathBuf> {
+    let object = format!("{ns}/{name}");
+    let Some(arn) = ws.status.as_ref().and_then(|s| s.secret_arn.clone()) else {
+        eprintln!("warning: workspace {object} has no status.secretArn: no display password to hand over");
+        return None;
+    };
+    let written = match password::fetch(&arn, t.region.as_deref(), &object).await {
+        Ok(pw) => password::write(&password::dir(), ns, name, &pw),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(p) => {
+            println!("password file: {} (yours only; removed when the lock is released)", p.display());
+            Some(p)
+        }
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    }
 }
 
 fn spawn(cmd: &[String]) -> Result<Child, Error> {

@@ -129,10 +129,23 @@ async fn display_open_holds_the_lock_and_prints_the_tunnel() {
         "--connection-type eice".to_owned(),
         "--local-forwarding 16080:localhost:6080".to_owned(),
         "http://localhost:16080/vnc.html".to_owned(),
-        "password: none: there is no per-Workspace password yet (issue 12)".to_owned(),
+        "password: the Workspace's display password".to_owned(),
+        "password file: ".to_owned(),
     ] {
         assert!(printed.contains(&needle), "{needle:?} missing from:\n{printed}");
     }
+    // The holder is handed the Workspace's display password (issue 12): in a file of theirs alone,
+    // the value of the Workspace's own secret, removed when the lock is released.
+    let file = printed.lines().find_map(|l| l.strip_prefix("password file: ")).unwrap();
+    let file = std::path::PathBuf::from(file.split(" (").next().unwrap());
+    let arn = s.get("desk").await.unwrap().status.unwrap().secret_arn.expect("status.secretArn");
+    let sm = s.env.secretsmanager_direct().await;
+    let secret = sm.get_secret_value().secret_id(&arn).send().await.unwrap();
+    let want: Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), want["displayPassword"].as_str().unwrap());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the password file is the user's alone");
+    assert!(!printed.contains(want["displayPassword"].as_str().unwrap()), "never printed");
     assert_eq!(holder(&s, "desk").await.as_deref(), Some("user:frank"), "open holds the lock");
     wait_controller(&s, "desk", "user", "frank", MIRROR).await;
     let int = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -140,6 +153,7 @@ async fn display_open_holds_the_lock_and_prints_the_tunnel() {
     let st = child.wait().unwrap();
     assert!(st.success(), "open exits 0 after Ctrl-C: {st:?}");
     assert_eq!(holder(&s, "desk").await, None, "released on exit");
+    assert!(!file.exists(), "the password file goes with the lock");
     wait_controller(&s, "desk", "none", "", MIRROR).await;
     wait_renews_until_interrupted(&s).await;
 }
