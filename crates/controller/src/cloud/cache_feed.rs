@@ -74,7 +74,7 @@ impl FleetCache {
     /// replaces the cached copy, wherever its owner tags now put it; an ID not found is dropped,
     /// unless we created it less than [`LISTING_LAG`] ago (describes lag too). Owners whose
     /// instance changed are announced. Returns how many instances changed.
-    pub fn upsert_described(&self, ids: &[String], found: Vec<Instance>) -> usize {
+    pub fn upsert_described(&self, ids: &[String], found: &[Instance]) -> usize {
         let mut announce: Vec<OwnerRef> = Vec::new();
         let mut changed = 0;
         {
@@ -82,7 +82,10 @@ impl FleetCache {
             let s = &mut *guard;
             let now = Instant::now();
             for id in ids {
-                let held = s.instances.iter().find_map(|(u, v)| v.iter().find(|x| &x.id == id).map(|x| (u.clone(), x.clone())));
+                let held = s
+                    .instances
+                    .iter()
+                    .find_map(|(u, v)| v.iter().find(|x| &x.id == id).map(|x| (u.clone(), x.clone())));
                 let new = found
                     .iter()
                     .find(|x| &x.id == id)

@@ -211,7 +211,7 @@ impl Consumer {
 
     async fn describe(&self, ids: &[String]) -> CloudResult<()> {
         let found = self.instances.describe(ids).await?;
-        let changed = self.cache.upsert_described(ids, found);
+        let changed = self.cache.upsert_described(ids, &found);
         tracing::debug!(account = self.account, described = ids.len(), changed, "EC2 events applied");
         Ok(())
     }
@@ -248,3 +248,6 @@ impl Consumer {
     }
 }
 
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
