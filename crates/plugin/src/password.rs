@@ -60,12 +60,8 @@ pub fn write(dir: &Path, ns: &str, name: &str, password: &str) -> Result<PathBuf
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| fail(e, dir))?;
     let path = dir.join(format!("{ns}.{name}.display-password"));
     let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| fail(e, &path))?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| fail(e, &path))?;
     f.write_all(password.as_bytes()).map_err(|e| fail(e, &path))?;
     Ok(path)
 }

@@ -1,6 +1,7 @@
 use super::*;
 
-const WS_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:op/dev/tenants/acme/workspaces/u-1-AbCdEf";
+const WS_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:op/dev/tenants/acme/workspaces/u-1-AbCdEf";
 
 fn boot(env: &BTreeMap<String, String>) -> WorkspaceBoot<'_> {
     WorkspaceBoot {
@@ -193,7 +194,8 @@ fn novnc_requires_the_workspace_password_from_a_private_file() {
 fn dcv_takes_the_workspace_password_through_a_pipe() {
     let env = BTreeMap::new();
     let mut b = boot(&env);
-    b.display = Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Dcv, width: 800, height: 600 });
+    b.display =
+        Some(Display { mode: DisplayMode::DesktopControl, protocol: DisplayProtocol::Dcv, width: 800, height: 600 });
     let ud = workspace(&b).unwrap();
     assert!(ud.contains("{ printf 'agent:'; secret_field displayPassword; } | chpasswd"));
 }
@@ -204,7 +206,8 @@ fn workspace_user_data_parses_as_bash() {
     let env = BTreeMap::new();
     for protocol in [None, Some(DisplayProtocol::Novnc), Some(DisplayProtocol::Dcv)] {
         let mut b = boot(&env);
-        b.display = protocol.map(|protocol| Display { mode: DisplayMode::DesktopControl, protocol, width: 800, height: 600 });
+        b.display =
+            protocol.map(|protocol| Display { mode: DisplayMode::DesktopControl, protocol, width: 800, height: 600 });
         let ud = workspace(&b).unwrap();
         let dir = std::env::temp_dir().join(format!("molecule-ud-{}-{protocol:?}.sh", std::process::id()));
         std::fs::write(&dir, &ud).unwrap();

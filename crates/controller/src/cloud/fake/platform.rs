@@ -118,7 +118,12 @@ impl Secrets for FakeSecrets {
     async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
         self.0.call(ops::TAG_SECRET, "tag secret", arn, None, |s| {
             let key = s.secret_arn(arn).ok_or_else(|| {
-                aws_error("tag secret", arn, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+                aws_error(
+                    "tag secret",
+                    arn,
+                    "ResourceNotFoundException",
+                    "Secrets Manager can't find the specified secret.",
+                )
             })?;
             if let Some(x) = s.secrets.get_mut(&key) {
                 x.secret.tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
