@@ -185,10 +185,13 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),
     };
-    let dns: Option<Arc<dyn cloud::Dns>> = args
-        .workspace_zone_id
-        .clone()
-        .map(|z| Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z)) as Arc<dyn cloud::Dns>);
+    // Route 53 behind the zone record cache and the change batcher (cloud/dns).
+    let dns: Option<Arc<dyn cloud::Dns>> = args.workspace_zone_id.clone().map(|z| {
+        let raw = Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z));
+        let config = cloud::dns::BatchConfig::new(refresh);
+        Arc::new(cloud::dns::BatchedDns::new(raw.clone(), raw, &args.workspace_domain, config, &metrics))
+            as Arc<dyn cloud::Dns>
+    });
     let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {

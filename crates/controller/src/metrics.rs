@@ -150,6 +150,10 @@ pub struct Metrics {
     pub time_to_ready: Family<KindLabel, Histogram>,
     /// Seconds since the last successful fleet listing started, by account.
     pub cache_age: Family<AccountLabel, Gauge>,
+    /// Seconds since the Route 53 zone cache's listing started (-1: none yet).
+    pub dns_cache_age: Gauge,
+    /// Workspaces' DNS changes per ChangeResourceRecordSets request.
+    pub dns_batch_ops: Histogram,
 }
 
 impl Metrics {
@@ -214,7 +218,21 @@ impl Metrics {
             "Seconds since the last successful fleet listing started",
             cache_age.clone(),
         );
+        let dns_cache_age = Gauge::default();
+        r.register(
+            "dns_cache_age_seconds",
+            "Seconds since the Route 53 zone cache's listing started (-1: none yet)",
+            dns_cache_age.clone(),
+        );
+        let dns_batch_ops = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        r.register(
+            "dns_batch_changes",
+            "Record changes (one per owner) per ChangeResourceRecordSets",
+            dns_batch_ops.clone(),
+        );
         Self {
+            dns_cache_age,
+            dns_batch_ops,
             build_info,
             objects,
             stalled,

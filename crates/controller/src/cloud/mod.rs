@@ -11,6 +11,7 @@ pub mod cached;
 pub mod cloudflare;
 pub mod commands;
 pub mod events;
+pub mod dns;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod guard;

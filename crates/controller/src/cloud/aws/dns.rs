@@ -5,6 +5,7 @@ use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, 
 
 use super::limiter::Class;
 use super::{Aws, cloud_error};
+use crate::cloud::dns::{Action, RecordChange, Zone, ZoneRecord, is_under, norm};
 use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet};
 
 /// TTL of the records we write: short, so a replacement's new IP is seen within a minute.
@@ -153,5 +154,78 @@ impl Dns for Route53Dns {
             }
         }
         Ok(out)
+    }
+}
+
+fn zone_record(r: &ResourceRecordSet) -> ZoneRecord {
+    let txt = r.r#type() == &RrType::Txt;
+    ZoneRecord {
+        name: norm(r.name()),
+        record_type: r.r#type().as_str().to_owned(),
+        ttl: r.ttl().unwrap_or(TTL),
+        values: r
+            .resource_records()
+            .iter()
+            .map(|v| if txt { unquote(v.value()) } else { v.value().to_owned() })
+            .collect(),
+    }
+}
+
+fn sdk_change(c: &RecordChange) -> CloudResult<Change> {
+    let r = &c.record;
+    let t = RrType::from(r.record_type.as_str());
+    let values: Vec<String> =
+        if t == RrType::Txt { r.values.iter().map(|v| quote(v)).collect() } else { r.values.clone() };
+    let action = match c.action {
+        Action::Create => ChangeAction::Create,
+        Action::Upsert => ChangeAction::Upsert,
+        Action::Delete => ChangeAction::Delete,
+    };
+    change(action, rrset(&r.name, t, r.ttl, &values)?)
+}
+
+#[async_trait]
+impl Zone for Route53Dns {
+    async fn list_under(&self, suffix: &str) -> CloudResult<Vec<ZoneRecord>> {
+        let suffix = norm(suffix);
+        let mut out = Vec::new();
+        // Route 53 lists in the order of reversed labels: the names under `suffix` follow it.
+        let mut next: Option<(String, Option<RrType>)> = Some((format!("{suffix}."), None));
+        for _ in 0..MAX_PAGES {
+            self.aws.limiter.take(Class::Dns).await;
+            let mut call = self.aws.route53.list_resource_record_sets().hosted_zone_id(&self.zone_id).max_items(300);
+            if let Some((name, t)) = next.take() {
+                call = call.start_record_name(name).set_start_record_type(t);
+            }
+            let page = call.send().await.map_err(|e| cloud_error(&e, "list records under", &suffix))?;
+            out.extend(page.resource_record_sets().iter().map(zone_record).filter(|r| is_under(&r.name, &suffix)));
+            match (page.is_truncated(), page.next_record_name(), page.next_record_type()) {
+                (true, Some(n), t) => next = Some((n.to_owned(), t.cloned())),
+                _ => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read(&self, name: &str) -> CloudResult<Vec<ZoneRecord>> {
+        self.aws.limiter.take(Class::Dns).await;
+        let out = self
+            .aws
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(&self.zone_id)
+            .start_record_name(name)
+            .max_items(10)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&e, "list records of", name))?;
+        let name = norm(name);
+        Ok(out.resource_record_sets().iter().map(zone_record).filter(|r| r.name == name).collect())
+    }
+
+    async fn change(&self, changes: &[RecordChange]) -> CloudResult<()> {
+        let target = changes.first().map_or("", |c| c.record.name.as_str());
+        let sdk: Vec<Change> = changes.iter().map(sdk_change).collect::<CloudResult<_>>()?;
+        self.submit(target, sdk).await
     }
 }

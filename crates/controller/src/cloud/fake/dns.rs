@@ -2,8 +2,11 @@
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
 use super::state::{FTunnel, State};
 use super::{FakeCloud, aws_error, error, ops};
+use crate::cloud::dns::{Action, MAX_CHARS, MAX_RECORDS, RecordChange, Zone, ZoneRecord, is_under};
 use crate::cloud::{CfRecord, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet, Tunnel, Tunnels};
 
 /// TTL the real implementation writes.
@@ -12,6 +15,19 @@ pub(super) const TTL: i64 = 60;
 /// [`Dns`] of a [`FakeCloud`].
 #[derive(Debug)]
 pub(super) struct FakeDns(pub FakeCloud);
+
+/// [`Zone`] of a [`FakeCloud`]: the same hosted zone as [`FakeDns`].
+#[derive(Debug)]
+pub(super) struct FakeZone(pub FakeCloud);
+
+impl FakeCloud {
+    /// The hosted zone as the change batcher uses it (listings and atomic change batches, with
+    /// AWS's refusals: CREATE of an existing set, DELETE of a missing or different one, more than
+    /// 1,000 records or 32,000 characters in one request).
+    pub fn zone(&self) -> Arc<dyn Zone> {
+        Arc::new(FakeZone(self.clone()))
+    }
+}
 
 /// [`Tunnels`] of a [`FakeCloud`].
 #[derive(Debug)]
@@ -54,6 +70,64 @@ impl State {
         for k in keys {
             self.records.remove(&k);
         }
+        Ok(())
+    }
+
+    fn zone_records(&self, keep: impl Fn(&str) -> bool) -> Vec<ZoneRecord> {
+        self.records
+            .iter()
+            .filter(|((n, _), _)| keep(n))
+            .map(|((n, t), (ttl, v))| ZoneRecord {
+                name: n.clone(),
+                record_type: t.clone(),
+                ttl: *ttl,
+                values: v.clone(),
+            })
+            .collect()
+    }
+
+    /// One ChangeResourceRecordSets: every change applies, in order, or none (InvalidChangeBatch
+    /// naming each refused set as AWS does).
+    fn change_batch(&mut self, changes: &[RecordChange]) -> CloudResult<()> {
+        let target = changes.first().map_or(String::new(), |c| c.record.name.clone());
+        let (records, chars) = changes.iter().map(RecordChange::weight).fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1));
+        if records > MAX_RECORDS {
+            return Err(aws_error(
+                "change records of",
+                &target,
+                "InvalidChangeBatch",
+                "Number of records limit of 1000 exceeded.",
+            ));
+        }
+        if chars > MAX_CHARS {
+            let msg = "Number of characters in value elements of the request exceeded the limit of 32000.";
+            return Err(aws_error("change records of", &target, "InvalidChangeBatch", msg));
+        }
+        let mut next = self.records.clone();
+        let mut refused = Vec::new();
+        for c in changes {
+            let (name, t) = (norm(&c.record.name), c.record.record_type.clone());
+            let key = (name.clone(), t.clone());
+            let want = (c.record.ttl, c.record.values.clone());
+            match c.action {
+                Action::Create if next.contains_key(&key) => refused
+                    .push(format!("Tried to create resource record set [name='{name}.', type='{t}'] but it already exists")),
+                Action::Create | Action::Upsert => drop(next.insert(key, want)),
+                Action::Delete if next.get(&key) == Some(&want) => drop(next.remove(&key)),
+                Action::Delete => refused.push(format!(
+                    "Tried to delete resource record set [name='{name}.', type='{t}'] but it was not found or its values did not match"
+                )),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(aws_error(
+                "change records of",
+                &target,
+                "InvalidChangeBatch",
+                &format!("[{}]", refused.join(", ")),
+            ));
+        }
+        self.records = next;
         Ok(())
     }
 
@@ -132,6 +206,26 @@ impl Dns for FakeDns {
                 .map(|((n, _), (_, v))| (n.clone(), v.clone()))
                 .collect())
         })
+    }
+}
+
+#[async_trait]
+impl Zone for FakeZone {
+    async fn list_under(&self, suffix: &str) -> CloudResult<Vec<ZoneRecord>> {
+        let suffix = norm(suffix);
+        self.0.call(ops::LIST_RECORDS, "list records under", &suffix, None, |s| {
+            Ok(s.zone_records(|n| is_under(n, &suffix)))
+        })
+    }
+
+    async fn read(&self, name: &str) -> CloudResult<Vec<ZoneRecord>> {
+        let name = norm(name);
+        self.0.call(ops::LIST_RECORDS, "list records of", &name, None, |s| Ok(s.zone_records(|n| n == name)))
+    }
+
+    async fn change(&self, changes: &[RecordChange]) -> CloudResult<()> {
+        let target = changes.first().map_or(String::new(), |c| c.record.name.clone());
+        self.0.call(ops::CHANGE_RECORDS, "change records of", &target, None, |s| s.change_batch(changes))
     }
 }
 
