@@ -120,12 +120,17 @@ mod tests {
         let late = t0 + jiff::SignedDuration::from_mins(20);
         let d = Duration::from_mins(15);
         let first = running("i-1", t0, None);
-        assert!(matches!(verdict(Some(&first), None, late, d, "instance"), Verdict::Relaunch(m) if m.contains("900 s")));
+        assert!(
+            matches!(verdict(Some(&first), None, late, d, "instance"), Verdict::Relaunch(m) if m.contains("900 s"))
+        );
         // Recorded but the terminate did not finish: still the relaunch, never failed.
         assert!(matches!(verdict(Some(&first), Some("i-1"), late, d, "instance"), Verdict::Relaunch(_)));
         let second = running("i-2", t0, None);
         let v = verdict(Some(&second), Some("i-1"), late, d, "instance");
-        assert!(matches!(&v, Verdict::Failed(m) if m.contains("i-2") && m.contains("900 s") && m.contains("i-1")), "{v:?}");
+        assert!(
+            matches!(&v, Verdict::Failed(m) if m.contains("i-2") && m.contains("900 s") && m.contains("i-1")),
+            "{v:?}"
+        );
         assert_eq!(verdict(None, Some("i-1"), late, d, "instance"), Verdict::Fine);
     }
 }

@@ -22,14 +22,21 @@ pub struct ApiStub {
     patches: Patches,
 }
 
-async fn answer(State(patches): State<Patches>, method: Method, uri: Uri, body: axum::body::Bytes) -> impl IntoResponse {
+async fn answer(
+    State(patches): State<Patches>,
+    method: Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
     let path = uri.path();
     if method == Method::PATCH && path.ends_with("/status") {
         let mut obj: Value = serde_json::from_slice(&body).unwrap_or_default();
         patches.lock().expect("patches").push((path.to_owned(), obj.clone()));
         let name = path.trim_end_matches("/status").rsplit('/').next().unwrap_or_default();
         obj["metadata"] = json!({"name": name, "resourceVersion": "1"});
-        obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({})));
+        // The fields a Workspace's spec cannot do without (a Tenant's has none).
+        let spec = if path.contains("/workspaces/") { json!({"tenant": "", "runtime": ""}) } else { json!({}) };
+        obj.as_object_mut().map(|o| o.entry("spec").or_insert(spec));
         return (StatusCode::OK, axum::Json(obj));
     }
     let is_list = method == Method::GET && path.rsplit('/').next().is_some_and(|last| last.ends_with('s'));

@@ -250,14 +250,13 @@ async fn send_recorded(
     let Some(r) = st.redeploy.as_mut().filter(|_| vm.state == InstanceState::Running) else { return Ok(None) };
     let comment = comment(&t.uid().unwrap_or_default(), r);
     let found = if look { acct.commands.find(&vm.id, &comment).await? } else { None };
-    let (id, how) = match found {
-        Some(id) => (id, "found after a restart"),
-        None => {
-            let cmd = format!("/opt/molecule/redeploy.sh '{}'", r.image);
-            let id = acct.commands.send(&vm.id, &comment, &[cmd]).await?;
-            ctx.failpoints.hit("tenant.redeploy.after-send").await;
-            (id, "sent")
-        }
+    let (id, how) = if let Some(id) = found {
+        (id, "found after a restart")
+    } else {
+        let cmd = format!("/opt/molecule/redeploy.sh '{}'", r.image);
+        let id = acct.commands.send(&vm.id, &comment, &[cmd]).await?;
+        ctx.failpoints.hit("tenant.redeploy.after-send").await;
+        (id, "sent")
     };
     r.command_id.clone_from(&id);
     let note = format!("redeploying {} on tenant VM {} in place (SSM command {id}, {how})", r.image, vm.id);
@@ -276,7 +275,8 @@ pub async fn boot_deadline(
     st: &mut TenantStatus,
 ) -> Result<boot::Verdict, Error> {
     let deadline = (ctx.settings.boot_deadline, Timestamp::now());
-    let v = boot::enforce(acct.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, deadline, "tenant VM").await?;
+    let v =
+        boot::enforce(acct.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, deadline, "tenant VM").await?;
     if let boot::Verdict::Relaunch(m) = &v {
         publish(ctx, &t.object_ref(&()), true, "BootTimedOut", m.clone()).await;
         if let Some(c) = current.as_mut() {

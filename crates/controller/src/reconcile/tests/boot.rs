@@ -34,7 +34,8 @@ async fn pass(ctx: &Context, sg: &str, st: &mut TenantStatus, late: SignedDurati
     let m = vm::Machine { instance_type: "t3.small", ami: "ami-tenant", profile: "p", sg, boot };
     let (current, _) = vm::converge(ctx, &ctx.main, &t, &owner, &m, true, st).await.unwrap();
     let now = (DEADLINE, Timestamp::now() + late);
-    let v = boot::enforce(ctx.main.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, now, "tenant VM").await;
+    let v =
+        boot::enforce(ctx.main.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, now, "tenant VM").await;
     ctx.main.cache.refresh().await.unwrap();
     (current, v.unwrap())
 }

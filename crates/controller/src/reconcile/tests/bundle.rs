@@ -21,7 +21,7 @@ async fn a_bundle_created_just_before_a_crash_is_erased() {
     let arn = bundle::ensure(&ctx, &Memory::default(), &ctx.main, &owner, "{}", None).await.unwrap();
     // The crash: status.secretArn was never written, and ListSecrets does not list it yet.
     let (asked, left) = bundle::erase(&ctx, &Memory::default(), &ctx.main, &owner, None).await.unwrap();
-    assert_eq!(asked, [arn.clone()]);
+    assert_eq!(asked, std::slice::from_ref(&arn));
     assert!(left.is_empty());
     assert!(fake.secret(&arn).is_none(), "the bundle outlived the erasure");
 }

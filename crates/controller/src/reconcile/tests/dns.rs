@@ -19,8 +19,11 @@ fn after(dns: &DnsState, ip: Option<&str>) -> WorkspaceStatus {
         DnsState::Removed => (true, "RecordRemoved"),
         _ => (false, "RecordPending"),
     };
-    let mut st =
-        WorkspaceStatus { hostname: Some(HOST.into()), private_ip: ip.map(str::to_owned), ..WorkspaceStatus::default() };
+    let mut st = WorkspaceStatus {
+        hostname: Some(HOST.into()),
+        private_ip: ip.map(str::to_owned),
+        ..WorkspaceStatus::default()
+    };
     conditions::set(&mut st.conditions, conditions::new("DnsReady", ok, reason, "", Some(1), "2026-01-01T00:00:00Z"));
     st
 }

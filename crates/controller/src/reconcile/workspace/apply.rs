@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::{Resource, ResourceExt};
 use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
 use molecule_crds::conditions;
 use molecule_crds::resolve::Resolved;
 use molecule_crds::v1alpha1::{
@@ -217,7 +217,9 @@ async fn conclude(
             status::set_failed(&mut s.st, &["InstanceReady"], "BootTimedOut", m, generation, &s.now);
             s.st.phase = Some(WorkspacePhase::Failed);
         }
-        boot::Verdict::Relaunch(m) => status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now),
+        boot::Verdict::Relaunch(m) => {
+            status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now)
+        }
         boot::Verdict::Fine => {}
     }
     match (out.error, out.wait) {
