@@ -112,7 +112,7 @@ impl Iam {
             self.take().await;
             let Some(page) = pages.next().await else { break };
             let page = page.map_err(|e| cloud_error(&e, "list roles under", path))?;
-            names.extend(page.roles().iter().map(|r| r.role_name().to_owned()));
+            names.extend(page.roles().iter().filter(|r| r.path().starts_with(path)).map(|r| r.role_name().to_owned()));
         }
         let mut out = Vec::new();
         for name in names {
@@ -131,7 +131,9 @@ impl Iam {
             self.take().await;
             let Some(page) = pages.next().await else { break };
             let page = page.map_err(|e| cloud_error(&e, "list instance profiles under", path))?;
-            names.extend(page.instance_profiles().iter().map(|p| p.instance_profile_name().to_owned()));
+            // moto ignores PathPrefix for instance profiles: filter here too.
+            let under = page.instance_profiles().iter().filter(|p| p.path().starts_with(path));
+            names.extend(under.map(|p| p.instance_profile_name().to_owned()));
         }
         let mut out = Vec::new();
         for name in names {

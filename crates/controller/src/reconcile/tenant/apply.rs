@@ -69,7 +69,7 @@ pub async fn converge(s: &mut Scope<'_>, r: &Reconciler) -> Result<Action, Failu
     s.st.account = Some(p.acct.name.to_owned());
     s.st.region = Some(p.acct.region.clone());
     let (arn, tunnel) = secrets_and_tunnel(s, r, &p, &host).await?;
-    let Some(profile) = identities(s, &p, &arn).await? else { return Ok(Action::requeue(BLOCKED_REQUEUE)) };
+    let Some(profile) = identities(s, r, &p, &arn).await? else { return Ok(Action::requeue(BLOCKED_REQUEUE)) };
     let sg = vm::ensure_group(ctx, &p.acct, &owner_of(t), s.old.security_group_id.as_deref())
         .await
         .map_err(failed_in("NetworkReady"))?;
@@ -113,7 +113,12 @@ async fn secrets_and_tunnel(
 /// The tenant's two IAM identities (after the bundle: the VM's policy names its ARN): the VM's
 /// in the tenant's account, the Workspaces' in the main account. The VM's instance profile, or
 /// `None` when a role or profile of that name is not this Tenant's (`IamRoleNotOurs`, Stalled).
-async fn identities(s: &mut Scope<'_>, p: &Prerequisites, bundle_arn: &str) -> Result<Option<String>, Failure> {
+async fn identities(
+    s: &mut Scope<'_>,
+    r: &Reconciler,
+    p: &Prerequisites,
+    bundle_arn: &str,
+) -> Result<Option<String>, Failure> {
     let (ctx, t) = (s.ctx, s.t);
     let owner = owner_of(t);
     let prefix = ctx.identity.workspace_secret_prefix(&owner.name);
@@ -121,12 +126,21 @@ async fn identities(s: &mut Scope<'_>, p: &Prerequisites, bundle_arn: &str) -> R
         (&p.acct, Grant::Vm { bundle_arn, region: &p.acct.region }),
         (&ctx.main, Grant::Workspace { prefix: &prefix, region: &ctx.main.region }),
     ];
+    let digest = identity::digest(&ctx.tenant.iam, &grants.map(|(acct, grant)| (acct.name, grant)));
+    let vm_profile =
+        |st: &TenantStatus| st.identity.as_ref().and_then(|ids| ids.vm.as_ref()).map(|vm| vm.instance_profile.clone());
+    let complete = s.st.identity.as_ref().is_some_and(|ids| ids.vm.is_some() && ids.workspace.is_some());
+    let remembered =
+        r.memory.identities.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&owner.uid).cloned();
+    if complete && remembered.is_some_and(|(known, at)| known == digest && at.elapsed() < identity::RECHECK) {
+        return Ok(vm_profile(&s.st));
+    }
     for (acct, grant) in grants {
         let (iam, me, settings) = (acct.identities.as_ref(), &ctx.identity, &ctx.tenant.iam);
         let found =
             identity::ensure(iam, me, settings, &owner, acct.name, &grant).await.map_err(failed_in("InstanceReady"))?;
         let found = match found {
-            Outcome::Ready(i) => i,
+            Outcome::Ready(ready) => ready,
             Outcome::NotOurs(msg) => {
                 status::blocked(&mut s.st, &["InstanceReady"], "IamRoleNotOurs", &msg, t.metadata.generation, &s.now);
                 return Ok(None);
@@ -138,7 +152,13 @@ async fn identities(s: &mut Scope<'_>, p: &Prerequisites, bundle_arn: &str) -> R
             Grant::Workspace { .. } => ids.workspace = Some(found),
         }
     }
-    Ok(s.st.identity.as_ref().and_then(|i| i.vm.as_ref()).map(|v| v.instance_profile.clone()))
+    let now = std::time::Instant::now();
+    r.memory
+        .identities
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(owner.uid.clone(), (digest, now));
+    Ok(vm_profile(&s.st))
 }
 
 /// The VM and its redeploy: whether it is stopped, and when to look again.

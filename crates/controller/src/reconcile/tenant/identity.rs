@@ -112,6 +112,17 @@ fn arn_account(arn: &str) -> (String, String) {
     }
 }
 
+/// How long converged identities go unchecked (no IAM call) while their inputs are unchanged: a
+/// policy changed by hand is written back within this time (and at every operator start).
+pub const RECHECK: std::time::Duration = std::time::Duration::from_hours(1);
+
+/// The digest of everything the two identities are built from.
+pub fn digest(settings: &IamSettings, grants: &[(&str, Grant<'_>)]) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!("{settings:?}|{grants:?}");
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
 /// What [`ensure`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -137,6 +148,19 @@ fn bad_uid(owner: &Owner) -> CloudError {
     }
 }
 
+/// The role of `spec.name`, created when missing. `EntityAlreadyExists` (made meanwhile: a
+/// concurrent reconcile, an answer lost) reads it again; whose it is, the caller checks.
+async fn find_or_create_role(iam: &dyn Identities, spec: &RoleSpec) -> CloudResult<crate::cloud::identities::Role> {
+    if let Some(r) = iam.role(&spec.name).await? {
+        return Ok(r);
+    }
+    match iam.create_role(spec).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.code == "EntityAlreadyExists" => iam.role(&spec.name).await?.ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
 /// Converges one identity of `owner` in the account of `iam` (named `account`).
 pub async fn ensure(
     iam: &dyn Identities,
@@ -149,24 +173,14 @@ pub async fn ensure(
     let use_ = grant.role();
     let name = IamName::new(use_, &owner.uid).ok_or_else(|| bad_uid(owner))?.render();
     let tags = me.tags(owner);
-    let role = match iam.role(&name).await? {
-        Some(r) => r,
-        None => {
-            let spec = RoleSpec {
-                name: name.clone(),
-                path: settings.path.clone(),
-                boundary: settings.boundary.clone(),
-                trust: trust_policy(),
-                tags: tags.clone(),
-            };
-            match iam.create_role(&spec).await {
-                Ok(r) => r,
-                // Made meanwhile (a concurrent reconcile, an answer lost): read it, check whose.
-                Err(e) if e.code == "EntityAlreadyExists" => iam.role(&name).await?.ok_or(e)?,
-                Err(e) => return Err(e),
-            }
-        }
+    let spec = RoleSpec {
+        name: name.clone(),
+        path: settings.path.clone(),
+        boundary: settings.boundary.clone(),
+        trust: trust_policy(),
+        tags: tags.clone(),
     };
+    let role = find_or_create_role(iam, &spec).await?;
     if !is_ours(me, owner, &role.tags) {
         return Ok(Outcome::NotOurs(format!("IAM role {name} exists and is not this Tenant's (owner tags differ)")));
     }
@@ -185,12 +199,11 @@ pub async fn ensure(
     if !is_ours(me, owner, &profile.tags) {
         return Ok(Outcome::NotOurs(format!("instance profile {name} exists and is not this Tenant's")));
     }
-    if !profile.roles.contains(&name) {
-        if let Err(e) = iam.add_role(&name, &name).await
-            && e.code != "EntityAlreadyExists"
-        {
-            return Err(e);
-        }
+    if !profile.roles.contains(&name)
+        && let Err(e) = iam.add_role(&name, &name).await
+        && e.code != "EntityAlreadyExists"
+    {
+        return Err(e);
     }
     Ok(Outcome::Ready(IamIdentity {
         account: account.to_owned(),

@@ -41,11 +41,16 @@ pub struct Memory {
     /// Tunnel tokens read, by tunnel ID, with when the tunnel was last found (kept in memory
     /// only, for the bundle).
     pub tunnel_tokens: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Digest of the identity inputs last converged, by Tenant uid, with when: an unchanged
+    /// identity costs no IAM call until [`identity::RECHECK`] has passed.
+    pub identities: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl Prune for Memory {
     fn prune(&self, keep: &Keep) -> usize {
-        retain(&self.bundles, |k| keep.uids.contains(k)) + retain(&self.tunnel_tokens, |k| keep.tunnels.contains(k))
+        retain(&self.bundles, |k| keep.uids.contains(k))
+            + retain(&self.tunnel_tokens, |k| keep.tunnels.contains(k))
+            + retain(&self.identities, |k| keep.uids.contains(k))
     }
 }
 
