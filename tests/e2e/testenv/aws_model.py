@@ -12,22 +12,31 @@ off until configured, so an unconfigured world is plain moto.
   straight to moto (seeding, bootsim, a test's inspection) see the ground truth.
 - purgeAfterMs: a terminated instance is gone this long after its termination: from listings, from
   describe-by-ID (InvalidInstanceID.NotFound) and from every other call that names it.
+- eventsQueueUrl: EventBridge's EC2 notifications, which moto never emits: every instance state
+  change (run: pending then running; stop, start, terminate; by any caller) and every tag change of
+  an instance (CreateTags, DeleteTags) puts the event EventBridge would write ("EC2 Instance
+  State-change Notification", "Tag Change on Resource") on this SQS queue of moto, in the account
+  and region of the instance. Not part of a profile: a profile change keeps it; null stops it.
 
-Configuration is JSON: {"clientToken": bool, "listingLagMs": int, "purgeAfterMs": int | null} or a
+Configuration is JSON: {"clientToken": bool, "listingLagMs": int, "purgeAfterMs": int | null,
+"eventsQueueUrl": str | null} or a
 profile name ("off", "realistic"), from MOLECULE_AWS_MODEL at start and from
 GET/POST /__aws_model at run time (a POST merges; {"profile": "..."} resets to a profile first).
 """
 
+import datetime
 import hashlib
 import json
 import threading
 import time
+import uuid
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
+from moto.ec2.models.tags import TagBackend
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.instances import InstanceResponse
 
@@ -42,6 +51,7 @@ _created = {}  # resource id -> monotonic time it was created (while the model w
 _terminated = {}  # instance id -> monotonic time it was terminated
 _view = threading.local()  # .lagging: this thread answers a call that sees the listing lag
 _tokens = {}  # (kind, account, region, token) -> {"fingerprint", "created": reservation or volume}
+_events = {"eventsQueueUrl": None}  # kept apart from the profiles: a profile change keeps it
 
 
 class ModelError(ValueError):
@@ -50,7 +60,7 @@ class ModelError(ValueError):
 
 def config():
     with _lock:
-        return dict(_config)
+        return {**_config, **_events}
 
 
 def configure(update):
@@ -59,7 +69,7 @@ def configure(update):
         update = {"profile": update}
     if not isinstance(update, dict):
         raise ModelError("expected a JSON object or a profile name")
-    unknown = set(update) - {"profile", *PROFILES["off"]}
+    unknown = set(update) - {"profile", "eventsQueueUrl", *PROFILES["off"]}
     if unknown:
         raise ModelError(f"unknown keys: {sorted(unknown)}")
     with _lock:
@@ -79,9 +89,14 @@ def configure(update):
                 raise ModelError("clientToken must be true or false")
             new["clientToken"] = update["clientToken"]
         new["listingLagMs"] = new["listingLagMs"] or 0
+        if "eventsQueueUrl" in update:
+            url = update["eventsQueueUrl"]
+            if url is not None and (not isinstance(url, str) or url.rstrip("/").count("/") < 4):
+                raise ModelError("eventsQueueUrl must be a queue URL (http://host/account/name) or null")
+            _events["eventsQueueUrl"] = url
         _config.clear()
         _config.update(new)
-        return dict(_config)
+        return config()
 
 
 def reset():
@@ -161,6 +176,7 @@ def _run_instances(self, *args, **kwargs):
     reservation = _orig_run_instances(self, *args, **kwargs)
     for inst in reservation.instances:
         _created_now(inst.id)
+    _run_events(reservation)
     return reservation
 
 
@@ -209,6 +225,76 @@ _orig_describe_security_groups = SecurityGroupBackend.describe_security_groups
 def _describe_security_groups(self, group_ids=None, groupnames=None, filters=None):
     groups = _orig_describe_security_groups(self, group_ids, groupnames, filters)
     return groups if group_ids or groupnames else [g for g in groups if not _lagging(g.id)]
+
+
+# --- EventBridge's EC2 notifications, on an SQS queue of moto.
+
+
+def _publish(account, region, detail_type, source, resource, detail):
+    url = _events["eventsQueueUrl"]
+    if not url:
+        return
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415 (moto's SQS loads only when used)
+
+    queue_account, name = url.rstrip("/").split("/")[-2:]
+    if queue_account != account:
+        return  # the rule of another account
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{resource}"],
+        "detail": detail,
+    }
+    try:
+        sqs_backends[account][region].send_message(name, json.dumps(event))
+    except Exception as e:  # noqa: BLE001 (no queue in that region: EventBridge would drop it too)
+        print(f"aws_model: event for {resource} not delivered: {e}", flush=True)
+
+
+def _state_event(inst):
+    backend = inst.ec2_backend
+    detail = {"instance-id": inst.id, "state": inst.state}
+    _publish(backend.account_id, backend.region_name, "EC2 Instance State-change Notification", "aws.ec2", inst.id, detail)
+
+
+def _with_state_event(method):
+    def wrapped(self, *args, **kwargs):
+        before = self.state
+        result = method(self, *args, **kwargs)
+        if self.state != before:
+            _state_event(self)
+        return result
+
+    return wrapped
+
+
+def _with_tag_events(method):
+    def wrapped(self, resource_ids, *args, **kwargs):
+        result = method(self, resource_ids, *args, **kwargs)
+        for rid in resource_ids:
+            if rid.startswith("i-"):
+                tags = dict(self.tags.get(rid, {}))
+                detail = {"changed-tag-keys": sorted(args[0]) if args else [], "service": "ec2",
+                          "resource-type": "instance", "version": int(time.time() * 1000), "tags": tags}
+                _publish(self.account_id, self.region_name, "Tag Change on Resource", "aws.tag", rid, detail)
+        return result
+
+    return wrapped
+
+
+def _run_events(reservation):
+    for inst in reservation.instances:
+        state = inst.state
+        for step in ("pending", "running") if state == "running" else (state,):
+            inst_state = inst._state.name
+            inst._state.name = step
+            _state_event(inst)
+            inst._state.name = inst_state
 
 
 # --- ClientToken idempotency.
@@ -270,7 +356,11 @@ def install():
     if _installed:
         return
     _installed = True
-    Instance.terminate = _terminate
+    Instance.terminate = _with_state_event(_terminate)
+    Instance.stop = _with_state_event(Instance.stop)
+    Instance.start = _with_state_event(Instance.start)
+    TagBackend.create_tags = _with_tag_events(TagBackend.create_tags)
+    TagBackend.delete_tags = _with_tag_events(TagBackend.delete_tags)
     InstanceBackend.all_reservations = _all_reservations
     InstanceBackend.run_instances = _run_instances
     InstanceBackend.describe_instances = _describe_instances

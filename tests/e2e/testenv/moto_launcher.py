@@ -6,7 +6,8 @@ MOLECULE_AWS_MODEL (a profile name, "off" or "realistic", or a JSON object) conf
 start; unset means off. At run time: GET /__aws_model shows the configuration, POST /__aws_model
 with a JSON object merges into it (400 on a bad one). Listing lag applies only to calls carrying
 the header X-Molecule-Via-Proxy: 1 (the fault proxy adds it), so direct calls see the ground truth. POST /moto-api/reset also forgets the
-model's tokens and timestamps.
+model's tokens and timestamps. {"eventsQueueUrl": "<a queue of this moto>"} makes moto publish the
+EC2 notifications EventBridge would (instance state and tag changes) to that queue.
 """
 
 import json

@@ -98,6 +98,11 @@ def main():
     tenant_profile = instance_profile(iam, "molecule-tenant")
     workspace_profile = instance_profile(iam, "molecule-workspace")
     ami = images(ec2, os.path.join(a.out, "images.yaml"), "molecule")
+    # The queue an EventBridge rule would fill with EC2 notifications (the AWS model publishes to
+    # it once a test sets eventsQueueUrl; retention short, since nobody reads it otherwise).
+    events_queue = client("sqs").create_queue(
+        QueueName="molecule-ec2-events", Attributes={"MessageRetentionPeriod": "600"}
+    )["QueueUrl"]
 
     # The canary account, reached the way the operator reaches it.
     creds = client("sts").assume_role(RoleArn=CANARY_ROLE, RoleSessionName="testenv-seed")["Credentials"]
@@ -128,6 +133,7 @@ def main():
         "CANARY_SUBNET_ID": csubnets[0],
         "CANARY_EC2_AMI": canary_ami,
         "CANARY_IMAGE_CATALOG_FILE": os.path.join(a.out, "images-canary.yaml"),
+        "TESTENV_EVENTS_QUEUE_URL": events_queue,
     }
     for k, v in exports.items():
         print(f'export {k}="{v}"')

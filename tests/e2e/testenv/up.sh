@@ -121,7 +121,7 @@ OPERATOR_NAMESPACE=molecule-system
 TOKEN=$("${KC[@]}" -n "$OPERATOR_NAMESPACE" create token molecule-operator --duration 48h)
 kubeconfig operator.kubeconfig "{token: \"$TOKEN\"}"
 
-# --- moto (EC2, Route 53, Secrets Manager, STS, IAM, SSM) with AWS-like validation switched on,
+# --- moto (EC2, Route 53, Secrets Manager, STS, IAM, SSM, SQS) with AWS-like validation switched on,
 # started by moto_launcher.py, which loads the AWS model (off until configured after seeding)
 MAIN_REGION=us-east-1; CANARY_REGION=us-west-2
 start moto env MOTO_ENABLE_AMI_VALIDATION=true MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true \
