@@ -63,6 +63,7 @@ pub enum Step {
 
 /// What the plan sees.
 #[derive(Clone, Debug)]
+#[expect(clippy::struct_excessive_bools, reason = "independent observations, not the states of one machine")]
 pub struct Inputs<'a> {
     /// Every instance with the owner's uid tag, terminated ones included.
     pub instances: &'a [Instance],
