@@ -1,5 +1,7 @@
 //! kill -9 of the operator right after each side effect of the launch and delete protocols
-//! (failpoints), then a restart: exactly one instance per Workspace, nothing leaked.
+//! (failpoints), then a restart: exactly one instance per Workspace, nothing leaked, and every
+//! RunInstances carried the launch token recorded in status (a repeat after the crash is safe only
+//! because EC2 answers a repeated ClientToken with the same instance).
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -9,6 +11,21 @@ use molecule_e2e::scenario::{Scenario, condition, uid};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
+
+/// The ClientToken of every RunInstances the operator sent for owner `uid`, oldest first (the fault
+/// proxy captures each mutating call).
+async fn run_tokens(s: &Scenario, uid: &str) -> Vec<String> {
+    let url = format!("{}/requests", s.env.var("TESTENV_FAULTS_URL"));
+    let (_, v) = molecule_e2e::harness::http_json("GET", &url, None, None).await.unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["call"] == "ec2.RunInstances")
+        .filter_map(|r| r["body"].as_str())
+        .filter_map(|b| b.split('&').find_map(|kv| kv.strip_prefix("ClientToken=")).map(str::to_owned))
+        .filter(|t| t.contains(uid))
+        .collect()
+}
 
 async fn count(s: &Scenario, uid: &str) -> (usize, usize, usize) {
     let ec2 = s.env.ec2_direct().await;
@@ -40,6 +57,16 @@ async fn crash_during_launch(failpoint: &str) {
     // Not merely repaired afterwards: only one instance was ever launched for it.
     assert_eq!(s.instances(&uid(&w)).await.len(), 1, "{failpoint}: instances ever launched");
     assert_eq!(s.get("w").await.unwrap().status.unwrap().instance_id, w.status.as_ref().unwrap().instance_id);
+    // The token reuse the repair relies on: one attempt, its recorded token on every RunInstances
+    // (after-run: sent again after the restart unless the listing already showed the instance).
+    let rec = w.status.as_ref().unwrap().launch.clone().unwrap();
+    let tokens = run_tokens(&s, &uid(&w)).await;
+    assert_eq!(rec.attempt, 1, "{failpoint}: no second attempt");
+    assert!(
+        (1..=2).contains(&tokens.len()) && tokens.iter().all(|t| *t == rec.token),
+        "{failpoint}: RunInstances tokens {tokens:?}, recorded {}",
+        rec.token
+    );
     s.delete("w").await.unwrap();
     s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let left = s.leftovers(&uid(&w), w.status.as_ref().unwrap().hostname.as_deref()).await;
