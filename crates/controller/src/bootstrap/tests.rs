@@ -221,7 +221,11 @@ fn workspace_user_data_parses_as_bash() {
 /// device file, with blkid, mkfs.ext4, mount and mountpoint stubbed (they log their calls), then
 /// a line standing for the agent's start. Returns (exit status, calls, whether the agent started).
 fn run_data_volume(device: &[u8], blkid_exit: u8, mounted: bool) -> (bool, String, bool) {
-    let dir = std::env::temp_dir().join(format!("molecule-dv-{}-{blkid_exit}-{mounted}-{}", std::process::id(), device.len()));
+    let dir = std::env::temp_dir().join(format!(
+        "molecule-dv-{}-{blkid_exit}-{mounted}-{}",
+        std::process::id(),
+        device.len()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let (bin, mnt, dev) = (dir.join("bin"), dir.join("mnt"), dir.join("dev"));
     std::fs::create_dir_all(&bin).unwrap();

@@ -6,10 +6,11 @@
 mod boot;
 mod bundle;
 mod dns;
+mod dvolume;
 mod erasure;
 mod groups;
-mod identity;
 mod iam;
+mod identity;
 mod launch;
 mod reap;
 mod redeploy;

@@ -106,6 +106,7 @@ async fn instance(scope: &mut Scope<'_>, machine: &Machine<'_>, hold: bool) -> L
     let replace = replace_allowed(scope.ws, &scope.st);
     let plan = launch::plan_for(&env, machine, &mut scope.st, want_running, replace).await;
     let steps = if hold { volume::held_back(plan.steps.clone()) } else { plan.steps.clone() };
+    status::before_steps(&mut scope.st, &steps, scope.ws.metadata.generation, &scope.now);
     let (current, error, wait) =
         match launch::exec::run(&env, machine, &mut scope.st, steps, plan.current.clone()).await {
             Ok(c) => (c, None, None),

@@ -8,6 +8,7 @@ use molecule_crds::v1alpha1::{
 
 use crate::cloud::tags::{BOOT, DISPLAY};
 use crate::cloud::{Instance, InstanceState};
+use crate::reconcile::launch::{LaunchReason, Step};
 
 /// The DNS record's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,6 +195,29 @@ pub fn set_failed(
 
 fn cond(t: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) -> Condition {
     conditions::new(t, ok, reason, message, generation, now)
+}
+
+/// Before steps that launch: the launch writes the status mid-protocol (the attempt before
+/// RunInstances, the new instance ID after), and that write must not carry the old instance's
+/// `Ready=True` and phase next to the new generation or instance ID (issue 13: a Recreate showed
+/// the new instance Ready while the data volume was still on the old one).
+pub fn before_steps(st: &mut WorkspaceStatus, steps: &[Step], generation: Option<i64>, now: &str) {
+    let reason = steps.iter().find_map(|s| match s {
+        Step::Record { reason, .. } => Some(*reason),
+        Step::Launch { .. } => Some(LaunchReason::First),
+        _ => None,
+    });
+    let Some(reason) = reason else { return };
+    let (why, message, phase) = match reason {
+        LaunchReason::Replace => ("Replacing", "a new instance is replacing the old one", WorkspacePhase::Replacing),
+        LaunchReason::Lost => ("Relaunching", "launching the next attempt", WorkspacePhase::Provisioning),
+        LaunchReason::Restart => ("Starting", "launching the next attempt", WorkspacePhase::Provisioning),
+        _ => ("Launching", "the instance is being launched", WorkspacePhase::Provisioning),
+    };
+    for t in ["InstanceReady", "Ready"] {
+        conditions::set(&mut st.conditions, cond(t, false, why, message, generation, now));
+    }
+    st.phase = Some(phase);
 }
 
 /// `Admitted=True`: resolution, quotas and binding passed.

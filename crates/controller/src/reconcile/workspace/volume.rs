@@ -23,8 +23,11 @@ use crate::reconcile::launch::{LISTING_LAG, Step};
 
 /// Whether `v` is a data volume that can still be used.
 pub fn usable(v: &Volume) -> bool {
-    v.tags.get(VOLUME_PURPOSE).map(String::as_str) == Some("data")
-        && !matches!(v.state.as_str(), "deleting" | "deleted" | "error")
+    v.tags.get(VOLUME_PURPOSE).map(String::as_str) == Some("data") && alive(v)
+}
+
+fn alive(v: &Volume) -> bool {
+    !matches!(v.state.as_str(), "deleting" | "deleted" | "error")
 }
 
 /// Finds or creates the data volume; records a new generation in status before its create.
@@ -39,6 +42,14 @@ pub async fn ensure(
     mine.sort_by_key(|v| Some(v.id.as_str()) != st.data_volume_id.as_deref());
     if let Some(v) = mine.into_iter().next() {
         return Ok(v);
+    }
+    // Not listed: the one in status may still exist (listing lag, or tags that no longer match
+    // the listing's filter after an identity change): read it by ID before making another.
+    if let Some(id) = st.data_volume_id.clone() {
+        let known = ctx.main.volumes.describe(std::slice::from_ref(&id)).await?;
+        if let Some(v) = known.into_iter().find(|v| v.id == id && alive(v)) {
+            return Ok(v);
+        }
     }
     let mut tags: BTreeMap<String, String> = ctx.identity.tags(owner);
     tags.insert(VOLUME_PURPOSE.into(), "data".into());

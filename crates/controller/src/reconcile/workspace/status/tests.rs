@@ -183,3 +183,24 @@ fn an_identity_mismatch_is_said_in_ready_and_stalls() {
     assert!(molecule_crds::kstatus::STALLED_REASONS.contains(&reason));
     assert_eq!(phase(&v), WorkspacePhase::Failed);
 }
+
+#[test]
+fn a_launch_does_not_write_the_old_ready_next_to_the_new_instance() {
+    use crate::reconcile::launch::{LaunchReason, Step, TerminateWhy};
+    let up = running(Some("ready"), None);
+    let mut st = WorkspaceStatus::default();
+    set_conditions(&mut st, &view(Some(&up)), Some(1), "t");
+    st.phase = Some(WorkspacePhase::Running);
+    assert!(ready(&st));
+    let other = [Step::Terminate { ids: vec!["i-0".into()], why: TerminateWhy::Duplicate }];
+    before_steps(&mut st, &other, Some(2), "t2");
+    assert!(ready(&st), "no launch: nothing to say before the steps");
+    let replace = [Step::Record { attempt: 2, reason: LaunchReason::Replace }];
+    before_steps(&mut st, &replace, Some(2), "t2");
+    assert!(!ready(&st), "the mid-protocol write of the launch must not say Ready");
+    assert_eq!(reason(&st, "Ready"), "Replacing");
+    assert_eq!(reason(&st, "InstanceReady"), "Replacing");
+    assert_eq!(st.phase, Some(WorkspacePhase::Replacing));
+    before_steps(&mut st, &[Step::Launch { attempt: 2 }], Some(2), "t2");
+    assert_eq!(reason(&st, "Ready"), "Launching");
+}
