@@ -4,6 +4,9 @@
 //! Cloudflare records then its tunnel, its
 //! Route 53 records, its bundle (no recovery window), its credentials. Each step waits for the
 //! cloud to confirm before the next starts; progress is kept in the receipt, so a crash resumes.
+//! The VM, group and tunnel in the Tenant's status (and a CNAME pointing at that tunnel) are also
+//! looked up by ID: one that lives under another identity blocks the receipt
+//! ([`launch::verify`](crate::reconcile::launch::verify), IdentityMismatch).
 
 use std::time::Duration;
 

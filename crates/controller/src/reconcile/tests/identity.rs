@@ -54,6 +54,12 @@ async fn launched(acct: &crate::context::Account, fake: &FakeCloud, uid: &str) -
     (vm, st, inst)
 }
 
+/// The account as an operator restarted (with another id or env, or after a tag edit) sees it:
+/// a fresh fleet cache (the one that launched keeps what it created through `LISTING_LAG`).
+async fn restarted(fake: &FakeCloud) -> std::sync::Arc<crate::context::Account> {
+    testing::account(fake, "main", &Metrics::new()).await
+}
+
 async fn plan(acct: &crate::context::Account, vm: &Vm, st: &mut Status) -> launch::Plan {
     let (identity, failpoints, metrics) = (testing::identity(), Failpoints::default(), Metrics::new());
     let env = Env { account: acct, identity: &identity, failpoints: &failpoints, metrics: &metrics };
@@ -84,7 +90,7 @@ async fn another_operator_id_is_a_mismatch_not_a_relaunch() {
     let acct = testing::account(&fake, "main", &Metrics::new()).await;
     let (vm, mut st, inst) = launched(&acct, &fake, "v1").await;
     retag(&fake, std::slice::from_ref(&inst.id), MANAGED_BY, "molecule-other").await;
-    acct.cache.refresh().await.unwrap();
+    let acct = restarted(&fake).await;
     assert!(acct.cache.instances_of("v1").is_empty(), "the listing no longer shows it");
     fake.clear_calls();
     let p = plan(&acct, &vm, &mut st).await;
@@ -103,7 +109,7 @@ async fn another_env_or_a_removed_owner_tag_is_a_mismatch_too() {
         let acct = testing::account(&fake, "main", &Metrics::new()).await;
         let (vm, mut st, inst) = launched(&acct, &fake, "v2").await;
         retag(&fake, std::slice::from_ref(&inst.id), key, value).await;
-        acct.cache.refresh().await.unwrap();
+        let acct = restarted(&fake).await;
         let p = plan(&acct, &vm, &mut st).await;
         assert!(p.mismatch.is_some() && p.steps.is_empty(), "{key}={value}: {p:?}");
     }
@@ -130,7 +136,7 @@ async fn a_terminated_instance_under_another_identity_is_lost() {
     let (vm, mut st, inst) = launched(&acct, &fake, "v4").await;
     retag(&fake, std::slice::from_ref(&inst.id), MANAGED_BY, "molecule-other").await;
     fake.set_instance_state(&inst.id, InstanceState::Terminated);
-    acct.cache.refresh().await.unwrap();
+    let acct = restarted(&fake).await;
     let p = plan(&acct, &vm, &mut st).await;
     assert!(p.mismatch.is_none());
     assert_eq!(p.steps, vec![launch::Step::Record { attempt: 2, reason: launch::LaunchReason::Lost }]);

@@ -2,6 +2,11 @@
 //! them terminated, then delete the security group, the volumes and the DNS records, and only
 //! then let the finalizer go. A 5xx is never success; past the deadline a condition names what
 //! blocks, and the operator keeps trying.
+//!
+//! The listing shows only what carries our identity tags, so the IDs in status (instance, group,
+//! data volume) are also described by ID ([`verify`]) before the finalizer goes: one that lives
+//! under another operator id, env or owner tag is never deleted and blocks the delete as
+//! [`Blocker::IdentityMismatch`], said at once with reason IdentityMismatch.
 
 use std::time::Duration;
 
