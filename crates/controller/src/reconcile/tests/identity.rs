@@ -300,3 +300,33 @@ async fn an_erasure_does_not_complete_while_the_tunnel_and_cname_of_another_oper
     assert!(!done, "no completed receipt while the CNAME still points at the tunnel");
     assert_eq!(waited.last(), Some(&("Cloudflare".to_owned(), "mismatch CNAME acme.example.test".to_owned())));
 }
+
+#[tokio::test]
+async fn a_tenant_vm_under_another_identity_is_not_relaunched_and_stalls() {
+    use crate::bootstrap::TenantBoot;
+    use crate::reconcile::failed_in;
+    use crate::reconcile::tenant::{scope::Scope, vm};
+    let fake = testing::cloud();
+    let (ctx, api) = testing::context(&fake).await;
+    let mut tags = testing::tags(&testing::tenant_owner(T_UID, "acme"));
+    tags.insert(ENV.into(), "prod".into());
+    let old = fake.seed_instance(InstanceSeed { tags, ..InstanceSeed::default() });
+    let t = tenant(&serde_json::json!({"instanceId": old.id,
+        "launch": {"attempt": 1, "token": "t", "specHash": "x", "launchedAt": "2026-01-01T00:00:00Z"}}));
+    let sg = fake.seed_group("tenant", &BTreeMap::new());
+    let boot = TenantBoot { hostname: "acme.example.test", region: "eu-west-1", bundle_arn: "arn:b", image: "img:1" };
+    let m = vm::Machine { instance_type: "t3.small", ami: "ami-tenant", profile: "p", sg: &sg, boot };
+    let owner = testing::tenant_owner(T_UID, "acme");
+    let mut st = t.status.clone().unwrap();
+    let e = vm::converge(&ctx, &ctx.main, &t, &owner, &m, true, &mut st).await.expect_err("no VM planned");
+    assert!(is_mismatch(&e, &old.id), "{e}");
+    assert_eq!(fake.count(ops::RUN_INSTANCES), 0, "no second VM");
+    let scope = Scope::new(&ctx, &t);
+    let _ = scope.close(Err(failed_in("InstanceReady")(e))).await;
+    let written = api.statuses().pop().expect("the status is written");
+    let reason = |ty: &str| {
+        written["conditions"].as_array().unwrap().iter().find(|c| c["type"] == ty).map(|c| c["reason"].clone())
+    };
+    assert_eq!(reason("InstanceReady"), Some(serde_json::json!("IdentityMismatch")), "{written}");
+    assert_eq!(reason("Stalled"), Some(serde_json::json!("IdentityMismatch")), "{written}");
+}
