@@ -41,7 +41,9 @@ fn about(events: &[Value], id: &str) -> Vec<(String, String)> {
         .iter()
         .filter(|e| e["resources"][0].as_str().is_some_and(|r| r.ends_with(&format!("instance/{id}"))))
         .map(|e| {
-            let what = e["detail"]["state"].as_str().map_or_else(|| e["detail"]["changed-tag-keys"].to_string(), str::to_owned);
+            let what = e["detail"]["state"]
+                .as_str()
+                .map_or_else(|| e["detail"]["changed-tag-keys"].to_string(), str::to_owned);
             (e["detail-type"].as_str().unwrap().to_owned(), what)
         })
         .collect()
@@ -88,7 +90,13 @@ async fn state_and_tag_changes_by_any_caller_reach_the_queue_as_eventbridge_writ
     let id = launch(&proxied).await;
     proxied.stop_instances().instance_ids(&id).send().await.unwrap();
     direct.start_instances().instance_ids(&id).send().await.unwrap();
-    direct.create_tags().resources(&id).tags(Tag::builder().key("moleculesai.app/boot").value("ready").build()).send().await.unwrap();
+    direct
+        .create_tags()
+        .resources(&id)
+        .tags(Tag::builder().key("moleculesai.app/boot").value("ready").build())
+        .send()
+        .await
+        .unwrap();
     direct.terminate_instances().instance_ids(&quiet).send().await.unwrap();
     proxied.terminate_instances().instance_ids(&id).send().await.unwrap();
 

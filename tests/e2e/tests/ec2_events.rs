@@ -1,0 +1,134 @@
+//! Steady state without polling cost (issue 16): with EC2_EVENTS_QUEUE_URL the operator learns of
+//! instance changes from EventBridge's notifications on an SQS queue (the AWS model of the test
+//! world publishes them to `TESTENV_EVENTS_QUEUE_URL`) and lists the fleet only every
+//! CLOUD_RESYNC_SECONDS. Asserts, on a converged Workspace: at most 5 EC2 reads a minute at rest
+//! (counted by the fault proxy over 2 minutes), no mutating call, and an instance terminated out of
+//! band (straight at moto) noticed within 60 s with the resync at 10 minutes, then relaunched.
+//!
+//! It switches the AWS model's notifications on and counts every call through the fault proxy:
+//! run it in a private world, alone:
+//! `TESTENV_STATE_DIR=$PWD/tests/e2e/.testenv-events tests/e2e/testenv/up.sh` then
+//! `TESTENV_STATE_DIR=$PWD/tests/e2e/.testenv-events cargo test -p molecule-e2e --test ec2_events`.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use molecule_crds::v1alpha1::Workspace;
+use molecule_e2e::harness::http_json;
+use molecule_e2e::scenario::{Scenario, condition};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(180);
+/// The goal of issue 16.
+const MAX_READS_PER_MINUTE: f64 = 5.0;
+const NOTICE_WITHIN: Duration = Duration::from_secs(60);
+
+fn instance_id(w: &Workspace) -> String {
+    w.status.as_ref().and_then(|s| s.instance_id.clone()).unwrap_or_default()
+}
+
+fn totals(v: &Value) -> BTreeMap<String, u64> {
+    v["total"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default()
+}
+
+/// EC2 calls between two count snapshots: (reads, mutating calls by operation).
+fn ec2_calls(before: &Value, after: &Value) -> (u64, BTreeMap<String, u64>) {
+    let (b, a) = (totals(before), totals(after));
+    let mut reads = 0;
+    let mut writes = BTreeMap::new();
+    for (k, n) in &a {
+        let d = n - b.get(k).copied().unwrap_or(0);
+        match k.strip_prefix("ec2.") {
+            Some(op) if op.starts_with("Describe") => reads += d,
+            Some(op) if d > 0 => {
+                writes.insert(op.to_owned(), d);
+            }
+            _ => {}
+        }
+    }
+    (reads, writes)
+}
+
+/// EC2 reads a minute at rest over `window` (and the mutating calls meanwhile).
+async fn at_rest(s: &Scenario, window: Duration) -> (f64, BTreeMap<String, u64>) {
+    let before = s.env.fault_counts().await.unwrap();
+    tokio::time::sleep(window).await;
+    let after = s.env.fault_counts().await.unwrap();
+    let (reads, writes) = ec2_calls(&before, &after);
+    #[allow(clippy::cast_precision_loss)]
+    let per_minute = reads as f64 * 60.0 / window.as_secs_f64();
+    (per_minute, writes)
+}
+
+/// The operator's settings: one account (no canary: the proxy's counts are per operation, not
+/// per account), and the given queue.
+fn settings(queue: Option<&str>) -> Vec<(&str, &str)> {
+    let mut v = vec![("CANARY_ROLE_ARN", ""), ("CLOUD_REFRESH_SECONDS", "15"), ("CLOUD_RESYNC_SECONDS", "600")];
+    if let Some(q) = queue {
+        v.push(("EC2_EVENTS_QUEUE_URL", q));
+    }
+    v
+}
+
+#[tokio::test]
+async fn out_of_band_terminate_is_noticed_through_the_queue_and_rest_costs_at_most_5_reads_a_minute() {
+    let mut s = Scenario::new("events", 4, json!({})).await.unwrap();
+    let queue = s.env.var("TESTENV_EVENTS_QUEUE_URL").to_owned();
+    assert!(!queue.is_empty(), "the test world has no TESTENV_EVENTS_QUEUE_URL: bring it up with today's up.sh");
+    let model = format!("{}/__aws_model", s.env.var("TESTENV_MOTO_URL"));
+    let (status, v) = http_json("POST", &model, Some(json!({"eventsQueueUrl": queue})), None).await.unwrap();
+    assert_eq!(status, 200, "{v}");
+
+    // Today's polling, for comparison: converged, then a minute at rest.
+    s.start_operator(&settings(None)).unwrap();
+    s.apply(&s.workspace("w", json!({"runtime": "codex"}))).unwrap();
+    s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (polling, _) = at_rest(&s, Duration::from_mins(1)).await;
+    println!("EVENTS_FIGURE polling_reads_per_minute={polling:.1}");
+
+    // With the queue.
+    s.kill_operator();
+    s.start_operator(&settings(Some(&queue))).unwrap();
+    s.wait_log("EC2 notifications feed the fleet cache", Duration::from_secs(60)).await.unwrap();
+    let w = s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (reads, writes) = at_rest(&s, Duration::from_mins(2)).await;
+    println!("EVENTS_FIGURE queue_reads_per_minute={reads:.1} mutating={writes:?}");
+    assert!(
+        reads <= MAX_READS_PER_MINUTE,
+        "{reads:.1} EC2 reads a minute at rest with the queue (polling: {polling:.1})"
+    );
+    assert!(writes.is_empty(), "mutating calls at rest: {writes:?}");
+    assert!(reads < polling, "the queue must cost less than polling ({reads:.1} vs {polling:.1})");
+
+    // Terminated behind the operator's back: noticed through the queue, not the 10-minute resync.
+    let id = instance_id(&w);
+    let started = Instant::now();
+    s.env.ec2_direct().await.terminate_instances().instance_ids(&id).send().await.unwrap();
+    s.wait_ws("w", "the loss noticed", NOTICE_WITHIN, |w| {
+        instance_id(w) != id || condition(w, "Ready").is_some_and(|c| c.0 != "True")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("not noticed within {NOTICE_WITHIN:?}: {e}\n{}", s.log()));
+    let noticed = started.elapsed();
+    println!("EVENTS_FIGURE terminate_noticed_seconds={:.1}", noticed.as_secs_f64());
+    let w = s
+        .wait_ws("w", "relaunched", T, |w| instance_id(w) != id && condition(w, "Ready").is_some_and(|c| c.0 == "True"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    println!("EVENTS_FIGURE terminate_to_ready_seconds={:.1}", started.elapsed().as_secs_f64());
+    assert_ne!(instance_id(&w), id);
+    let applied = s.metric_sum("molecule_ec2_events_total", &["outcome=\"applied\""]).await;
+    assert!(applied >= 1.0, "the operator read no notification ({applied})\n{}", s.log());
+    assert_eq!(s.metric_sum("molecule_ec2_events_total", &["outcome=\"malformed\""]).await, 0.0);
+
+    s.delete("w").await.unwrap();
+    s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    let (_, v) = http_json("POST", &model, Some(json!({"eventsQueueUrl": null})), None).await.unwrap();
+    assert!(v["eventsQueueUrl"].is_null(), "{v}");
+}
