@@ -298,6 +298,15 @@ impl fmt::Display for IamName {
 }
 
 impl Identity {
+    /// The IAM path of this operator's per-tenant roles and instance profiles:
+    /// `<TENANT_IAM_PATH><operator id>/<env>/` (`/molecule/molecule-operator/prod/`). One path per
+    /// operator id and environment, so the orphan scan lists only its own (ListRoles by path
+    /// prefix) and reads the tags of nothing else, and the operator's IAM policy can be scoped to
+    /// `<TENANT_IAM_PATH>*`.
+    pub fn iam_path(&self, base: &str) -> String {
+        format!("{base}{}/{}/", self.operator_id, self.env)
+    }
+
     /// The name prefix of every Workspace secret of Tenant `slug`:
     /// `<operator id>/<env>/tenants/<slug>/workspaces/`. It ends with the tenant's own path
     /// segment and `/`, so the Workspace role's `<prefix>*` ARN pattern matches no other tenant's
@@ -343,6 +352,16 @@ mod tests {
         }
         for other in ["molecule-tenant-vm-", "molecule-tenant-xx-u", "molecule-tenant-vm", "molecule-workspace", "x"] {
             assert_eq!(IamName::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn iam_paths_are_per_operator_and_env() {
+        assert_eq!(id("molecule-operator", "prod").iam_path("/molecule/"), "/molecule/molecule-operator/prod/");
+        let a = id("a", "dev").iam_path("/m/");
+        for other in [id("a", "prod"), id("ab", "dev"), id("a.dev", "dev")] {
+            let b = other.iam_path("/m/");
+            assert!(!b.starts_with(&a) && !a.starts_with(&b), "{a} {b}");
         }
     }
 

@@ -80,10 +80,11 @@ pub async fn secrets(ctx: &Context, acct: &Account) -> CloudResult<Vec<Item>> {
         .collect())
 }
 
-/// The account's IAM roles and instance profiles under the configured path with our managed-by
-/// and env tags (IAM is global: region `global`).
+/// The account's IAM roles and instance profiles under this operator's path
+/// ([`crate::cloud::tags::Identity::iam_path`]) with our managed-by and env tags (IAM is global:
+/// region `global`).
 pub async fn iam(ctx: &Context, acct: &Account) -> CloudResult<Vec<Item>> {
-    let list = acct.identities.list(&ctx.tenant.iam.path).await?;
+    let list = acct.identities.list(&ctx.identity.iam_path(&ctx.tenant.iam.path)).await?;
     Ok(list
         .into_iter()
         .filter(|e| ctx.identity.owns(&e.tags))

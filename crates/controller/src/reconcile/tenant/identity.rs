@@ -175,7 +175,7 @@ pub async fn ensure(
     let tags = me.tags(owner);
     let spec = RoleSpec {
         name: name.clone(),
-        path: settings.path.clone(),
+        path: me.iam_path(&settings.path),
         boundary: settings.boundary.clone(),
         trust: trust_policy(),
         tags: tags.clone(),
@@ -190,7 +190,7 @@ pub async fn ensure(
     }
     let profile = match iam.profile(&name).await? {
         Some(p) => p,
-        None => match iam.create_profile(&name, &settings.path, &tags).await {
+        None => match iam.create_profile(&name, &spec.path, &tags).await {
             Ok(p) => p,
             Err(e) if e.code == "EntityAlreadyExists" => iam.profile(&name).await?.ok_or(e)?,
             Err(e) => return Err(e),

@@ -61,7 +61,8 @@ async fn both_identities_are_created_with_tags_path_boundary_and_their_own_secre
         let Outcome::Ready(i) = o else { panic!("{o:?}") };
         assert_eq!((i.role.as_str(), i.instance_profile.as_str(), i.account.as_str()), (&*name(u), &*name(u), "main"));
         let role = fake.iam_role(&name(u)).unwrap();
-        assert_eq!(role.role.path, "/molecule/");
+        assert_eq!(role.role.path, "/molecule/molecule-test/test/", "the operator's own path");
+        assert_eq!(fake.iam_profile(&name(u)).unwrap().path, role.role.path);
         assert_eq!(role.boundary, settings().boundary);
         assert_eq!(role.role.tags, testing::tags(&testing::tenant_owner(UID, "acme")));
         assert_eq!(role.role.tags[tags::ROLE], "tenant");
@@ -238,7 +239,7 @@ async fn the_orphan_scan_lists_the_identities_of_a_gone_tenant_and_reap_deletes_
     // Another operator's role under the same path is not listed.
     let mut foreign = testing::tags(&testing::tenant_owner("u-x", "x"));
     foreign.insert(tags::MANAGED_BY.into(), "another-operator".into());
-    fake.seed_role("molecule-tenant-vm-u-x", "/molecule/", foreign);
+    fake.seed_role("molecule-tenant-vm-u-x", "/molecule/molecule-test/test/", foreign);
     let items = crate::orphans::gather::iam(&ctx, &ctx.main).await.unwrap();
     assert_eq!(items.len(), 4, "{items:?}");
     let live = crate::orphans::classify::Live::default();
