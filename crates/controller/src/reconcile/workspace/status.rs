@@ -84,7 +84,7 @@ pub const ZONE_MISMATCH_REASON: &str = "VolumeZoneMismatch";
 
 /// DataVolumeReady: (ok, reason, message); `ok` is whether Ready may be True.
 fn volume_condition(v: &View<'_>) -> (bool, bool, &'static str, String) {
-    let current = v.current.map_or("", |c| c.id.as_str());
+    let current = v.current.map_or("the next instance", |c| c.id.as_str());
     match &v.volume {
         VolumeState::None => (true, true, "NoDataVolume", "spec.compute.volume.dataGb is not set".to_owned()),
         VolumeState::Attached { id, size_gb, want_gb } if size_gb != want_gb && *size_gb > 0 && *want_gb > 0 => (
