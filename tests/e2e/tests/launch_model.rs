@@ -135,7 +135,7 @@ async fn a_spot_workspace_stopped_past_the_purge_starts_again_with_a_new_token_a
     let w1 = s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let st1 = w1.status.clone().unwrap();
     let (id1, vol) = (st1.instance_id.clone().unwrap(), st1.data_volume_id.clone().unwrap());
-    let token1 = st1.launch.clone().unwrap().token;
+    let spent = st1.launch.clone().unwrap().token;
 
     s.patch("w", json!({ "spec": { "state": "Stopped" } })).await.unwrap();
     s.wait_ws("w", "Stopped", T, |w| w.status.as_ref().is_some_and(|x| x.phase == Some(WorkspacePhase::Stopped)))
@@ -160,7 +160,7 @@ async fn a_spot_workspace_stopped_past_the_purge_starts_again_with_a_new_token_a
     let st2 = w2.status.clone().unwrap();
     let (id2, rec2) = (st2.instance_id.clone().unwrap(), st2.launch.clone().unwrap());
     assert_eq!(rec2.attempt, 2);
-    assert_ne!(rec2.token, token1, "a new token");
+    assert_ne!(rec2.token, spent, "a new token");
     assert_eq!(st2.data_volume_id.as_deref(), Some(vol.as_str()), "the same data volume");
     let ec2 = s.env.ec2_direct().await;
     let v = ec2.describe_volumes().volume_ids(&vol).send().await.unwrap();
@@ -171,7 +171,7 @@ async fn a_spot_workspace_stopped_past_the_purge_starts_again_with_a_new_token_a
     // the recorded token may be sent once more; EC2's IdempotentInstanceTerminated then moves the
     // executor to the next attempt at once. Never a loop.
     let tokens = run_tokens(&s, &uid(&w2)).await;
-    assert!(tokens.iter().filter(|t| **t == token1).count() <= 2, "the spent token not retried: {tokens:?}");
+    assert!(tokens.iter().filter(|t| **t == spent).count() <= 2, "the spent token not retried: {tokens:?}");
     assert_eq!(tokens.last(), Some(&rec2.token));
     s.delete("w").await.unwrap();
     s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
