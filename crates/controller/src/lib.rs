@@ -315,8 +315,10 @@ fn open_canary(
     metrics: &metrics::Metrics,
     polling: accounts::Polling,
 ) -> Arc<accounts::Slot> {
+    // An empty value is unset (an environment that blanks a setting out).
+    let set = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
     let (Some(role), Some(region), Some(vpc), Some(subnet)) =
-        (&args.canary_role_arn, &args.canary_region, &args.canary_vpc_id, &args.canary_subnet_id)
+        (set(&args.canary_role_arn), set(&args.canary_region), set(&args.canary_vpc_id), set(&args.canary_subnet_id))
     else {
         let why = "CANARY_ROLE_ARN, CANARY_REGION, CANARY_VPC_ID and CANARY_SUBNET_ID must all be set";
         return Arc::new(accounts::Slot::not_configured("canary", why));
@@ -325,12 +327,12 @@ fn open_canary(
     let place = accounts::Place {
         name: "canary",
         region: region.clone(),
-        vpc_id: vpc.clone(),
-        subnet_id: subnet.clone(),
+        vpc_id: vpc,
+        subnet_id: subnet,
         eic_sg: None,
         ami: args.canary_ami.clone(),
     };
-    let (role, region, rates, m) = (role.clone(), region.clone(), rates(args), metrics.clone());
+    let (rates, m) = (rates(args), metrics.clone());
     let connect = move || {
         let (role, region, m) = (role.clone(), region.clone(), m.clone());
         async move { cloud::aws::Aws::assume(&role, &region, rates, &m).await }

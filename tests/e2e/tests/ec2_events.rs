@@ -2,7 +2,8 @@
 //! instance changes from EventBridge's notifications on an SQS queue (the AWS model of the test
 //! world publishes them to `TESTENV_EVENTS_QUEUE_URL`) and lists the fleet only every
 //! CLOUD_RESYNC_SECONDS. Asserts, on a converged Workspace: at most 5 EC2 reads a minute at rest
-//! (counted by the fault proxy over 2 minutes), no mutating call, and an instance terminated out of
+//! (counted by the fault proxy over 2 minutes), no mutating call, no fleet listing (no converged
+//! object asks for one), and an instance terminated out of
 //! band (straight at moto) noticed within 60 s with the resync at 10 minutes, then relaunched.
 //!
 //! It switches the AWS model's notifications on and counts every call through the fault proxy:
@@ -19,10 +20,10 @@ use molecule_e2e::harness::http_json;
 use molecule_e2e::scenario::{Scenario, condition};
 use serde_json::{Value, json};
 
-const T: Duration = Duration::from_secs(180);
+const T: Duration = Duration::from_mins(3);
 /// The goal of issue 16.
 const MAX_READS_PER_MINUTE: f64 = 5.0;
-const NOTICE_WITHIN: Duration = Duration::from_secs(60);
+const NOTICE_WITHIN: Duration = Duration::from_mins(1);
 
 fn instance_id(w: &Workspace) -> String {
     w.status.as_ref().and_then(|s| s.instance_id.clone()).unwrap_or_default()
@@ -35,20 +36,17 @@ fn totals(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// EC2 calls between two count snapshots: (reads, mutating calls by operation).
-fn ec2_calls(before: &Value, after: &Value) -> (u64, BTreeMap<String, u64>) {
+/// EC2 calls between two count snapshots, by operation: (reads, mutating calls).
+fn ec2_calls(before: &Value, after: &Value) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let (b, a) = (totals(before), totals(after));
-    let mut reads = 0;
-    let mut writes = BTreeMap::new();
+    let (mut reads, mut writes) = (BTreeMap::new(), BTreeMap::new());
     for (k, n) in &a {
         let d = n - b.get(k).copied().unwrap_or(0);
         match k.strip_prefix("ec2.") {
-            Some(op) if op.starts_with("Describe") => reads += d,
-            Some(op) if d > 0 => {
-                writes.insert(op.to_owned(), d);
-            }
-            _ => {}
-        }
+            Some(op) if d > 0 && op.starts_with("Describe") => reads.insert(op.to_owned(), d),
+            Some(op) if d > 0 => writes.insert(op.to_owned(), d),
+            _ => None,
+        };
     }
     (reads, writes)
 }
@@ -59,8 +57,9 @@ async fn at_rest(s: &Scenario, window: Duration) -> (f64, BTreeMap<String, u64>)
     tokio::time::sleep(window).await;
     let after = s.env.fault_counts().await.unwrap();
     let (reads, writes) = ec2_calls(&before, &after);
+    println!("EVENTS_FIGURE reads_by_operation={reads:?} over {window:?}");
     #[allow(clippy::cast_precision_loss)]
-    let per_minute = reads as f64 * 60.0 / window.as_secs_f64();
+    let per_minute = reads.values().sum::<u64>() as f64 * 60.0 / window.as_secs_f64();
     (per_minute, writes)
 }
 
@@ -94,11 +93,15 @@ async fn out_of_band_terminate_is_noticed_through_the_queue_and_rest_costs_at_mo
     // With the queue.
     s.kill_operator();
     s.start_operator(&settings(Some(&queue))).unwrap();
-    s.wait_log("EC2 notifications feed the fleet cache", Duration::from_secs(60)).await.unwrap();
+    s.wait_log("EC2 notifications feed the fleet cache", Duration::from_mins(1)).await.unwrap();
     let w = s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     tokio::time::sleep(Duration::from_secs(20)).await;
+    let listings = || s.metric_sum("molecule_fleet_cache_refreshes_total", &["account=\"main\""]);
+    let listed_before = listings().await;
     let (reads, writes) = at_rest(&s, Duration::from_mins(2)).await;
-    println!("EVENTS_FIGURE queue_reads_per_minute={reads:.1} mutating={writes:?}");
+    let listed = listings().await - listed_before;
+    println!("EVENTS_FIGURE queue_reads_per_minute={reads:.1} mutating={writes:?} listings={listed}");
+    assert!(listed == 0.0, "{listed} fleet listings at rest (requested by a converged object?)");
     assert!(
         reads <= MAX_READS_PER_MINUTE,
         "{reads:.1} EC2 reads a minute at rest with the queue (polling: {polling:.1})"
@@ -125,7 +128,7 @@ async fn out_of_band_terminate_is_noticed_through_the_queue_and_rest_costs_at_mo
     assert_ne!(instance_id(&w), id);
     let applied = s.metric_sum("molecule_ec2_events_total", &["outcome=\"applied\""]).await;
     assert!(applied >= 1.0, "the operator read no notification ({applied})\n{}", s.log());
-    assert_eq!(s.metric_sum("molecule_ec2_events_total", &["outcome=\"malformed\""]).await, 0.0);
+    assert!(s.metric_sum("molecule_ec2_events_total", &["outcome=\"malformed\""]).await < 0.5, "malformed events");
 
     s.delete("w").await.unwrap();
     s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
