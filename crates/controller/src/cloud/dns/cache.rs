@@ -11,6 +11,9 @@ use tokio::time::Instant;
 use super::{Action, RecordChange, Zone, ZoneRecord, is_under, norm};
 use crate::cloud::{CloudResult, RecordSet};
 
+/// How long a name confirmed absent keeps its mark while listings still lack it.
+const ABSENT_KEEP: Duration = Duration::from_hours(1);
+
 /// The record sets at one name: type to (TTL, values).
 pub type Sets = BTreeMap<String, (i64, Vec<String>)>;
 
@@ -107,7 +110,11 @@ impl ZoneCache {
             };
         }
         inner.written.retain(|_, t| *t >= started);
-        inner.absent.retain(|_, t| *t >= started);
+        // A listing that still lacks a name confirms its absence: the mark stays for up to an
+        // hour (moto refuses a CREATE it journalled before for as long as the name is absent,
+        // not only until the next listing: a Workspace stopped and started again writes the same
+        // TXT). Older marks go, so the map stays bounded; a refusal re-marks the name.
+        inner.absent.retain(|n, t| *t >= started || (!names.contains_key(n) && t.elapsed() < ABSENT_KEEP));
         inner.names = names;
         inner.loaded = Some(started);
         Ok(())
@@ -160,10 +167,13 @@ impl ZoneCache {
                     sets.remove(&c.record.record_type);
                 }
             }
+            // A name our own change left empty is confirmed absent (its next write UPSERTs).
             if sets.is_empty() {
                 inner.names.remove(&name);
+                inner.absent.insert(name.clone(), now);
+            } else {
+                inner.absent.remove(&name);
             }
-            inner.absent.remove(&name);
             inner.written.insert(name, now);
         }
     }
