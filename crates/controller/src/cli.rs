@@ -158,6 +158,10 @@ pub struct RunArgs {
     /// Seconds a delete may wait for AWS before a condition names the blocking resource.
     #[arg(long, env = "DEPROVISION_DEADLINE_SECONDS", default_value_t = 600)]
     pub deprovision_deadline_seconds: u64,
+    /// Seconds after an erasure began (or a Workspace's launch, for its delete) that the listing
+    /// confirming its instances gone must have started: EC2 listings lag new instances (2 min).
+    #[arg(long, env = "ERASURE_LISTING_ALLOWANCE_SECONDS", default_value_t = 120)]
+    pub erasure_listing_allowance_seconds: u64,
     /// Seconds a running instance may go without its bootstrap reporting (the
     /// `moleculesai.app/boot` tag) before it is BootTimedOut: relaunched once, then kept, failed.
     #[arg(long, env = "BOOT_DEADLINE_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(10..))]

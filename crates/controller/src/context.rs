@@ -34,6 +34,9 @@ pub struct Settings {
     pub deprovision_deadline: Duration,
     /// How long an instance may run without its bootstrap reporting before it is `BootTimedOut`.
     pub boot_deadline: Duration,
+    /// How long after an erasure (or a launch) began the listing that confirms the instances gone
+    /// must have started: a listing lags new instances by up to `cloud::cache::LISTING_LAG`.
+    pub erasure_listing_allowance: Duration,
     /// How often the fleet cache refreshes in steady state.
     pub refresh_interval: Duration,
     /// Workspaces reconciled at once.

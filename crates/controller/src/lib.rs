@@ -181,6 +181,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         workspace_domain: args.workspace_domain.clone(),
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
         boot_deadline: std::time::Duration::from_secs(args.boot_deadline_seconds),
+        erasure_listing_allowance: std::time::Duration::from_secs(args.erasure_listing_allowance_seconds),
         refresh_interval: refresh,
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 pub const LABEL: &str = "moleculesai.app/erasure-receipt";
 /// The data key holding the JSON receipt.
 pub const KEY: &str = "receipt.json";
+/// Label on every further part of a receipt too large for one ConfigMap; its value is the
+/// index ConfigMap's name (the part carries no [`LABEL`], so it is never taken for a receipt).
+pub const PART_LABEL: &str = "moleculesai.app/erasure-receipt-part";
+/// Serialized bytes of entries one ConfigMap holds at most (a ConfigMap holds 1 MiB in all).
+pub const PART_BYTES: usize = 512 * 1024;
 
 /// One erased resource.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +50,64 @@ pub struct Receipt {
     /// When every resource was confirmed gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
-    /// Every resource, in the order found.
+    /// Every resource, in the order found (in the index ConfigMap: the first part of them).
     pub resources: Vec<Entry>,
+    /// The further ConfigMaps (same namespace) holding the rest of `resources`, in order; absent
+    /// when the receipt fits in one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+}
+
+/// One further part of a receipt: the `receipt.json` of the ConfigMap a [`Receipt::parts`] names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    /// The index ConfigMap's name.
+    pub receipt: String,
+    /// Its entries, continuing the previous part's.
+    pub resources: Vec<Entry>,
+}
+
+/// Name of the `k`th further part (from 1) of the receipt in ConfigMap `name`.
+#[must_use]
+pub fn part_name(name: &str, k: usize) -> String {
+    format!("{name}-part-{k}")
+}
+
+/// Splits `r` (kept in ConfigMap `name`) into the index receipt and its further parts, each
+/// holding entries of at most `max_bytes` serialized (one entry at least).
+#[must_use]
+pub fn split(r: &Receipt, name: &str, max_bytes: usize) -> (Receipt, Vec<(String, Part)>) {
+    let mut chunks: Vec<Vec<Entry>> = vec![Vec::new()];
+    let mut size = 0;
+    for e in &r.resources {
+        let n = serde_json::to_string(e).map_or(0, |j| j.len() + 8);
+        let last = chunks.last_mut().expect("one chunk at least");
+        if size + n > max_bytes && !last.is_empty() {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        chunks.last_mut().expect("one chunk at least").push(e.clone());
+    }
+    let mut rest = chunks.into_iter();
+    let first = rest.next().unwrap_or_default();
+    let parts: Vec<(String, Part)> = rest
+        .enumerate()
+        .map(|(k, resources)| (part_name(name, k + 1), Part { receipt: name.to_owned(), resources }))
+        .collect();
+    let index = Receipt { resources: first, parts: parts.iter().map(|(n, _)| n.clone()).collect(), ..r.clone() };
+    (index, parts)
+}
+
+/// The whole receipt from its index and its parts, in the index's order.
+#[must_use]
+pub fn join(index: Receipt, parts: Vec<Part>) -> Receipt {
+    let mut r = Receipt { parts: Vec::new(), ..index };
+    for p in parts {
+        r.resources.extend(p.resources);
+    }
+    r
 }
 
 /// Where a resource lives: (account, region), or none for Kubernetes and Cloudflare.
@@ -95,6 +156,41 @@ impl Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn big(n: usize) -> Receipt {
+        let mut r =
+            Receipt { tenant: "acme".into(), tenant_uid: "u".into(), started_at: "t0".into(), ..Receipt::default() };
+        for i in 0..n {
+            r.requested("Workspace", &format!("team-{i}/workspace-{i:05}"), None, "2026-11-29T06:00:00Z");
+            r.requested("Instance", &format!("i-{i:017x}"), Some(("main", "us-east-1")), "2026-11-29T06:00:01Z");
+        }
+        r
+    }
+
+    #[test]
+    fn a_large_receipt_splits_into_parts_under_the_limit_and_joins_back() {
+        let r = big(2_000);
+        let (index, parts) = split(&r, "erasure-acme-1", PART_BYTES);
+        assert!(parts.len() >= 2, "4,000 entries need several ConfigMaps: {}", parts.len());
+        assert_eq!(index.parts, parts.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+        assert_eq!(parts[0].0, "erasure-acme-1-part-1");
+        assert!(serde_json::to_string_pretty(&index).unwrap().len() < 900 * 1024);
+        for (_, p) in &parts {
+            assert!(serde_json::to_string_pretty(p).unwrap().len() < 900 * 1024);
+        }
+        let again: Receipt = serde_json::from_str(&serde_json::to_string(&index).unwrap()).unwrap();
+        let back = join(again, parts.into_iter().map(|(_, p)| p).collect());
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_small_receipt_stays_one_configmap() {
+        let r = big(3);
+        let (index, parts) = split(&r, "erasure-acme-1", PART_BYTES);
+        assert!(parts.is_empty() && index.parts.is_empty());
+        assert!(!serde_json::to_string(&index).unwrap().contains("parts"));
+        assert_eq!(index, r);
+    }
 
     #[test]
     fn entries_are_listed_once_and_confirmed_once() {

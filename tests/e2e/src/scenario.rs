@@ -134,6 +134,9 @@ impl Scenario {
             ("METRICS_ADDR", &self.metrics_addr),
             ("CLOUD_REFRESH_SECONDS", "1"),
             ("DEPROVISION_DEADLINE_SECONDS", "60"),
+            // The shared world's listings do not lag: a short listing allowance (a world with
+            // the AWS model's listing lag passes a longer one in `extra`).
+            ("ERASURE_LISTING_ALLOWANCE_SECONDS", "2"),
             ("RUST_LOG", "info,molecule_operator=debug"),
         ];
         vars.extend_from_slice(extra);

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 /// Status patches received: (path, the patch body), in order.
 type Patches = Arc<Mutex<Vec<(String, Value)>>>;
+/// Every request received: `METHOD path?query`, in order.
+type Requests = Arc<Mutex<Vec<String>>>;
 
 /// The running stub; it stops when dropped.
 #[derive(Debug)]
@@ -20,14 +22,16 @@ pub struct ApiStub {
     url: String,
     task: tokio::task::JoinHandle<()>,
     patches: Patches,
+    requests: Requests,
 }
 
 async fn answer(
-    State(patches): State<Patches>,
+    State((patches, requests)): State<(Patches, Requests)>,
     method: Method,
     uri: Uri,
     body: axum::body::Bytes,
 ) -> impl IntoResponse {
+    requests.lock().expect("requests").push(format!("{method} {uri}"));
     let path = uri.path();
     if method == Method::PATCH && path.ends_with("/status") {
         let mut obj: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -56,12 +60,17 @@ impl ApiStub {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let patches = Patches::default();
-        let app = Router::new().fallback(answer).with_state(patches.clone());
+        let (patches, requests) = (Patches::default(), Requests::default());
+        let app = Router::new().fallback(answer).with_state((patches.clone(), requests.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, task, patches }
+        Self { url, task, patches, requests }
+    }
+
+    /// Every request received so far: `METHOD path?query`, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("requests").clone()
     }
 
     /// The `status` of every status patch received, in order.

@@ -94,6 +94,7 @@ pub async fn context(fake: &FakeCloud) -> (Arc<Context>, ApiStub) {
             workspace_domain: "ws.example.test".into(),
             deprovision_deadline: Duration::from_mins(10),
             boot_deadline: Duration::from_mins(15),
+            erasure_listing_allowance: Duration::ZERO,
             refresh_interval: Duration::from_secs(1),
             concurrency: 4,
             workspace_selector: None,

@@ -18,16 +18,28 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
 }
 
+/// The tag pair ListSecrets filters on server side: the most selective of `filters`.
+fn server_filter(filters: &BTreeMap<String, String>) -> Option<(&str, &str)> {
+    use crate::cloud::tags::{MANAGED_BY, OWNER_UID, TENANT};
+    [OWNER_UID, TENANT, MANAGED_BY]
+        .iter()
+        .find_map(|k| filters.get_key_value(*k))
+        .or_else(|| filters.iter().next())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
 #[async_trait]
 impl Secrets for SecretsManager {
     async fn list(&self, filters: &BTreeMap<String, String>) -> CloudResult<Vec<SecretRef>> {
         // Secrets Manager filters keys and values separately (values by prefix): filter server
-        // side on the most selective value (the operator id, else any), then keep only the
-        // secrets that carry each pair.
-        let value = filters.get(crate::cloud::tags::MANAGED_BY).or_else(|| filters.values().next());
+        // side on the most selective pair (the owner's uid, else the tenant, else the operator
+        // id), as a tag-key and a tag-value filter, then keep only the secrets that carry each
+        // pair. A bundle check then reads one page, not every bundle of the operator.
         let mut call = self.0.secrets.list_secrets();
-        if let Some(v) = value {
-            call = call.filters(Filter::builder().key(FilterNameStringType::TagValue).values(v).build());
+        if let Some((k, v)) = server_filter(filters) {
+            call = call
+                .filters(Filter::builder().key(FilterNameStringType::TagKey).values(k).build())
+                .filters(Filter::builder().key(FilterNameStringType::TagValue).values(v).build());
         }
         let mut pages = call.into_paginator().page_size(100).send();
         let mut out = Vec::new();
@@ -82,6 +94,16 @@ impl Secrets for SecretsManager {
         }
     }
 
+    async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+        let mut call = self.0.secrets.tag_resource().secret_id(arn);
+        for (k, v) in tags {
+            call = call.tags(Tag::builder().key(k).value(v).build());
+        }
+        self.0.limiter.take(Class::Platform).await;
+        call.send().await.map_err(|e| cloud_error(&e, "tag secret", arn))?;
+        Ok(())
+    }
+
     async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>> {
         self.0.limiter.take(Class::Platform).await;
         match self.0.secrets.describe_secret().secret_id(id).send().await {
@@ -97,16 +119,6 @@ impl Secrets for SecretsManager {
         }
     }
 
-    async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
-        let mut call = self.0.secrets.tag_resource().secret_id(arn);
-        for (k, v) in tags {
-            call = call.tags(Tag::builder().key(k).value(v).build());
-        }
-        self.0.limiter.take(Class::Platform).await;
-        call.send().await.map_err(|e| cloud_error(&e, "tag secret", arn))?;
-        Ok(())
-    }
-
     async fn exists(&self, arn: &str) -> CloudResult<bool> {
         self.0.limiter.take(Class::Platform).await;
         match self.0.secrets.describe_secret().secret_id(arn).send().await {
@@ -116,5 +128,22 @@ impl Secrets for SecretsManager {
                 if err.kind == ErrorKind::NotFound { Ok(false) } else { Err(err) }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::tags::{MANAGED_BY, OWNER_UID, TENANT};
+
+    #[test]
+    fn the_server_side_filter_is_the_owner_then_the_tenant_then_the_operator() {
+        let mut f = BTreeMap::from([(MANAGED_BY.to_owned(), "op-1".to_owned())]);
+        assert_eq!(server_filter(&f), Some((MANAGED_BY, "op-1")));
+        f.insert(TENANT.into(), "acme".into());
+        assert_eq!(server_filter(&f), Some((TENANT, "acme")));
+        f.insert(OWNER_UID.into(), "uid-1".into());
+        assert_eq!(server_filter(&f), Some((OWNER_UID, "uid-1")));
+        assert_eq!(server_filter(&BTreeMap::new()), None);
     }
 }

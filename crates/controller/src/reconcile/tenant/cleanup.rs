@@ -74,6 +74,7 @@ async fn erase(
         tenant: t,
         owner: &owner,
         hostname: &host,
+        workspaces: r.workspaces.clone(),
         accounts,
         receipt: &mut *rc,
         now: now.clone(),
@@ -83,7 +84,7 @@ async fn erase(
         if outcome.is_ok() {
             rc.completed_at.get_or_insert(now);
         }
-        receipt::save(ctx, receipt_name, rc).await?;
+        receipt::save(ctx, receipt_name, rc, Some(&before)).await?;
         ctx.failpoints.hit("tenant.erase.after-progress").await;
     }
     Ok(outcome)

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
 use molecule_crds::v1alpha1::{ErasureStatus, Tenant, TenantStatus, Workspace};
 
 use super::receipt::Receipt;
@@ -20,9 +20,9 @@ use super::{cloudflare, credentials, status};
 use crate::cloud::InstanceState;
 use crate::cloud::tags::{OWNER_UID, Owner};
 use crate::context::{Account, Context};
+use crate::reconcile::Error;
 use crate::reconcile::launch::verify::{self, Mismatch, Seen};
 use crate::reconcile::teardown::{self, Blocker, Outcome};
-use crate::reconcile::{Error, kube_err};
 
 /// What every step needs.
 pub struct Erasure<'a> {
@@ -36,6 +36,9 @@ pub struct Erasure<'a> {
     pub owner: &'a Owner,
     /// Its hostname.
     pub hostname: &'a str,
+    /// The operator's Workspace watch cache (this shard's Workspaces; see
+    /// [`erase_lookup`](super::erase_lookup)).
+    pub workspaces: Store<Workspace>,
     /// The accounts that may hold its resources (its own first).
     pub accounts: Vec<&'a Account>,
     /// The receipt being written.
@@ -50,7 +53,7 @@ impl std::fmt::Debug for Erasure<'_> {
     }
 }
 
-fn wait(what: String) -> Error {
+pub(super) fn wait(what: String) -> Error {
     Error::waiting_for(what, Duration::from_secs(2))
 }
 
@@ -72,6 +75,7 @@ impl Erasure<'_> {
         self.workspaces().await.map_err(|e| ("Workspaces", e))?;
         self.instances(false).await.map_err(|e| ("Instances", e))?;
         self.instances(true).await.map_err(|e| ("TenantVm", e))?;
+        self.listed_after_allowance().map_err(|e| ("TenantVm", e))?;
         self.status_vm().await.map_err(|e| ("TenantVm", e))?;
         self.groups_and_volumes().await.map_err(|e| ("SecurityGroups", e))?;
         self.status_group().await.map_err(|e| ("SecurityGroups", e))?;
@@ -88,8 +92,30 @@ impl Erasure<'_> {
         }
     }
 
+    /// The final instance confirmation: a listing of every account that started at least the
+    /// listing allowance (ERASURE_LISTING_ALLOWANCE_SECONDS, `LISTING_LAG` by default) after the
+    /// erasure began. An instance launched with the tenant's tags just before the delete is
+    /// absent from listings for that long; the next pass terminates what the later listing shows.
+    fn listed_after_allowance(&self) -> Result<(), Error> {
+        let began = self.receipt.started_at.parse::<Timestamp>().unwrap_or_else(|_| Timestamp::now());
+        let allowance = jiff::SignedDuration::try_from(self.ctx.settings.erasure_listing_allowance)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let since = began.checked_add(allowance).unwrap_or(Timestamp::MAX);
+        let Some(a) = self.accounts.iter().find(|a| !a.cache.refreshed_since(since)) else { return Ok(()) };
+        let now = Timestamp::now();
+        if now >= since {
+            a.cache.request_refresh();
+        }
+        let left = Duration::try_from(since.duration_since(now)).unwrap_or_default();
+        let what = format!("a {} instance listing started after {since} (the listing lag allowance)", a.name);
+        Err(Error::waiting_for(what, left.clamp(Duration::from_secs(2), Duration::from_secs(30))))
+    }
+
     /// Lists everything the caches know with the tenant's tag, before anything is deleted.
     fn inventory(&mut self) {
+        if self.receipt.started_at.parse::<Timestamp>().is_err() {
+            self.receipt.started_at.clone_from(&self.now);
+        }
         for a in &self.accounts {
             let (instances, groups, volumes) = a.cache.of_tenant(&self.owner.name);
             for i in instances.iter().filter(|i| i.state.is_alive()) {
@@ -160,39 +186,6 @@ impl Erasure<'_> {
             return Err(mismatch(Mismatch { what: "Cloudflare record", id: format!("CNAME {}", r.name), differs }));
         }
         Ok(())
-    }
-
-    /// 1. Delete every Workspace of the tenant, in any namespace, and wait until none is left.
-    async fn workspaces(&mut self) -> Result<(), Error> {
-        let api: Api<Workspace> = Api::all(self.ctx.client.clone());
-        let slug = self.owner.name.clone();
-        let all = api.list(&ListParams::default()).await.map_err(kube_err("list the tenant's Workspaces"))?;
-        let mine: Vec<Workspace> = all.items.into_iter().filter(|w| bound(self.tenant, &slug, w)).collect();
-        let ids: Vec<String> =
-            mine.iter().map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any())).collect();
-        for (w, id) in mine.iter().zip(&ids) {
-            self.receipt.requested("Workspace", id, None, &self.now);
-            if let Some(h) = w.status.as_ref().and_then(|s| s.hostname.as_deref()).filter(|_| self.ctx.dns.is_some()) {
-                self.receipt.seen("DnsRecord", &format!("A {h}"), None);
-            }
-            if w.metadata.deletion_timestamp.is_none() {
-                let ns: Api<Workspace> = Api::namespaced(self.ctx.client.clone(), &w.namespace().unwrap_or_default());
-                match ns.delete(&w.name_any(), &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(kube_err("delete a Workspace of the tenant")(e)),
-                }
-            }
-        }
-        for e in self.receipt.pending("Workspace") {
-            if !ids.contains(&e.id) {
-                self.receipt.gone("Workspace", &e.id, &self.now);
-            }
-        }
-        match ids.first() {
-            Some(first) => Err(wait(format!("Workspace {first} (and {} more) to be deleted", ids.len() - 1))),
-            None => Ok(()),
-        }
     }
 
     /// 2 and 3. Terminate the instances with the tenant's tag (the VM's when `vm`, the others
@@ -334,33 +327,6 @@ impl Erasure<'_> {
         Ok(())
     }
 
-    /// 6. Route 53 records under the tenant's workspace subdomain whose ownership mark is ours.
-    async fn dns(&mut self) -> Result<(), Error> {
-        let Some(dns) = self.ctx.dns.clone() else { return Ok(()) };
-        let suffix = format!("{}.{}", self.owner.name, self.ctx.settings.workspace_domain);
-        // Any owner's mark of ours: the Tenant's Workspaces wrote these records.
-        let ours = |txt: &Vec<String>| txt.iter().any(|t| self.ctx.identity.is_our_mark(t));
-        let found: Vec<String> =
-            dns.txt_under(&suffix).await?.into_iter().filter(|(_, txt)| ours(txt)).map(|(n, _)| n).collect();
-        for name in &found {
-            self.receipt.requested("DnsRecord", &format!("A {name}"), None, &self.now);
-            let current = dns.get(name, "A").await?;
-            dns.delete(name, "A", &current).await?;
-        }
-        let left: Vec<String> = if found.is_empty() {
-            vec![]
-        } else {
-            dns.txt_under(&suffix).await?.into_iter().filter(|(_, txt)| ours(txt)).map(|(n, _)| n).collect()
-        };
-        for e in self.receipt.pending("DnsRecord") {
-            let name = e.id.strip_prefix("A ").unwrap_or(&e.id);
-            if e.id.starts_with("A ") && !left.iter().any(|n| n == name) {
-                self.receipt.gone("DnsRecord", &e.id, &self.now);
-            }
-        }
-        left.first().map_or(Ok(()), |n| Err(wait(format!("Route 53 record {n} to be deleted"))))
-    }
-
     /// 7. The tenant's Workspace secrets (a sweep: the Workspace deletes removed theirs, this
     ///    catches any left by a crash or a retained Workspace), then the bootstrap bundle, each
     ///    deleted without a recovery window.
@@ -402,7 +368,7 @@ impl Erasure<'_> {
 /// namespaces or was admitted or owns something. A Workspace that names the tenant from a
 /// namespace the tenant never bound, never admitted and owning nothing is somebody else's: it is
 /// neither deleted nor waited for (its own finalizer must not hold the erasure forever).
-fn bound(t: &Tenant, slug: &str, w: &Workspace) -> bool {
+pub(super) fn bound(t: &Tenant, slug: &str, w: &Workspace) -> bool {
     if w.spec.tenant != slug {
         return false;
     }

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod credentials;
 mod edge;
 pub mod erase;
+pub mod erase_lookup;
 pub mod identity;
 pub mod receipt;
 pub mod scope;

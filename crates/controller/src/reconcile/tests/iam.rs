@@ -169,6 +169,7 @@ async fn erase_all(ctx: &Context, fake: &FakeCloud, rc: &mut Receipt) {
             tenant: &t,
             owner: &owner,
             hostname: "acme.example.test",
+            workspaces: kube::runtime::reflector::store().0,
             accounts: vec![ctx.main.as_ref()],
             receipt: &mut *rc,
             now: jiff::Timestamp::now().to_string(),

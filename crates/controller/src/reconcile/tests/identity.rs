@@ -247,6 +247,7 @@ async fn erase_rounds(ctx: &Context, fake: &FakeCloud, t: &Tenant, rounds: usize
             tenant: t,
             owner: &owner,
             hostname: "acme.example.test",
+            workspaces: kube::runtime::reflector::store().0,
             accounts: vec![ctx.main.as_ref()],
             receipt: &mut rc,
             now: jiff::Timestamp::now().to_string(),

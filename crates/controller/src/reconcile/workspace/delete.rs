@@ -235,11 +235,20 @@ async fn status_group_and_volume_gone(ws: &Workspace, ctx: &Context, uid: &str) 
 }
 
 /// When a listing must have started to hold every instance of `uid`: after the delete
-/// (deletionTimestamp has whole seconds: one more) and after any launch whose outcome is unknown.
+/// (deletionTimestamp has whole seconds: one more), and, for a launch the status records within
+/// the listing lag (`launchedAt`, or a RunInstances whose outcome is unknown: the in-memory guard
+/// or the persisted `uncertainSince`), at least the listing allowance after it (a listing lags a
+/// new instance by up to `LISTING_LAG`; ERASURE_LISTING_ALLOWANCE_SECONDS).
 fn complete_listing_since(ws: &Workspace, ctx: &Context, uid: &str) -> Timestamp {
     let deleted = ws.metadata.deletion_timestamp.as_ref().map_or_else(Timestamp::now, |t| t.0);
-    let uncertain = ctx.main.guard.since(uid);
-    uncertain.into_iter().fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max)
+    let launch = ws.status.as_ref().and_then(|s| s.launch.as_ref());
+    let persisted = launch.and_then(|l| l.uncertain_since.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
+    let uncertain = ctx.main.guard.since(uid).into_iter().chain(persisted).max();
+    let launched = launch.and_then(|l| l.launched_at.as_deref()).and_then(|t| t.parse::<Timestamp>().ok());
+    let allowance =
+        jiff::SignedDuration::try_from(ctx.settings.erasure_listing_allowance).unwrap_or(jiff::SignedDuration::MAX);
+    let after = |t: Timestamp| t.checked_add(allowance).unwrap_or(Timestamp::MAX);
+    uncertain.into_iter().chain(launched).map(after).fold(deleted + jiff::SignedDuration::from_secs(1), Timestamp::max)
 }
 
 /// Deletes the security groups and volumes of `uid`.
