@@ -32,12 +32,20 @@ pub async fn receipts(client: &kube::Client, operator_ns: &str, tenant: &str) ->
     let mut out = Vec::new();
     for cm in list.items {
         let name = cm.name_any();
-        let text = cm.data.as_ref().and_then(|d| d.get(molecule_crds::receipt::KEY)).cloned().unwrap_or_default();
-        let mut r: Receipt = serde_json::from_str(&text).map_err(|e| Error::Call {
-            action: "read".into(),
-            object: format!("erasure receipt {operator_ns}/{name}"),
-            message: format!("receipt.json does not parse: {e}"),
-        })?;
+        let mut r: Receipt = parse(operator_ns, &name, &key_of(&cm))?;
+        // A receipt too large for one ConfigMap continues in the parts its index names.
+        let mut parts = Vec::with_capacity(r.body.parts.len());
+        for p in &r.body.parts {
+            let cm = api
+                .get_opt(p)
+                .await
+                .map_err(|e| kerr("read", &format!("erasure receipt part {operator_ns}/{p}"), e))?;
+            let Some(cm) = cm else {
+                return Err(Error::NotFound(format!("part {p} of erasure receipt {operator_ns}/{name}")));
+            };
+            parts.push(parse::<molecule_crds::receipt::Part>(operator_ns, p, &key_of(&cm))?);
+        }
+        r.body = molecule_crds::receipt::join(r.body, parts);
         r.name = name;
         out.push(r);
     }
@@ -46,6 +54,19 @@ pub async fn receipts(client: &kube::Client, operator_ns: &str, tenant: &str) ->
     }
     out.sort_by(|a, b| a.body.started_at.cmp(&b.body.started_at));
     Ok(out)
+}
+
+fn key_of(cm: &ConfigMap) -> String {
+    cm.data.as_ref().and_then(|d| d.get(molecule_crds::receipt::KEY)).cloned().unwrap_or_default()
+}
+
+/// The `receipt.json` of ConfigMap `name` (an index or a part).
+fn parse<T: serde::de::DeserializeOwned>(operator_ns: &str, name: &str, text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Call {
+        action: "read".into(),
+        object: format!("erasure receipt {operator_ns}/{name}"),
+        message: format!("receipt.json does not parse: {e}"),
+    })
 }
 
 /// A receipt for people: a header and one line per resource.
@@ -141,4 +162,34 @@ pub async fn orphans(client: &kube::Client, tenant: Option<&str>) -> Result<Orph
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use molecule_crds::receipt::{PART_BYTES, Part, split};
+
+    #[test]
+    fn a_receipt_in_several_configmaps_reads_back_whole() {
+        let mut whole = molecule_crds::receipt::Receipt { tenant: "acme".into(), ..Default::default() };
+        for i in 0..2_000 {
+            whole.requested(
+                "Workspace",
+                &format!("acme/workspace-{i:05}-with-a-long-name"),
+                None,
+                "2026-11-29T06:00:00Z",
+            );
+            whole.gone("Workspace", &format!("acme/workspace-{i:05}-with-a-long-name"), "2026-11-29T06:01:00Z");
+            whole.requested("Instance", &format!("i-{i:017x}"), Some(("main", "us-east-1")), "2026-11-29T06:00:00Z");
+        }
+        let (index, parts) = split(&whole, "erasure-acme-1", PART_BYTES);
+        assert!(!parts.is_empty(), "4,000 entries take more than one ConfigMap");
+        let r: Receipt = parse("ns", "erasure-acme-1", &serde_json::to_string_pretty(&index).unwrap()).unwrap();
+        let read: Vec<Part> =
+            parts.iter().map(|(n, p)| parse("ns", n, &serde_json::to_string_pretty(p).unwrap()).unwrap()).collect();
+        let body = molecule_crds::receipt::join(r.body, read);
+        assert_eq!(body, whole);
+        let text = render_receipt(&Receipt { name: "erasure-acme-1".into(), body });
+        assert!(text.contains("Confirmed:  2000/4000 resources gone"), "{}", &text[..300]);
+    }
 }

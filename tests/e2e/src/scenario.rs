@@ -497,11 +497,21 @@ impl Scenario {
         api.get_opt(&self.receipt_name(tenant_uid)).await.ok().flatten()
     }
 
-    /// The parsed `receipt.json` of the erasure receipt, if the ConfigMap exists and parses.
+    /// The parsed `receipt.json` of the erasure receipt, if the ConfigMap exists and parses, with
+    /// the resources of the further parts its index names appended (`parts` removed).
     pub async fn receipt(&self, tenant_uid: &str) -> Option<Value> {
         let cm = self.receipt_configmap(tenant_uid).await?;
         let text = cm.data?.get("receipt.json")?.clone();
-        serde_json::from_str(&text).ok()
+        let mut r: Value = serde_json::from_str(&text).ok()?;
+        let Some(parts) = r.as_object_mut().and_then(|o| o.remove("parts")) else { return Some(r) };
+        let api: Api<ConfigMap> = Api::namespaced(self.kube.clone(), self.env.var("OPERATOR_NAMESPACE"));
+        for p in parts.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let cm = api.get_opt(p).await.ok().flatten()?;
+            let part: Value = serde_json::from_str(cm.data?.get("receipt.json")?).ok()?;
+            let more = part["resources"].as_array().cloned().unwrap_or_default();
+            r["resources"].as_array_mut()?.extend(more);
+        }
+        Some(r)
     }
 
     /// Every instance (any state) tagged `moleculesai.app/tenant=<slug>` in one account.
