@@ -468,4 +468,15 @@ mod tests {
         assert_eq!(d.read, std::time::Duration::from_millis(2500));
         assert_eq!(d.connect, std::time::Duration::from_secs(5));
     }
+
+    #[test]
+    fn the_events_queue_and_its_resync_are_settings() {
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/molecule-ec2-events";
+        let a = args(&["--ec2-events-queue-url", url, "--cloud-resync-seconds", "900"]);
+        assert_eq!((a.ec2_events_queue_url.as_deref(), a.cloud_resync_seconds), (Some(url), 900));
+        let base =
+            ["molecule-operator", "run", "--env", "dev", "--aws-region", "r", "--vpc-id", "v", "--subnet-id", "s"];
+        let zero = Cli::try_parse_from(base.iter().chain(&["--cloud-resync-seconds", "0"]));
+        assert!(zero.is_err_and(|e| e.to_string().contains("cloud-resync-seconds")));
+    }
 }
