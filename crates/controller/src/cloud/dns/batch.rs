@@ -142,7 +142,9 @@ impl Dns for BatchedDns {
         if !self.cache.covers(suffix) {
             return self.raw.txt_under(suffix).await;
         }
-        self.cache.ensure_fresh().await?;
+        // A sweep sees the zone as it is now: one listing (shared with concurrent sweeps), which
+        // also refreshes the cache.
+        self.cache.refresh_since(Instant::now()).await?;
         Ok(self.cache.txt_under(suffix))
     }
 }

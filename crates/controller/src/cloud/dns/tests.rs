@@ -231,3 +231,15 @@ async fn a_rewrite_after_a_removal_goes_through() {
     ensure(&dns, 5).await.unwrap();
     assert_eq!(cloud.record(&host(5), "A").values, [ip(5)]);
 }
+
+#[tokio::test]
+async fn a_sweep_lists_the_zone_as_it_is_now() {
+    let (cloud, dns) = setup(config());
+    dns.get(&host(1), "A").await.unwrap();
+    cloud.seed_record(&host(2), "TXT", &[&mark("u2").render()]);
+    let swept = dns.txt_under(&format!("acme.{DOMAIN}")).await.unwrap();
+    assert_eq!(swept, [(host(2), vec![mark("u2").render()])], "seen though the cache was fresh");
+    assert_eq!(cloud.count(ops::LIST_RECORDS), 2);
+    assert_eq!(dns.get(&host(2), "A").await.unwrap().txt, [mark("u2").render()], "the sweep refreshed the cache");
+    assert_eq!(cloud.count(ops::LIST_RECORDS), 2);
+}
