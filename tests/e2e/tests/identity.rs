@@ -18,6 +18,8 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(120);
 /// `launch::LISTING_LAG` plus margin for the reconcile and listing that would act on it.
 const WATCH_PAST_LAUNCH: Duration = Duration::from_secs(150);
+/// The restored operator's first listing, then terminate, wait, delete (slack for a busy world).
+const GONE: Duration = Duration::from_secs(240);
 
 fn reason(w: &molecule_crds::v1alpha1::Workspace) -> (String, String) {
     condition(w, "Ready").map(|c| (c.1, c.2)).unwrap_or_default()
@@ -84,7 +86,7 @@ async fn another_operator_id_neither_relaunches_nor_finishes_a_delete() {
     s.kill_operator();
     s.operator_id = ours;
     s.start_operator(&[]).unwrap();
-    s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    s.wait_gone("w", GONE).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert!(s.alive(&u).await.is_empty());
     let left = s.leftovers(&u, w.status.as_ref().unwrap().hostname.as_deref()).await;
     assert!(left.is_empty(), "left behind {left:?}");
