@@ -113,8 +113,9 @@ pub fn workspace(b: &WorkspaceBoot<'_>) -> Result<String, RenderError> {
         check("status.hostname of the Tenant", h, &[])?;
         let _ = writeln!(env_file, "MOLECULE_TENANT_HOSTNAME={h}");
     }
-    let data =
-        b.data_volume_id.map_or(String::new(), |id| fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', "")), ("VOLUME_ID", id)]));
+    let data = b.data_volume_id.map_or(String::new(), |id| {
+        fill(DATA_VOLUME, &[("VOLUME_ID_NODASH", &id.replace('-', "")), ("VOLUME_ID", id)])
+    });
     let display = b.display.map_or(String::new(), |d| {
         let template = match d.protocol {
             DisplayProtocol::Novnc => NOVNC,
