@@ -219,7 +219,7 @@ async fn conclude(
             s.st.phase = Some(WorkspacePhase::Failed);
         }
         boot::Verdict::Relaunch(m) => {
-            status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now)
+            status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now);
         }
         boot::Verdict::Fine => {}
     }
