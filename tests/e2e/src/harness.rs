@@ -123,6 +123,11 @@ impl TestEnv {
         aws_sdk_ec2::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
     }
 
+    /// IAM straight at moto (main account): the per-tenant roles and instance profiles.
+    pub async fn iam_direct(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)
+    }
+
     /// Route 53 straight at moto.
     pub async fn route53_direct(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&self.aws_config(self.var("TESTENV_MOTO_URL"), 3).await)

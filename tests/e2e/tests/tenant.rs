@@ -98,10 +98,12 @@ async fn check_vm(s: &Scenario, t: &Tenant, instance_type: &str) {
         "IMDSv2 required"
     );
     assert_eq!(i.vpc_id(), Some(s.env.var("EC2_VPC_ID")));
+    // The Tenant's own VM identity (issue 12), not a shared profile.
+    let profile = st.identity.as_ref().and_then(|x| x.vm.as_ref()).map(|v| v.instance_profile.clone());
+    let profile = profile.expect("status.identity.vm");
+    assert_eq!(profile, format!("molecule-tenant-vm-{}", tenant_uid(t)));
     assert_eq!(
-        i.iam_instance_profile()
-            .and_then(|p| p.arn())
-            .map(|a| a.ends_with(&format!("/{}", s.env.var("EC2_TENANT_IAM_PROFILE")))),
+        i.iam_instance_profile().and_then(|p| p.arn()).map(|a| a.ends_with(&format!("/{profile}"))),
         Some(true),
         "tenant instance profile: {:?}",
         i.iam_instance_profile()
