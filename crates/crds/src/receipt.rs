@@ -78,18 +78,19 @@ pub fn part_name(name: &str, k: usize) -> String {
 /// holding entries of at most `max_bytes` serialized (one entry at least).
 #[must_use]
 pub fn split(r: &Receipt, name: &str, max_bytes: usize) -> (Receipt, Vec<(String, Part)>) {
-    let mut chunks: Vec<Vec<Entry>> = vec![Vec::new()];
+    let mut chunks: Vec<Vec<Entry>> = Vec::new();
+    let mut current: Vec<Entry> = Vec::new();
     let mut size = 0;
     for e in &r.resources {
         let n = serde_json::to_string(e).map_or(0, |j| j.len() + 8);
-        let last = chunks.last_mut().expect("one chunk at least");
-        if size + n > max_bytes && !last.is_empty() {
-            chunks.push(Vec::new());
+        if size + n > max_bytes && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
             size = 0;
         }
         size += n;
-        chunks.last_mut().expect("one chunk at least").push(e.clone());
+        current.push(e.clone());
     }
+    chunks.push(current);
     let mut rest = chunks.into_iter();
     let first = rest.next().unwrap_or_default();
     let parts: Vec<(String, Part)> = rest

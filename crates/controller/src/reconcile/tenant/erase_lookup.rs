@@ -29,7 +29,7 @@ pub fn zone_sweep(suffix: &str) -> String {
 }
 
 impl Erasure<'_> {
-    /// 1. Deletes every Workspace of the tenant and waits until none is left: the watch cache
+    /// Step 1: deletes every Workspace of the tenant and waits until none is left: the watch cache
     /// answers every pass; one paginated listing of all Workspaces (those outside this shard's
     /// WORKSPACE_SELECTOR are not in the cache) confirms at the end.
     pub(super) async fn workspaces(&mut self) -> Result<(), Error> {
@@ -108,7 +108,7 @@ impl Erasure<'_> {
         }
     }
 
-    /// 6. Route 53: each Workspace's A record (and its TXT mark) by name, deleted while it bears
+    /// Step 6, Route 53: each Workspace's A record (and its TXT mark) by name, deleted while it bears
     /// a mark of ours; then, once, a sweep of the zone under the tenant's subdomain for any other
     /// record marked as ours (a Workspace deleted before the erasure began, a crash).
     pub(super) async fn dns(&mut self) -> Result<(), Error> {
