@@ -9,3 +9,5 @@ e2e-erasure-lag: tools ## Erasure under 10 s listing lag (an instance launched j
 	$(CARGO) build -p molecule-operator -p molecule-e2e --bins
 	export TESTENV_STATE_DIR=$(ERASE_WORLD) AWS_MODEL='{"clientToken":true,"listingLagMs":10000}' && \
 	  source tests/e2e/testenv/world.sh && $(CARGO) test -p molecule-e2e --test erasure_lag
+
+EXTRA_TESTS += e2e-erasure-lag
