@@ -11,7 +11,7 @@ use molecule_crds::v1alpha1::Workspace;
 use molecule_e2e::scenario::{Scenario, condition, uid};
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(120);
+const T: Duration = Duration::from_mins(2);
 const POLL: Duration = Duration::from_millis(200);
 const ROUNDS: usize = 5;
 
