@@ -149,6 +149,7 @@ async fn retain_leaves_the_machine_tagged_and_the_scan_lists_it_as_retained() {
     let w = s.wait_ready("keep", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let st = w.status.clone().unwrap();
     let (id, sg, vol) = (st.instance_id.unwrap(), st.security_group_id.unwrap(), st.data_volume_id.unwrap());
+    let secret = st.secret_arn.expect("status.secretArn: the Workspace's own secret");
     s.delete("keep").await.unwrap();
     s.wait_gone("keep", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert!(s.events("keep").await.iter().any(|(_, r, n)| r == "Retained" && n.contains(&id)));
@@ -162,21 +163,28 @@ async fn retain_leaves_the_machine_tagged_and_the_scan_lists_it_as_retained() {
     assert!(groups.security_groups()[0].tags().iter().any(|t| t.key() == Some("moleculesai.app/retained")));
     let volumes = ec2.describe_volumes().volume_ids(&vol).send().await.unwrap();
     assert!(volumes.volumes()[0].tags().iter().any(|t| t.key() == Some("moleculesai.app/retained")));
+    let sm = s.env.secretsmanager_direct().await;
+    let d = sm.describe_secret().secret_id(&secret).send().await.expect("the Workspace's secret is kept");
+    assert!(d.tags().iter().any(|t| t.key() == Some("moleculesai.app/retained") && t.value() == Some("true")));
 
     // The scan (every 2 s) lists them as retained, counts no orphan, and reaps nothing.
     let tenant = s
         .wait_tenant("retained findings", T, |t| {
-            t.status.as_ref().is_some_and(|st| st.orphans.iter().any(|o| o.id == id && o.retained))
+            t.status.as_ref().is_some_and(|st| {
+                st.orphans.iter().any(|o| o.id == id && o.retained)
+                    && st.orphans.iter().any(|o| o.id == secret && o.retained)
+            })
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let st = tenant.status.unwrap();
-    assert!(st.orphans.iter().filter(|o| [&id, &sg, &vol].contains(&&o.id)).all(|o| o.retained));
+    assert!(st.orphans.iter().filter(|o| [&id, &sg, &vol, &secret].contains(&&o.id)).all(|o| o.retained));
     assert_eq!(st.orphan_count, Some(0), "retained resources are not orphans: {:?}", st.orphans);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let inst = s.instances(&uid(&w)).await;
     assert_eq!(inst[0].state().unwrap().name().unwrap().as_str(), "running", "reap left it alone");
     // Clean up what the test retained (moto can answer 500 under load: try a few times).
+    let _ = sm.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await;
     for _ in 0..5 {
         if ec2.terminate_instances().instance_ids(&id).send().await.is_ok() {
             break;
