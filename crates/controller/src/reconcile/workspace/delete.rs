@@ -74,28 +74,7 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     groups_and_volumes_gone(ctx, &uid).await?;
     status_group_and_volume_gone(ws, ctx, &uid).await?;
 
-    // 4. DNS. The name is derived, not read from status: a record written just before a crash
-    // may never have reached status.
-    let host = dns::hostname(
-        &owner.name,
-        owner.namespace.as_deref().unwrap_or_default(),
-        &owner.tenant,
-        &ctx.settings.workspace_domain,
-    );
-    if let Some(d) = ctx.dns.as_deref() {
-        let foreign = dns::remove(d, &ctx.identity.dns_mark(&owner), &host).await?;
-        if foreign {
-            publish(
-                ctx,
-                &ws.object_ref(&()),
-                true,
-                "RecordNotOwned",
-                format!("{host} has a record that is not this Workspace's; left untouched"),
-            )
-            .await;
-        }
-        ctx.failpoints.hit("workspace.delete.after-dns").await;
-    }
+    records_gone(ws, ctx, &owner).await?;
 
     // 5. The Lease, the ledger; then the finalizer goes (the caller removes it on Ok).
     display::remove(ctx, ws).await?;
@@ -110,6 +89,20 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// Step 4, DNS. The name is derived, not read from status: a record written just before a crash
+/// may never have reached status. A record that is not this Workspace's is left untouched.
+async fn records_gone(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags::Owner) -> Result<(), Error> {
+    let Some(d) = ctx.dns.as_deref() else { return Ok(()) };
+    let ns = owner.namespace.as_deref().unwrap_or_default();
+    let host = dns::hostname(&owner.name, ns, &owner.tenant, &ctx.settings.workspace_domain);
+    if dns::remove(d, &ctx.identity.dns_mark(owner), &host).await? {
+        let note = format!("{host} has a record that is not this Workspace's; left untouched");
+        publish(ctx, &ws.object_ref(&()), true, "RecordNotOwned", note).await;
+    }
+    ctx.failpoints.hit("workspace.delete.after-dns").await;
+    Ok(())
 }
 
 /// `deletionPolicy: Retain`: tags every cloud resource of the Workspace as retained and lets it
