@@ -17,7 +17,7 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 /// The deadline (30 s: under load bootsim may take 10 s to tag a new instance) plus a launch.
-const SLOW: Duration = Duration::from_secs(180);
+const SLOW: Duration = Duration::from_mins(3);
 
 fn instance_id(w: &Workspace) -> String {
     w.status.as_ref().and_then(|s| s.instance_id.clone()).unwrap_or_default()
