@@ -105,8 +105,28 @@ impl Instances for Ec2Instances {
         }
     }
 
-    /// One call per ID: EC2 fails a whole DescribeInstances when one of its IDs is unknown.
+    /// One call for the batch; when EC2 fails it because one of its IDs is unknown (it fails a
+    /// whole DescribeInstances then), one call per ID.
     async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        if ids.len() > 1 {
+            self.aws.limiter.take(Class::Describe).await;
+            match self.aws.ec2.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await {
+                Ok(page) => {
+                    return Ok(page
+                        .reservations()
+                        .iter()
+                        .flat_map(aws_sdk_ec2::types::Reservation::instances)
+                        .filter_map(to_instance)
+                        .collect());
+                }
+                Err(e) => {
+                    let err = cloud_error(&e, "describe instances", ids.join(","));
+                    if !absent(&err) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
         for id in ids {
             self.aws.limiter.take(Class::Describe).await;
