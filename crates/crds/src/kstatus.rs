@@ -157,7 +157,7 @@ mod tests {
     fn every_stalled_reason_stalls_and_a_transient_one_does_not() {
         for r in STALLED_REASONS {
             let c = run(with(&[("Ready", false, r)]), false, false);
-            assert_eq!(status(&c, "Stalled"), (true, r.into()), "{r}");
+            assert_eq!(status(&c, "Stalled"), (true, (*r).into()), "{r}");
         }
         for r in ["ReconcileError", "Launching", "WaitingForTenant", "Replacing", "Erasing"] {
             let c = run(with(&[("Ready", false, r)]), false, false);

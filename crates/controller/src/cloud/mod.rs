@@ -10,8 +10,8 @@ pub mod cache;
 pub mod cached;
 pub mod cloudflare;
 pub mod commands;
-pub mod events;
 pub mod dns;
+pub mod events;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod guard;

@@ -123,7 +123,7 @@ async fn identities(
     let owner = owner_of(t);
     let prefix = ctx.identity.workspace_secret_prefix(&owner.name);
     let grants = [
-        (&p.acct, Grant::Vm { bundle_arn, region: &p.acct.region }),
+        (&p.acct, Grant::Vm { bundle_arn, region: &p.acct.region, workspaces: &prefix }),
         (&ctx.main, Grant::Workspace { prefix: &prefix, region: &ctx.main.region }),
     ];
     let digest = identity::digest(&ctx.tenant.iam, &grants.map(|(acct, grant)| (acct.name, grant)));

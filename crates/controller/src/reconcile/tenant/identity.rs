@@ -49,6 +49,9 @@ pub enum Grant<'a> {
         bundle_arn: &'a str,
         /// Region of the VM.
         region: &'a str,
+        /// [`Identity::workspace_secret_prefix`]: the tenant platform reads the tags (never the
+        /// values) of the tenant's Workspace secrets to check their tokens.
+        workspaces: &'a str,
     },
     /// The Workspaces: every secret under the tenant's Workspace-secret prefix.
     Workspace {
@@ -80,7 +83,7 @@ pub fn trust_policy() -> String {
 pub fn policy(grant: &Grant<'_>, role_arn: &str) -> String {
     let (partition, account) = arn_account(role_arn);
     let (secrets, region, keys) = match grant {
-        Grant::Vm { bundle_arn, region } => ((*bundle_arn).to_owned(), *region, vec![tags::BOOT]),
+        Grant::Vm { bundle_arn, region, .. } => ((*bundle_arn).to_owned(), *region, vec![tags::BOOT]),
         Grant::Workspace { prefix, region } => (
             format!("arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}*"),
             *region,
@@ -94,7 +97,12 @@ pub fn policy(grant: &Grant<'_>, role_arn: &str) -> String {
          "Condition": {"StringEquals": {"aws:ARN": "${ec2:SourceInstanceARN}"},
                        "ForAllValues:StringEquals": {"aws:TagKeys": keys}}}),
     ];
-    if matches!(grant, Grant::Vm { .. }) {
+    if let Grant::Vm { workspaces, .. } = grant {
+        // Workspace secrets live in the main account: for a canary Tenant this names its own
+        // account, where there are none (no cross-account reads).
+        let pattern = format!("arn:{partition}:secretsmanager:{region}:{account}:secret:{workspaces}*");
+        statements.push(json!({"Sid": "DescribeOwnWorkspaceSecrets", "Effect": "Allow",
+                               "Action": "secretsmanager:DescribeSecret", "Resource": pattern}));
         statements.push(json!({"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"}));
     }
     json!({"Version": "2012-10-17", "Statement": statements}).to_string()

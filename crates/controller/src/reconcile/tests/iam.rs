@@ -37,7 +37,7 @@ async fn ensure_both(ctx: &Context, uid: &str, slug: &str) -> Vec<Outcome> {
     let owner = testing::tenant_owner(uid, slug);
     let prefix = ctx.identity.workspace_secret_prefix(slug);
     let grants = [
-        Grant::Vm { bundle_arn: BUNDLE, region: "eu-west-1" },
+        Grant::Vm { bundle_arn: BUNDLE, region: "eu-west-1", workspaces: &prefix },
         Grant::Workspace { prefix: &prefix, region: "eu-west-1" },
     ];
     let mut out = Vec::new();
@@ -78,6 +78,12 @@ async fn both_identities_are_created_with_tags_path_boundary_and_their_own_secre
     let tag = statement(&vm, "TagOwnInstance");
     assert_eq!(tag["Condition"]["StringEquals"]["aws:ARN"], "${ec2:SourceInstanceARN}");
     assert_eq!(tag["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"], serde_json::json!([tags::BOOT]));
+    let describe = statement(&vm, "DescribeOwnWorkspaceSecrets");
+    assert_eq!(describe["Action"], "secretsmanager:DescribeSecret", "tags only, never a Workspace's value");
+    assert_eq!(
+        describe["Resource"],
+        "arn:aws:secretsmanager:eu-west-1:000000000000:secret:molecule-test/test/tenants/acme/workspaces/*"
+    );
     let ssm = statement(&vm, "SsmAgent");
     assert_eq!(ssm["Action"], serde_json::json!(identity::SSM_AGENT_ACTIONS));
     assert!(!ssm["Action"].to_string().contains("GetParameter"), "no read of the account's parameters");

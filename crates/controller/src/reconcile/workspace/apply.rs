@@ -149,7 +149,6 @@ async fn boot_deadline(scope: &mut Scope<'_>, out: &mut Launched) {
     }
 }
 
-
 /// The record the instance calls for: its address once it has one, nothing while no instance is
 /// pending or running (a stopped or terminated instance's address may be another's next), and
 /// unchanged after an error.
