@@ -96,17 +96,6 @@ impl ZoneCache {
         self.list().await
     }
 
-    /// Lists the zone unless a listing started since `since` (a sweep: the erasure's, the orphan
-    /// scan's, which must see what the zone holds now, not what the cache held up to
-    /// `fresh_for` ago); concurrent sweeps share one listing.
-    pub async fn refresh_since(&self, since: Instant) -> CloudResult<()> {
-        let _one = self.refreshing.lock().await;
-        if self.lock().loaded.is_some_and(|t| t >= since) {
-            return Ok(());
-        }
-        self.list().await
-    }
-
     async fn list(&self) -> CloudResult<()> {
         let started = Instant::now();
         let listed = self.zone.list_under(&self.suffix).await?;

@@ -4,8 +4,7 @@
 //! [`BatchedDns`] answers `get` from a [`cache::ZoneCache`] of the zone's records under the
 //! workspace domain: one paginated ListResourceRecordSets pass, refreshed at the fleet cache's
 //! cadence when it is read (never older than that when it answers), written through by our own
-//! changes. A sweep (`txt_under`: the erasure's, the orphan scan's) lists the zone then and
-//! refreshes the cache with it. Upserts and deletes go
+//! changes. A sweep (`txt_under`: the erasure's, the orphan scan's) reads it too. Upserts and deletes go
 //! into one ChangeResourceRecordSets per short idle window ([`batch`]), each caller awaiting its
 //! own outcome; a change Route 53 refuses (InvalidChangeBatch, or moto's InvalidInput) is taken
 //! out and reported to its caller, and the others are sent again without it.

@@ -233,13 +233,18 @@ async fn a_rewrite_after_a_removal_goes_through() {
 }
 
 #[tokio::test]
-async fn a_sweep_lists_the_zone_as_it_is_now() {
-    let (cloud, dns) = setup(config());
-    dns.get(&host(1), "A").await.unwrap();
-    cloud.seed_record(&host(2), "TXT", &[&mark("u2").render()]);
+async fn a_sweep_reads_the_cache_and_sees_our_own_changes() {
+    let (cloud, dns) = setup(BatchConfig { fresh_for: Duration::from_millis(300), ..config() });
+    ensure(&dns, 1).await.unwrap();
+    ensure(&dns, 2).await.unwrap();
+    assert!(!remove(dns.as_ref(), &mark("u1"), &host(1)).await.unwrap());
+    cloud.seed_record(&host(3), "TXT", &[&mark("u3").render()]);
+    let lists = cloud.count(ops::LIST_RECORDS);
     let swept = dns.txt_under(&format!("acme.{DOMAIN}")).await.unwrap();
-    assert_eq!(swept, [(host(2), vec![mark("u2").render()])], "seen though the cache was fresh");
-    assert_eq!(cloud.count(ops::LIST_RECORDS), 2);
-    assert_eq!(dns.get(&host(2), "A").await.unwrap().txt, [mark("u2").render()], "the sweep refreshed the cache");
-    assert_eq!(cloud.count(ops::LIST_RECORDS), 2);
+    assert_eq!(swept, [(host(2), vec![mark("u2").render()])], "fresh: our writes and deletes, no listing");
+    assert_eq!(cloud.count(ops::LIST_RECORDS), lists);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let swept = dns.txt_under(&format!("acme.{DOMAIN}")).await.unwrap();
+    assert_eq!(swept.len(), 2, "older than its freshness: listed, the out-of-band record seen: {swept:?}");
+    assert_eq!(cloud.count(ops::LIST_RECORDS), lists + 1);
 }
