@@ -8,18 +8,18 @@
 //! listing lag (`launch::LISTING_LAG`, 2 minutes), the only timer between "not listed" and "lost";
 //! reconciles run every 2 s here (CLOUD_REFRESH_SECONDS=1). Watching until `launchedAt` + 2 min +
 //! 30 s covers that decision with margin, where the 5 minutes would only add idle time.
-#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, clippy::many_single_char_names)]
 
 use std::time::Duration;
 
 use molecule_e2e::scenario::{Scenario, condition, uid};
 use serde_json::json;
 
-const T: Duration = Duration::from_secs(120);
+const T: Duration = Duration::from_mins(2);
 /// `launch::LISTING_LAG` plus margin for the reconcile and listing that would act on it.
 const WATCH_PAST_LAUNCH: Duration = Duration::from_secs(150);
 /// The restored operator's first listing, then terminate, wait, delete (slack for a busy world).
-const GONE: Duration = Duration::from_secs(240);
+const GONE: Duration = Duration::from_mins(4);
 
 fn reason(w: &molecule_crds::v1alpha1::Workspace) -> (String, String) {
     condition(w, "Ready").map(|c| (c.1, c.2)).unwrap_or_default()
