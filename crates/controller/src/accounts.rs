@@ -292,3 +292,101 @@ pub async fn keep_opening<C, CF>(
         }
     }
 }
+
+/// Benchmark only (issue 16): `MOLECULE_FAKE_CLOUD=1` runs the operator with its main account,
+/// Route 53 zone, secrets, IAM and Run Command answered by the in-process fake cloud
+/// ([`crate::cloud::fake`], instant transitions) instead of AWS, against the real API server: the
+/// 10,000-Workspace benchmark measures the operator where moto cannot hold the fleet. Refused
+/// unless the binary was built with the `fake` feature; never for production.
+pub mod fake_cloud {
+    /// The environment variable that asks for the fake cloud.
+    pub const ENV: &str = "MOLECULE_FAKE_CLOUD";
+
+    /// Whether the environment asks for the fake cloud.
+    pub fn requested() -> bool {
+        std::env::var(ENV).is_ok_and(|v| v == "1")
+    }
+
+    /// The main account and DNS zone on a fresh fake cloud, or why not (built without `fake`).
+    #[cfg(not(feature = "fake"))]
+    pub async fn open(
+        _place: super::Place,
+        _identity: &super::Identity,
+        _metrics: &super::Metrics,
+        _refresh: std::time::Duration,
+    ) -> Result<(std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>), String> {
+        Err(format!("{ENV}=1 needs a build with the `fake` feature (benchmarks only)"))
+    }
+
+    /// The main account and DNS zone on a fresh fake cloud with instant transitions. A task
+    /// stands in for the bootstrap simulator: every second it tags running instances
+    /// `moleculesai.app/boot=ready` (straight on the fake, so the fleet cache learns it at its
+    /// next listing, as from AWS) and forgets the fake's call log (which would grow without end).
+    #[cfg(feature = "fake")]
+    pub async fn open(
+        place: super::Place,
+        identity: &super::Identity,
+        metrics: &super::Metrics,
+        refresh: std::time::Duration,
+    ) -> Result<(std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>), String> {
+        use std::sync::Arc;
+
+        use super::cloud::fake::{FakeCloud, FakeConfig};
+        let fake = FakeCloud::with_config(FakeConfig::instant());
+        let cache = Arc::new(super::FleetCache::new(
+            place.name,
+            identity.filter(),
+            fake.instances(),
+            fake.network(),
+            fake.volumes(),
+            metrics.clone(),
+        ));
+        cache.refresh().await.map_err(|e| e.to_string())?;
+        super::watchdog::global().set_account(place.name, Ok(()));
+        tokio::spawn(cache.clone().run(refresh));
+        tokio::spawn(boot_reporter(fake.clone()));
+        let clients = super::CachedClients::of(&cache);
+        tracing::warn!(account = place.name, "{ENV}=1: the in-process fake cloud answers for AWS (benchmark only)");
+        let account = super::Account {
+            name: place.name,
+            region: place.region,
+            subnet_id: place.subnet_id,
+            zone: "fake-1a".into(),
+            vpc_cidr: "10.0.0.0/16".into(),
+            eic_sg: place.eic_sg,
+            ami: place.ami.or_else(|| Some("ami-fake".into())),
+            instances: clients.instances,
+            network: clients.network,
+            volumes: clients.volumes,
+            secrets: fake.secrets(),
+            identities: fake.identities(),
+            commands: fake.commands(),
+            cache,
+            guard: super::LaunchGuard::default(),
+        };
+        Ok((Arc::new(account), fake.dns()))
+    }
+
+    #[cfg(feature = "fake")]
+    async fn boot_reporter(fake: super::cloud::fake::FakeCloud) {
+        use super::cloud::InstanceState;
+        let ready: std::collections::BTreeMap<String, String> =
+            [(super::cloud::tags::BOOT.to_owned(), "ready".to_owned())].into();
+        let instances = fake.instances();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let booting: Vec<String> = fake
+                .all_instances()
+                .into_iter()
+                .filter(|i| i.state == InstanceState::Running && i.tag(super::cloud::tags::BOOT) != Some("ready"))
+                .map(|i| i.id)
+                .collect();
+            for ids in booting.chunks(1000) {
+                if let Err(e) = instances.tag(ids, &ready).await {
+                    tracing::warn!(error = %e, "the fake cloud's boot reporter could not tag");
+                }
+            }
+            fake.clear_calls();
+        }
+    }
+}

@@ -163,7 +163,20 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
     };
     let main_polling = polling(&args, false);
-    let main = tokio::select! {
+    // Benchmark only (issue 16): the in-process fake cloud answers for AWS (`MOLECULE_FAKE_CLOUD=1`).
+    let fake = if accounts::fake_cloud::requested() {
+        Some(
+            accounts::fake_cloud::open(main_place.clone(), &identity, &metrics, refresh)
+                .await
+                .map_err(Error::Config)?,
+        )
+    } else {
+        None
+    };
+    let main = if let Some((account, _)) = &fake {
+        account.clone()
+    } else {
+        tokio::select! {
         // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
         opened = accounts::open(aws.clone(), main_place, &identity, &metrics, &main_polling, true) => {
             opened.map_err(|e| Error::Config(e.to_string()))?
@@ -171,6 +184,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         () = shutdown.clone() => {
             tracing::info!("shutting down before the first fleet listing");
             return Ok(());
+        }
         }
     };
     let canary = open_canary(&args, &identity, &metrics, polling(&args, true));
@@ -187,12 +201,16 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         workspace_selector: args.workspace_selector.clone(),
     };
     // Route 53 behind the zone record cache and the change batcher (cloud/dns).
-    let dns: Option<Arc<dyn cloud::Dns>> = args.workspace_zone_id.clone().map(|z| {
-        let raw = Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z));
-        let config = cloud::dns::BatchConfig::new(refresh);
-        Arc::new(cloud::dns::BatchedDns::new(raw.clone(), raw, &args.workspace_domain, config, &metrics))
-            as Arc<dyn cloud::Dns>
-    });
+    let dns: Option<Arc<dyn cloud::Dns>> = if let Some((_, zone)) = fake {
+        Some(zone)
+    } else {
+        args.workspace_zone_id.clone().map(|z| {
+            let raw = Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z));
+            let config = cloud::dns::BatchConfig::new(refresh);
+            Arc::new(cloud::dns::BatchedDns::new(raw.clone(), raw, &args.workspace_domain, config, &metrics))
+                as Arc<dyn cloud::Dns>
+        })
+    };
     let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
     let ctx = Arc::new(context::Context {

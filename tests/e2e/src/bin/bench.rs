@@ -2,7 +2,8 @@
 //! docs/benchmarks.md). For each N: apply N Workspaces, time until all are Ready, count AWS calls
 //! per Workspace by operation (from the operator's own metric), count steady-state calls per
 //! minute, read the operator's CPU time and peak memory, then delete all and count again.
-//! Prints one Markdown section per N. Loops are bounded by N and by timeouts.
+//! Prints one Markdown section per N. Loops are bounded by N and by timeouts. `bench --fake-cloud
+//! N` runs the operator on the in-process fake cloud instead (`bench_fake.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use molecule_e2e::scenario::{Scenario, condition};
 use serde_json::json;
+
+#[path = "../bench_fake.rs"]
+mod bench_fake;
 
 /// Steady-state observation window.
 const STEADY: Duration = Duration::from_mins(1);
@@ -169,10 +173,13 @@ async fn bench(n: usize) -> Result<String, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `--fake-cloud`: the operator on the in-process fake cloud (a build with the `fake` feature).
+    let fake = std::env::args().any(|a| a == "--fake-cloud");
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![50, 100] } else { sizes };
     for n in sizes {
-        match bench(n).await {
+        let run = if fake { bench_fake::run(n).await } else { bench(n).await };
+        match run {
             Ok(md) => println!("{md}"),
             Err(e) => {
                 eprintln!("bench {n}: {e}");
