@@ -80,7 +80,10 @@ async fn create_volume(ec2: &Client, token: &str, size: i32) -> Result<String, S
 #[tokio::test]
 async fn off_by_default_when_not_configured() {
     let aws = PrivateAws::start(None).await.unwrap();
-    assert_eq!(aws.model().await.unwrap(), json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": null}));
+    assert_eq!(
+        aws.model().await.unwrap(),
+        json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": null, "eventsQueueUrl": null})
+    );
     let ec2 = aws.ec2(None);
     let a = run(&ec2, "off", Some("tok-off"), InstanceType::T3Small).await.unwrap();
     let b = run(&ec2, "off", Some("tok-off"), InstanceType::T3Small).await.unwrap();
@@ -95,14 +98,20 @@ async fn off_by_default_when_not_configured() {
 #[tokio::test]
 async fn configuration_is_validated_and_profiles_apply() {
     let aws = PrivateAws::start(Some("realistic")).await.unwrap();
-    assert_eq!(aws.model().await.unwrap(), json!({"clientToken": true, "listingLagMs": 2000, "purgeAfterMs": 60000}));
+    assert_eq!(
+        aws.model().await.unwrap(),
+        json!({"clientToken": true, "listingLagMs": 2000, "purgeAfterMs": 60000, "eventsQueueUrl": null})
+    );
     for bad in [json!({"lag": 1}), json!({"listingLagMs": -1}), json!({"profile": "harsh"}), json!({"clientToken": 1})]
     {
         let (status, body) = aws.set_model(bad.clone()).await.unwrap();
         assert_eq!(status, 400, "{bad} refused: {body}");
     }
     let (status, body) = aws.set_model(json!({"profile": "off", "purgeAfterMs": 5})).await.unwrap();
-    assert_eq!((status, body), (200, json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": 5})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": 5, "eventsQueueUrl": null}))
+    );
 }
 
 #[tokio::test]

@@ -54,12 +54,11 @@ async fn boundary(iam: &Iam) -> String {
     let doc = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "ec2:CreateTags", "ssm:*",
                                        "ssmmessages:*", "ec2messages:*"], "Resource": "*"}]});
-    match iam.create_policy().policy_name(BOUNDARY).policy_document(doc.to_string()).send().await {
-        Ok(out) => out.policy().and_then(|p| p.arn()).unwrap().to_owned(),
-        Err(_) => {
-            let all = iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
-            all.policies().iter().find(|p| p.policy_name() == Some(BOUNDARY)).and_then(|p| p.arn()).unwrap().to_owned()
-        }
+    if let Ok(out) = iam.create_policy().policy_name(BOUNDARY).policy_document(doc.to_string()).send().await {
+        out.policy().and_then(|p| p.arn()).unwrap().to_owned()
+    } else {
+        let all = iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+        all.policies().iter().find(|p| p.policy_name() == Some(BOUNDARY)).and_then(|p| p.arn()).unwrap().to_owned()
     }
 }
 
@@ -77,12 +76,13 @@ fn percent_decode(text: &str) -> String {
     let b = text.as_bytes();
     let (mut out, mut i) = (Vec::new(), 0);
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -153,7 +153,8 @@ async fn check_entities(iam: &Iam, s: &Scenario, side: &Side, id: &IamIdentity, 
     let trust = role.assume_role_policy_document().unwrap_or_default();
     assert!(percent_decode(trust).contains("ec2.amazonaws.com"), "trust: {trust}");
     let p = iam.get_instance_profile().instance_profile_name(&id.instance_profile).send().await.unwrap();
-    let roles: Vec<&str> = p.instance_profile().unwrap().roles().iter().map(|r| r.role_name()).collect();
+    let roles: Vec<&str> =
+        p.instance_profile().unwrap().roles().iter().map(aws_sdk_iam::types::Role::role_name).collect();
     assert_eq!(roles, vec![id.role.as_str()]);
 }
 
