@@ -52,9 +52,9 @@ testenv-down: ## Stop exactly the processes testenv-up started
 	$(TESTENV)/down.sh
 
 .PHONY: e2e
-e2e: tools ## End-to-end scenarios against the test world (starts and stops it if it is not up)
+e2e: tools ## End-to-end scenarios against the test world (starts and stops it if it is not up; AWS_MODEL=realistic unless set)
 	$(CARGO) build --workspace --bins
-	tests/e2e/run.sh
+	AWS_MODEL=$${AWS_MODEL:-realistic} tests/e2e/run.sh
 
 .PHONY: test
 test: unit e2e $(EXTRA_TESTS) ## Every test: unit, property, end-to-end, chart and health checks
