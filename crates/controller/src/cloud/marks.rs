@@ -329,5 +329,15 @@ impl Identity {
     }
 }
 
+/// The hostname of a Workspace: `<name>.<tenant>.<domain>`, or `<name>.<namespace>.<tenant>.<domain>`
+/// when its namespace is not named after its tenant.
+pub fn workspace_hostname(name: &str, namespace: &str, tenant: &str, domain: &str) -> String {
+    if namespace == tenant {
+        format!("{name}.{tenant}.{domain}")
+    } else {
+        format!("{name}.{namespace}.{tenant}.{domain}")
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::cloud::{CloudResult, ErrorKind, VOLUME_GONE, Volume};
-use crate::context::Account;
+use crate::context::{Account, Context};
 use crate::reconcile::Error;
 
 /// The cloud resource a delete waits on.
@@ -117,4 +117,33 @@ pub async fn delete_volume(acct: &Account, uid: &str, v: &Volume, detach_first: 
 /// Whether a volume still counts (not being deleted or deleted).
 pub fn volume_alive(v: &Volume) -> bool {
     !matches!(v.state.as_str(), "deleting" | "deleted")
+}
+
+/// The tenant erasure's sweep: every Workspace secret of tenant `slug` (by tag) and any other
+/// secret of ours under the tenant's Workspace-secret prefix; returns (every ARN asked to go,
+/// those still there).
+pub async fn sweep_workspace_secrets(
+    ctx: &Context,
+    acct: &Account,
+    slug: &str,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let mut f = ctx.identity.filter();
+    f.insert(crate::cloud::tags::TENANT.into(), slug.to_owned());
+    let found = acct.secrets.list(&f).await?;
+    let arns: Vec<String> = found
+        .into_iter()
+        .filter(|s| {
+            s.tags.get(crate::cloud::tags::OWNER_KIND).map(String::as_str) == Some("Workspace")
+                || ctx.identity.workspace_secret_tenant(&s.name) == Some(slug)
+        })
+        .map(|s| s.arn)
+        .collect();
+    let mut left = Vec::new();
+    for arn in &arns {
+        acct.secrets.delete(arn).await?;
+        if acct.secrets.exists(arn).await? {
+            left.push(arn.clone());
+        }
+    }
+    Ok((arns, left))
 }

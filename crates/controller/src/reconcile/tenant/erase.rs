@@ -333,7 +333,7 @@ impl Erasure<'_> {
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
         let (mut asked, mut left) =
-            crate::reconcile::workspace::secret::sweep_tenant(self.ctx, &self.ctx.main, &self.owner.name).await?;
+            crate::reconcile::teardown::sweep_workspace_secrets(self.ctx, &self.ctx.main, &self.owner.name).await?;
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
         let (bundle_asked, bundle_left) =
             super::bundle::erase(self.ctx, self.memory, a, self.owner, known.as_deref()).await?;

@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt};
 use molecule_crds::v1alpha1::Workspace;
 
 use super::erase::{Erasure, bound, wait};
-use crate::reconcile::workspace::dns::hostname;
+use crate::cloud::marks::workspace_hostname as hostname;
 use crate::reconcile::{Error, kube_err};
 
 /// Receipt kind of a final listing that found nothing of the tenant left.

@@ -157,7 +157,7 @@ async fn the_erasure_sweep_takes_the_tenants_workspace_secrets_only() {
     let mut other_owner = testing::workspace_owner("ws-2");
     other_owner.tenant = "globex".into();
     let theirs = secret::ensure(&ctx, &other_owner, None).await.unwrap();
-    let (asked, left) = secret::sweep_tenant(&ctx, &ctx.main, "acme").await.unwrap();
+    let (asked, left) = crate::reconcile::teardown::sweep_workspace_secrets(&ctx, &ctx.main, "acme").await.unwrap();
     assert_eq!(asked, vec![mine.clone()], "the bundle is the bundle step's, another tenant's is theirs");
     assert!(left.is_empty());
     assert!(fake.secret(&mine).is_none());

@@ -211,8 +211,18 @@ async fn conclude(
     status::show_machine(&mut s.st, resolved, out.current.as_ref(), drifted, phase, &ctx.catalog);
     status::set_conditions(&mut s.st, &view, ws.metadata.generation, &s.now);
     s.st.phase = Some(phase);
-    let generation = ws.metadata.generation;
-    match &out.boot {
+    boot_verdict(s, &out.boot);
+    match (out.error, out.wait) {
+        (Some(e), _) => Err(e.into()),
+        (None, Some(w)) => Ok(Action::requeue(requeue.min(w))),
+        (None, None) => Ok(Action::requeue(requeue)),
+    }
+}
+
+/// What the boot deadline decided, said in InstanceReady (and the phase when it failed).
+fn boot_verdict(s: &mut Scope<'_>, verdict: &boot::Verdict) {
+    let generation = s.ws.metadata.generation;
+    match verdict {
         boot::Verdict::Failed(m) => {
             status::set_failed(&mut s.st, &["InstanceReady"], "BootTimedOut", m, generation, &s.now);
             s.st.phase = Some(WorkspacePhase::Failed);
@@ -221,11 +231,6 @@ async fn conclude(
             status::set_failed(&mut s.st, &["InstanceReady"], "Relaunching", m, generation, &s.now);
         }
         boot::Verdict::Fine => {}
-    }
-    match (out.error, out.wait) {
-        (Some(e), _) => Err(e.into()),
-        (None, Some(w)) => Ok(Action::requeue(requeue.min(w))),
-        (None, None) => Ok(Action::requeue(requeue)),
     }
 }
 

@@ -15,11 +15,7 @@ use super::status::DnsState;
 /// `<name>.<tenant>.<domain>`, or `<name>.<namespace>.<tenant>.<domain>` when the Workspace lives
 /// in a namespace other than the tenant's own (two namespaces may hold the same name).
 pub fn hostname(name: &str, namespace: &str, tenant: &str, domain: &str) -> String {
-    if namespace == tenant {
-        format!("{name}.{tenant}.{domain}")
-    } else {
-        format!("{name}.{namespace}.{tenant}.{domain}")
-    }
+    crate::cloud::marks::workspace_hostname(name, namespace, tenant, domain)
 }
 
 /// Whether `current` may be written over or deleted by `mark`'s owner: empty, or marked as ours.

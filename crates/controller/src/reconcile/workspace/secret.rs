@@ -174,31 +174,6 @@ pub async fn retain(ctx: &Context, owner: &Owner) -> Result<Vec<String>, Error> 
     Ok(arns)
 }
 
-/// The tenant erasure's sweep: every Workspace secret of tenant `slug` (by tag) and any other
-/// secret of ours under the tenant's Workspace-secret prefix; returns (every ARN asked to go,
-/// those still there).
-pub async fn sweep_tenant(ctx: &Context, acct: &Account, slug: &str) -> Result<(Vec<String>, Vec<String>), Error> {
-    let mut f = ctx.identity.filter();
-    f.insert(crate::cloud::tags::TENANT.into(), slug.to_owned());
-    let found = acct.secrets.list(&f).await?;
-    let arns: Vec<String> = found
-        .into_iter()
-        .filter(|s| {
-            s.tags.get(OWNER_KIND).map(String::as_str) == Some("Workspace")
-                || ctx.identity.workspace_secret_tenant(&s.name) == Some(slug)
-        })
-        .map(|s| s.arn)
-        .collect();
-    let mut left = Vec::new();
-    for arn in &arns {
-        acct.secrets.delete(arn).await?;
-        if acct.secrets.exists(arn).await? {
-            left.push(arn.clone());
-        }
-    }
-    Ok((arns, left))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
