@@ -353,7 +353,8 @@ pub mod fake_cloud {
             subnet_id: place.subnet_id,
             zone: "fake-1a".into(),
             vpc_cidr: "10.0.0.0/16".into(),
-            eic_sg: place.eic_sg,
+            // The configured EIC endpoint group lives in the real account, not in the fake.
+            eic_sg: None,
             ami: place.ami.or_else(|| Some("ami-fake".into())),
             instances: clients.instances,
             network: clients.network,
