@@ -309,6 +309,7 @@ pub mod fake_cloud {
 
     /// The main account and DNS zone on a fresh fake cloud, or why not (built without `fake`).
     #[cfg(not(feature = "fake"))]
+    #[allow(clippy::unused_async)] // the same signature as the `fake` build's, which awaits
     pub async fn open(
         _place: super::Place,
         _identity: &super::Identity,

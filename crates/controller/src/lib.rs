@@ -162,30 +162,11 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         eic_sg: args.eic_endpoint_sg_id.clone(),
         ami: images.lookup(&molecule_crds::images::ImageCatalog::default_key()).map(str::to_owned),
     };
-    let main_polling = polling(&args, false);
-    // Benchmark only (issue 16): the in-process fake cloud answers for AWS (`MOLECULE_FAKE_CLOUD=1`).
-    let fake = if accounts::fake_cloud::requested() {
-        Some(
-            accounts::fake_cloud::open(main_place.clone(), &identity, &metrics, refresh)
-                .await
-                .map_err(Error::Config)?,
-        )
-    } else {
-        None
-    };
-    let main = if let Some((account, _)) = &fake {
-        account.clone()
-    } else {
-        tokio::select! {
-        // Throttling or a 5xx at start is waited out; a VPC or subnet that does not exist is fatal.
-        opened = accounts::open(aws.clone(), main_place, &identity, &metrics, &main_polling, true) => {
-            opened.map_err(|e| Error::Config(e.to_string()))?
-        }
-        () = shutdown.clone() => {
-            tracing::info!("shutting down before the first fleet listing");
-            return Ok(());
-        }
-        }
+    let Some((main, dns)) =
+        main_account(&args, main_place, &identity, &aws, &metrics, refresh, shutdown.clone()).await?
+    else {
+        tracing::info!("shutting down before the first fleet listing");
+        return Ok(());
     };
     let canary = open_canary(&args, &identity, &metrics, polling(&args, true));
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
@@ -199,17 +180,6 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         refresh_interval: refresh,
         concurrency: args.concurrency,
         workspace_selector: args.workspace_selector.clone(),
-    };
-    // Route 53 behind the zone record cache and the change batcher (cloud/dns).
-    let dns: Option<Arc<dyn cloud::Dns>> = if let Some((_, zone)) = fake {
-        Some(zone)
-    } else {
-        args.workspace_zone_id.clone().map(|z| {
-            let raw = Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z));
-            let config = cloud::dns::BatchConfig::new(refresh);
-            Arc::new(cloud::dns::BatchedDns::new(raw.clone(), raw, &args.workspace_domain, config, &metrics))
-                as Arc<dyn cloud::Dns>
-        })
     };
     let tunnels = build_tunnels(&args, &metrics)?;
     let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
@@ -254,6 +224,41 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
     )
     .await;
     Ok(())
+}
+
+/// The main account and the workspace DNS zone (Route 53 behind the zone record cache and the
+/// change batcher, cloud/dns): AWS's, or, for benchmarks only (`MOLECULE_FAKE_CLOUD=1`), the
+/// in-process fake cloud's. The first listing waits out AWS errors; `None` when shutdown came
+/// first.
+async fn main_account(
+    args: &cli::RunArgs,
+    place: accounts::Place,
+    identity: &cloud::tags::Identity,
+    aws: &cloud::aws::Aws,
+    metrics: &metrics::Metrics,
+    refresh: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Option<(Arc<context::Account>, Option<Arc<dyn cloud::Dns>>)>, Error> {
+    if accounts::fake_cloud::requested() {
+        let (account, zone) =
+            accounts::fake_cloud::open(place, identity, metrics, refresh).await.map_err(Error::Config)?;
+        return Ok(Some((account, Some(zone))));
+    }
+    let polling = polling(args, false);
+    let account = tokio::select! {
+        // A VPC or subnet that does not exist is fatal; throttling and 5xx are waited out.
+        opened = accounts::open(aws.clone(), place, identity, metrics, &polling, true) => {
+            opened.map_err(|e| Error::Config(e.to_string()))?
+        }
+        () = shutdown => return Ok(None),
+    };
+    let dns = args.workspace_zone_id.clone().map(|z| {
+        let raw = Arc::new(cloud::aws::dns::Route53Dns::new(aws.clone(), z));
+        let config = cloud::dns::BatchConfig::new(refresh);
+        Arc::new(cloud::dns::BatchedDns::new(raw.clone(), raw, &args.workspace_domain, config, metrics))
+            as Arc<dyn cloud::Dns>
+    });
+    Ok(Some((account, dns)))
 }
 
 /// Serves /healthz, /readyz and /metrics until shutdown.

@@ -34,7 +34,9 @@ fn check(what: &str, calls: &BTreeMap<String, u64>, took: Duration, log: &str) {
     let changes = calls.get("route53.ChangeResourceRecordSets").copied().unwrap_or(0);
     eprintln!("{what}: {calls:?} in {took:?} ({:.2} per Workspace)", per_workspace(calls));
     assert!(lists <= 2 + took.as_secs() / 15, "{what}: a listing per Workspace: {calls:?} in {took:?}\n{log}");
-    assert!((1..=N as u64 / 4).contains(&changes), "{what}: changes not batched: {calls:?}\n{log}");
+    // Unbatched is one change per Workspace (N); batches of several Workspaces stay well under
+    // half of that even when instances get their addresses over several seconds (listing lag).
+    assert!((1..=N as u64 / 2).contains(&changes), "{what}: changes not batched: {calls:?}\n{log}");
 }
 
 fn per_workspace(calls: &BTreeMap<String, u64>) -> f64 {
