@@ -138,12 +138,38 @@ pub async fn sweep_workspace_secrets(
         })
         .map(|s| s.arn)
         .collect();
+    let left = delete_secrets(acct, &arns).await?;
+    Ok((arns, left))
+}
+
+/// The ARNs of an owner's secrets: those listed with `filter`, the one named `name` when it
+/// carries `uid` (ListSecrets lags behind a create: read by name), and `known` (from status).
+pub async fn owned_secrets(
+    acct: &Account,
+    filter: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    uid: &str,
+    known: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let mut arns: Vec<String> = acct.secrets.list(filter).await?.into_iter().map(|s| s.arn).collect();
+    let named = acct.secrets.describe(name).await?;
+    let named = named.filter(|s| s.tags.get(crate::cloud::tags::OWNER_UID).map(String::as_str) == Some(uid));
+    for k in known.map(str::to_owned).into_iter().chain(named.map(|s| s.arn)) {
+        if !arns.contains(&k) {
+            arns.push(k);
+        }
+    }
+    Ok(arns)
+}
+
+/// Force-deletes `arns` (no recovery window); returns those Secrets Manager still reports.
+pub async fn delete_secrets(acct: &Account, arns: &[String]) -> Result<Vec<String>, Error> {
     let mut left = Vec::new();
-    for arn in &arns {
+    for arn in arns {
         acct.secrets.delete(arn).await?;
         if acct.secrets.exists(arn).await? {
             left.push(arn.clone());
         }
     }
-    Ok((arns, left))
+    Ok(left)
 }

@@ -85,23 +85,11 @@ pub async fn erase(
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     let mut filter = ctx.identity.filter();
     filter.insert(OWNER_UID.into(), owner.uid.clone());
-    let mut arns: Vec<String> = acct.secrets.list(&filter).await?.into_iter().map(|s| s.arn).collect();
     // ListSecrets lags: a bundle created just before a crash (its ARN never reached status) is
     // found by its deterministic name, read by ID, and erased when it carries this owner's uid.
-    let named = acct.secrets.describe(&ctx.identity.bundle_name(&owner.name)).await?;
-    let named = named.filter(|s| s.tags.get(OWNER_UID) == Some(&owner.uid)).map(|s| s.arn);
-    for k in known.map(str::to_owned).into_iter().chain(named) {
-        if !arns.contains(&k) {
-            arns.push(k);
-        }
-    }
-    let mut left = Vec::new();
-    for arn in &arns {
-        acct.secrets.delete(arn).await?;
-        if acct.secrets.exists(arn).await? {
-            left.push(arn.clone());
-        }
-    }
+    let bundle = ctx.identity.bundle_name(&owner.name);
+    let arns = crate::reconcile::teardown::owned_secrets(acct, &filter, &bundle, &owner.uid, known).await?;
+    let left = crate::reconcile::teardown::delete_secrets(acct, &arns).await?;
     if let Ok(mut m) = memory.bundles.lock() {
         m.remove(&owner.uid);
     }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::cloud::tags::{OWNER_KIND, OWNER_UID, Owner, RETAINED};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::context::{Account, Context};
-use crate::reconcile::Error;
+use crate::reconcile::{Error, teardown};
 
 /// Tag on the secret: the hex SHA-256 of the Workspace's token. The tenant platform accepts a
 /// Workspace token when its hash equals this tag on the secret named after that Workspace
@@ -143,23 +143,8 @@ fn foreign(name: &str, target: &str) -> Error {
 /// Every secret of the Workspace (by tag, and the one status names), force-deleted; returns the
 /// ARNs still there after the delete (a secret Secrets Manager still reports).
 pub async fn remove(ctx: &Context, acct: &Account, owner: &Owner, known: Option<&str>) -> Result<Vec<String>, Error> {
-    let mut arns: Vec<String> = acct.secrets.list(&filter(ctx, owner)).await?.into_iter().map(|s| s.arn).collect();
-    // ListSecrets lags: the one of its name is read by ID, and taken when it carries this uid.
-    let named = acct.secrets.describe(&name(ctx, owner)).await?;
-    let named = named.filter(|s| s.tags.get(OWNER_UID) == Some(&owner.uid)).map(|s| s.arn);
-    for k in known.map(str::to_owned).into_iter().chain(named) {
-        if !arns.contains(&k) {
-            arns.push(k);
-        }
-    }
-    let mut left = Vec::new();
-    for arn in &arns {
-        acct.secrets.delete(arn).await?;
-        if acct.secrets.exists(arn).await? {
-            left.push(arn.clone());
-        }
-    }
-    Ok(left)
+    let arns = teardown::owned_secrets(acct, &filter(ctx, owner), &name(ctx, owner), &owner.uid, known).await?;
+    teardown::delete_secrets(acct, &arns).await
 }
 
 /// `deletionPolicy: Retain`: tags the Workspace's secrets `moleculesai.app/retained=true` and
