@@ -166,6 +166,9 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         main_account(&args, main_place, &identity, &aws, &metrics, refresh, shutdown.clone()).await?
     else {
         tracing::info!("shutting down before the first fleet listing");
+        // A rollout during a slow first listing: the next replica leads at once, not after the
+        // Lease expires.
+        leader::release().await;
         return Ok(());
     };
     let canary = open_canary(&args, &identity, &metrics, polling(&args, true));
