@@ -260,6 +260,9 @@ impl TestEnv {
             .env("KUBECONFIG", self.var("TESTENV_OPERATOR_KUBECONFIG"))
             // The Cloudflare fake speaks plain http on loopback (a test may override this).
             .env("CLOUDFLARE_ALLOW_HTTP", "true")
+            // Every operator a test starts (scenarios, standbys, private proxies): no 2-minute
+            // listing allowance after a launch or an erasure start (erasure_lag sets its own).
+            .env("ERASURE_LISTING_ALLOWANCE_SECONDS", "0")
             .envs(extra.iter().copied())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));
