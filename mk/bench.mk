@@ -17,5 +17,4 @@ bench-fake: tools ## Operator at 10,000 Workspaces on the in-process fake cloud 
 	$(CARGO) build --release -p molecule-operator --features fake
 	$(CARGO) build -p molecule-e2e --bin bench
 	source tests/e2e/testenv/world.sh && \
-	  target/release/molecule-operator crds | kubectl apply --server-side --force-conflicts -f - >/dev/null && \
 	  MOLECULE_OPERATOR_BIN=$(CURDIR)/target/release/molecule-operator target/debug/bench --fake-cloud $(BENCH_FAKE_SIZES)
