@@ -86,6 +86,8 @@ func TestTemplateTimeRefusals(t *testing.T) {
 			"catalogs.instanceTypes[0].memoryMib=1024", "catalogs.instanceTypes[0].arch=x86_64", "catalogs.instanceTypes[0].hourlyUsd=0.5",
 			"catalogs.instanceTypes[0].gpu.type=t4", "catalogs.instanceTypes[0].gpu.count=1"}, "/gpu/type"},
 		{"metrics bound to loopback", []string{"metrics.bindAddress=127.0.0.1"}, "bindAddress"},
+		{"boot deadline under the operator's minimum", []string{"config.bootDeadlineSeconds=5"}, "bootDeadlineSeconds"},
+		{"IAM path without the closing slash", []string{"tenants.iamPath=/molecule"}, "iamPath"},
 	}
 	for _, c := range cases {
 		args := []string{"-f", min}
@@ -134,16 +136,19 @@ func TestProductionValuesRenderEveryOptionalPart(t *testing.T) {
 	objs := render(t, "molecule-operator", "molecule-system", "-f", filepath.Join(chartDir, "ci", "production-values.yaml"))
 	env := containerEnv(t, objs)
 	want := map[string]string{
-		"CLOUDFLARE_API_TOKEN":       "secret:molecule-cloudflare/token",
-		"GHCR_PULL_TOKEN":            "secret:molecule-ghcr/token",
-		"INSTALL_CRDS":               "true",
-		"INSTANCE_TYPE_CATALOG_FILE": "/etc/molecule/catalogs/instance-types.yaml",
-		"IMAGE_CATALOG_FILE":         "/etc/molecule/catalogs/images.yaml",
-		"ORPHAN_POLICY":              "reap",
-		"ORPHAN_GRACE_SECONDS":       "7200",
-		"AWS_LAUNCH_RATE":            "4",
-		"CANARY_ROLE_ARN":            "arn:aws:iam::222222222222:role/molecule-canary-provisioner",
-		"LEADER_ELECTION":            "true",
+		"CLOUDFLARE_API_TOKEN":            "secret:molecule-cloudflare/token",
+		"GHCR_PULL_TOKEN":                 "secret:molecule-ghcr/token",
+		"INSTALL_CRDS":                    "true",
+		"INSTANCE_TYPE_CATALOG_FILE":      "/etc/molecule/catalogs/instance-types.yaml",
+		"IMAGE_CATALOG_FILE":              "/etc/molecule/catalogs/images.yaml",
+		"ORPHAN_POLICY":                   "reap",
+		"ORPHAN_GRACE_SECONDS":            "7200",
+		"AWS_LAUNCH_RATE":                 "4",
+		"CANARY_ROLE_ARN":                 "arn:aws:iam::222222222222:role/molecule-canary-provisioner",
+		"LEADER_ELECTION":                 "true",
+		"TENANT_IAM_PATH":                 "/molecule/",
+		"TENANT_IAM_PERMISSIONS_BOUNDARY": "arn:aws:iam::111111111111:policy/molecule-tenant-boundary",
+		"BOOT_DEADLINE_SECONDS":           "1200",
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -162,6 +167,23 @@ func TestProductionValuesRenderEveryOptionalPart(t *testing.T) {
 	checkCRDInstallRBAC(t, objs)
 	checkAlerts(t, one(t, objs, "PrometheusRule"))
 	checkDashboard(t, objs)
+}
+
+// The instance profile values of before issue 12 still install (old values files keep working)
+// but set nothing: the operator gives each Tenant its own roles and profiles.
+func TestRemovedInstanceProfileValuesSetNothing(t *testing.T) {
+	min := filepath.Join(chartDir, "ci", "minimal-values.yaml")
+	env := containerEnv(t, render(t, "molecule-operator", "molecule-system", "-f", min,
+		"--set", "aws.tenantInstanceProfile=a", "--set", "aws.workspaceInstanceProfile=b",
+		"--set", "aws.canary.tenantInstanceProfile=c", "--set", "config.erasureListingAllowanceSeconds=30"))
+	for _, k := range []string{"EC2_TENANT_IAM_PROFILE", "EC2_WORKSPACE_IAM_PROFILE", "CANARY_TENANT_IAM_PROFILE"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("env %s=%q: the operator no longer reads it", k, v)
+		}
+	}
+	if env["ERASURE_LISTING_ALLOWANCE_SECONDS"] != "30" {
+		t.Errorf("ERASURE_LISTING_ALLOWANCE_SECONDS=%q", env["ERASURE_LISTING_ALLOWANCE_SECONDS"])
+	}
 }
 
 func checkCatalogs(t *testing.T, objs []obj) {
