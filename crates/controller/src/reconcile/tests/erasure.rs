@@ -5,21 +5,18 @@ use std::time::Duration;
 
 use molecule_crds::v1alpha1::Tenant;
 
+use super::erase_run::{self, first_call};
 use crate::cloud::fake::{FakeCloud, InstanceSeed, ops};
 use crate::cloud::marks::owner_record_name;
 use crate::cloud::tags::LAUNCH_ATTEMPT;
 use crate::context::Context;
-use crate::reconcile::tenant::{Memory, cloudflare, erase, receipt::Receipt};
+use crate::reconcile::tenant::{cloudflare, receipt::Receipt};
 use crate::testing;
 
 const UID: &str = "7a1c0f00-0000-4000-8000-00000000a11e";
 
 fn tenant() -> Tenant {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "acme", "uid": UID}, "spec": {}
-    }))
-    .unwrap()
+    erase_run::tenant(UID, &serde_json::Value::Null)
 }
 
 /// Plants everything a tenant owns: its VM, a Workspace's instance and volume, its group, its
@@ -47,39 +44,14 @@ async fn plant(fake: &FakeCloud, ctx: &Context) -> Vec<String> {
 
 /// Runs the erasure until it completes (advancing the cloud's clock while it waits).
 async fn erase_all(ctx: &Context, fake: &FakeCloud, rc: &mut Receipt) -> Vec<&'static str> {
-    let (t, owner, memory) = (tenant(), testing::tenant_owner(UID, "acme"), Memory::default());
     let mut waited_in = Vec::new();
-    for _ in 0..30 {
-        let mut e = erase::Erasure {
-            ctx,
-            memory: &memory,
-            tenant: &t,
-            owner: &owner,
-            hostname: "acme.example.test",
-            workspaces: kube::runtime::reflector::store().0,
-            accounts: vec![ctx.main.as_ref()],
-            receipt: &mut *rc,
-            now: jiff::Timestamp::now().to_string(),
-        };
-        match e.run().await {
-            Ok(()) => return waited_in,
-            Err((step, err)) => {
-                assert!(err.waiting().is_some(), "step {step} failed: {err}");
-                waited_in.push(step);
-                fake.advance(Duration::from_mins(2));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                ctx.main.cache.refresh().await.unwrap();
-            }
-        }
-    }
-    panic!("the erasure did not complete: waited in {waited_in:?}");
-}
-
-fn first_call(fake: &FakeCloud, op: &str, target: &str) -> usize {
-    fake.calls()
-        .iter()
-        .position(|c| c.op == op && c.target.contains(target))
-        .unwrap_or_else(|| panic!("no {op} {target}"))
+    let done = erase_run::rounds(ctx, fake, &tenant(), rc, 30, |step, err| {
+        assert!(err.waiting().is_some(), "step {step} failed: {err}");
+        waited_in.push(step);
+    })
+    .await;
+    assert!(done, "the erasure did not complete: waited in {waited_in:?}");
+    waited_in
 }
 
 #[tokio::test]
@@ -137,19 +109,7 @@ async fn pass(
     rc: &mut Receipt,
     workspaces: &kube::runtime::reflector::Store<molecule_crds::v1alpha1::Workspace>,
 ) -> Result<(), (&'static str, crate::reconcile::Error)> {
-    let (t, owner, memory) = (tenant(), testing::tenant_owner(UID, "acme"), Memory::default());
-    let mut e = erase::Erasure {
-        ctx,
-        memory: &memory,
-        tenant: &t,
-        owner: &owner,
-        hostname: "acme.example.test",
-        workspaces: workspaces.clone(),
-        accounts: vec![ctx.main.as_ref()],
-        receipt: &mut *rc,
-        now: jiff::Timestamp::now().to_string(),
-    };
-    e.run().await
+    erase_run::pass(ctx, &tenant(), rc, workspaces).await
 }
 
 #[tokio::test]

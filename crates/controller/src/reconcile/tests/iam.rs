@@ -6,16 +6,17 @@
 
 use std::time::Duration;
 
-use molecule_crds::v1alpha1::{OrphanKind, Tenant};
+use molecule_crds::v1alpha1::OrphanKind;
 use serde_json::Value;
 
+use super::erase_run::{self, first_call};
 use crate::cloud::fake::{FakeCloud, InstanceSeed, ops};
 use crate::cloud::identities::IamSettings;
 use crate::cloud::marks::{IamName, IamUse};
 use crate::cloud::tags::{self, LAUNCH_ATTEMPT};
 use crate::context::Context;
 use crate::reconcile::tenant::identity::{self, Grant, Outcome, POLICY_NAME};
-use crate::reconcile::tenant::{Memory, erase, receipt::Receipt};
+use crate::reconcile::tenant::receipt::Receipt;
 use crate::testing;
 
 const UID: &str = "7a1c0f00-0000-4000-8000-0000000001a3";
@@ -158,46 +159,13 @@ async fn a_foreign_role_of_that_name_is_refused_and_left_untouched() {
     assert!(fake.iam_role(&name(IamUse::Vm)).is_some(), "a role that is not ours is never deleted");
 }
 
-fn tenant() -> Tenant {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "acme", "uid": UID}, "spec": {}
-    }))
-    .unwrap()
-}
-
 async fn erase_all(ctx: &Context, fake: &FakeCloud, rc: &mut Receipt) {
-    let (t, owner, memory) = (tenant(), testing::tenant_owner(UID, "acme"), Memory::default());
-    for _ in 0..30 {
-        let mut e = erase::Erasure {
-            ctx,
-            memory: &memory,
-            tenant: &t,
-            owner: &owner,
-            hostname: "acme.example.test",
-            workspaces: kube::runtime::reflector::store().0,
-            accounts: vec![ctx.main.as_ref()],
-            receipt: &mut *rc,
-            now: jiff::Timestamp::now().to_string(),
-        };
-        match e.run().await {
-            Ok(()) => return,
-            Err((step, err)) => {
-                assert!(err.waiting().is_some(), "step {step} failed: {err}");
-                fake.advance(Duration::from_mins(2));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                ctx.main.cache.refresh().await.unwrap();
-            }
-        }
-    }
-    panic!("the erasure did not complete");
-}
-
-fn first_call(fake: &FakeCloud, op: &str, target: &str) -> usize {
-    fake.calls()
-        .iter()
-        .position(|c| c.op == op && c.target.contains(target))
-        .unwrap_or_else(|| panic!("no {op} {target}"))
+    let t = erase_run::tenant(UID, &Value::Null);
+    let done = erase_run::rounds(ctx, fake, &t, rc, 30, |step, err| {
+        assert!(err.waiting().is_some(), "step {step} failed: {err}");
+    })
+    .await;
+    assert!(done, "the erasure did not complete");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube::runtime::reflector::store;
 use molecule_crds::v1alpha1::{Tenant, Workspace};
 
+use super::erase_run;
 use super::subject::{Status, Vm};
 use crate::cloud::fake::{FakeCloud, InstanceSeed, ops};
 use crate::cloud::tags::{ENV, MANAGED_BY, OWNER_UID};
@@ -19,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::launch::verify::{self, Seen};
 use crate::reconcile::launch::{self, Env, exec};
 use crate::reconcile::teardown::Blocker;
-use crate::reconcile::tenant::{Memory, cloudflare, erase, receipt::Receipt};
+use crate::reconcile::tenant::{cloudflare, receipt::Receipt};
 use crate::reconcile::workspace::{controller::Reconciler, delete};
 use crate::reconcile::{Error, workspace::admit::Admission};
 use crate::testing;
@@ -229,44 +230,21 @@ async fn a_delete_blocks_on_a_group_or_volume_under_another_identity() {
 const T_UID: &str = "7a1c0f00-0000-4000-8000-00000000b0b0";
 
 fn tenant(status: &serde_json::Value) -> Tenant {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": "acme", "uid": T_UID}, "spec": {}, "status": status,
-    }))
-    .unwrap()
+    erase_run::tenant(T_UID, status)
 }
 
 /// Runs the erasure up to `rounds` times; the steps it waited in, and whether it completed.
 async fn erase_rounds(ctx: &Context, fake: &FakeCloud, t: &Tenant, rounds: usize) -> (Vec<(String, String)>, bool) {
-    let (owner, memory, mut rc) = (testing::tenant_owner(T_UID, "acme"), Memory::default(), Receipt::default());
     let mut waited = Vec::new();
-    for _ in 0..rounds {
-        let mut e = erase::Erasure {
-            ctx,
-            memory: &memory,
-            tenant: t,
-            owner: &owner,
-            hostname: "acme.example.test",
-            workspaces: kube::runtime::reflector::store().0,
-            accounts: vec![ctx.main.as_ref()],
-            receipt: &mut rc,
-            now: jiff::Timestamp::now().to_string(),
-        };
-        match e.run().await {
-            Ok(()) => return (waited, true),
-            Err((step, err)) => {
-                let id = err.blocker().map(|b| match b {
-                    Blocker::IdentityMismatch(m) => format!("mismatch {}", m.id),
-                    other => other.id().to_owned(),
-                });
-                waited.push((step.to_owned(), id.unwrap_or_default()));
-                fake.advance(Duration::from_mins(2));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                ctx.main.cache.refresh().await.unwrap();
-            }
-        }
-    }
-    (waited, false)
+    let done = erase_run::rounds(ctx, fake, t, &mut Receipt::default(), rounds, |step, err| {
+        let id = err.blocker().map(|b| match b {
+            Blocker::IdentityMismatch(m) => format!("mismatch {}", m.id),
+            other => other.id().to_owned(),
+        });
+        waited.push((step.to_owned(), id.unwrap_or_default()));
+    })
+    .await;
+    (waited, done)
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod boot;
 mod bundle;
 mod dns;
 mod dvolume;
+mod erase_run;
 mod erasure;
 mod groups;
 mod iam;
