@@ -328,19 +328,32 @@ impl Scenario {
             .sum()
     }
 
+    /// The recent mutating calls the fault proxy captured (`GET /requests`, a bounded ring), oldest
+    /// first: (call, e.g. `ec2.RunInstances`; body).
+    pub async fn captured(&self) -> Result<Vec<(String, String)>, HarnessError> {
+        let url = format!("{}/requests", self.env.var("TESTENV_FAULTS_URL"));
+        let (_, v) = crate::harness::http_json("GET", &url, None, None).await?;
+        let text = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        Ok(v.as_array().into_iter().flatten().map(|r| (text(r, "call"), text(r, "body"))).collect())
+    }
+
     /// The body of the last captured `call` (e.g. `ec2.RunInstances`) containing `needle`.
     pub async fn sent(&self, call: &str, needle: &str) -> String {
-        let url = format!("{}/requests", self.env.var("TESTENV_FAULTS_URL"));
-        let Ok((_, v)) = crate::harness::http_json("GET", &url, None, None).await else { return String::new() };
-        v.as_array()
+        let all = self.captured().await.unwrap_or_default();
+        all.into_iter().rev().find(|(c, b)| c == call && b.contains(needle)).map(|(_, b)| b).unwrap_or_default()
+    }
+
+    /// The ClientToken of every captured RunInstances for owner `uid` (the token carries it),
+    /// oldest first.
+    pub async fn run_tokens(&self, uid: &str) -> Result<Vec<String>, HarnessError> {
+        Ok(self
+            .captured()
+            .await?
             .into_iter()
-            .flatten()
-            .rev()
-            .filter(|r| r["call"] == call)
-            .filter_map(|r| r["body"].as_str())
-            .find(|b| b.contains(needle))
-            .unwrap_or_default()
-            .to_owned()
+            .filter(|(call, _)| call == "ec2.RunInstances")
+            .filter_map(|(_, b)| b.split('&').find_map(|kv| kv.strip_prefix("ClientToken=")).map(str::to_owned))
+            .filter(|t| t.contains(uid))
+            .collect())
     }
 
     /// Events about the Workspace `name`: (type, reason, note).

@@ -12,21 +12,6 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-/// The ClientToken of every RunInstances the operator sent for owner `uid`, oldest first (the fault
-/// proxy captures each mutating call).
-async fn run_tokens(s: &Scenario, uid: &str) -> Vec<String> {
-    let url = format!("{}/requests", s.env.var("TESTENV_FAULTS_URL"));
-    let (_, v) = molecule_e2e::harness::http_json("GET", &url, None, None).await.unwrap();
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["call"] == "ec2.RunInstances")
-        .filter_map(|r| r["body"].as_str())
-        .filter_map(|b| b.split('&').find_map(|kv| kv.strip_prefix("ClientToken=")).map(str::to_owned))
-        .filter(|t| t.contains(uid))
-        .collect()
-}
-
 async fn count(s: &Scenario, uid: &str) -> (usize, usize, usize) {
     let ec2 = s.env.ec2_direct().await;
     let f = Filter::builder().name("tag:moleculesai.app/owner-uid").values(uid).build();
@@ -60,7 +45,7 @@ async fn crash_during_launch(failpoint: &str) {
     // The token reuse the repair relies on: one attempt, its recorded token on every RunInstances
     // (after-run: sent again after the restart unless the listing already showed the instance).
     let rec = w.status.as_ref().unwrap().launch.clone().unwrap();
-    let tokens = run_tokens(&s, &uid(&w)).await;
+    let tokens = s.run_tokens(&uid(&w)).await.unwrap();
     assert_eq!(rec.attempt, 1, "{failpoint}: no second attempt");
     assert!(
         (1..=2).contains(&tokens.len()) && tokens.iter().all(|t| *t == rec.token),

@@ -18,14 +18,8 @@ fn status_of(w: &Workspace, t: &str) -> String {
 
 /// Mutating EC2 calls captured by the fault proxy whose body mentions `needle`.
 async fn mutations_naming(s: &Scenario, needle: &str) -> Vec<String> {
-    let url = format!("{}/requests", s.env.var("TESTENV_FAULTS_URL"));
-    let (_, v) = molecule_e2e::harness::http_json("GET", &url, None, None).await.unwrap();
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["body"].as_str().is_some_and(|b| b.contains(needle)))
-        .map(|r| r["call"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    let all = s.captured().await.unwrap();
+    all.into_iter().filter(|(_, body)| body.contains(needle)).map(|(call, _)| call).collect()
 }
 
 #[tokio::test]

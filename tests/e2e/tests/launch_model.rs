@@ -48,20 +48,6 @@ impl Drop for Model {
     }
 }
 
-/// The ClientToken of every RunInstances the operator sent for owner `uid`, oldest first.
-async fn run_tokens(s: &Scenario, uid: &str) -> Vec<String> {
-    let url = format!("{}/requests", s.env.var("TESTENV_FAULTS_URL"));
-    let (_, v) = http_json("GET", &url, None, None).await.unwrap();
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["call"] == "ec2.RunInstances")
-        .filter_map(|r| r["body"].as_str())
-        .filter_map(|b| b.split('&').find_map(|kv| kv.strip_prefix("ClientToken=")).map(str::to_owned))
-        .filter(|t| t.contains(uid))
-        .collect()
-}
-
 /// Whether EC2 (moto, not through the proxy) has forgotten instance `id` (purged).
 async fn purged(s: &Scenario, id: &str) -> bool {
     let ec2 = s.env.ec2_direct().await;
@@ -86,7 +72,7 @@ async fn with_listing_lag_a_crash_after_run_instances_repeats_the_token_for_one_
     s.start_operator(&[]).unwrap();
     let w = s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let rec = w.status.as_ref().unwrap().launch.clone().unwrap();
-    assert_eq!(run_tokens(&s, &uid(&w)).await, vec![rec.token.clone(); 2], "the recorded token, sent twice");
+    assert_eq!(s.run_tokens(&uid(&w)).await.unwrap(), vec![rec.token.clone(); 2], "the recorded token, sent twice");
     let ever = s.instances(&uid(&w)).await;
     assert_eq!(ever.len(), 1, "one instance ever: {ever:?}");
     assert_eq!(ever[0].instance_id(), w.status.as_ref().unwrap().instance_id.as_deref());
@@ -95,7 +81,7 @@ async fn with_listing_lag_a_crash_after_run_instances_repeats_the_token_for_one_
     let t = s.get_tenant().await.unwrap();
     let t_uid = t.metadata.uid.clone().unwrap();
     let vm_rec = t.status.as_ref().unwrap().launch.clone().unwrap();
-    assert!(run_tokens(&s, &t_uid).await.iter().all(|x| *x == vm_rec.token));
+    assert!(s.run_tokens(&t_uid).await.unwrap().iter().all(|x| *x == vm_rec.token));
     s.delete("w").await.unwrap();
     s.wait_gone("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
 }
@@ -115,7 +101,7 @@ async fn with_listing_lag_a_crash_after_the_tenant_vm_launch_repeats_the_token_f
     let st = t.status.clone().unwrap();
     let rec = st.launch.clone().unwrap();
     let t_uid = t.metadata.uid.clone().unwrap();
-    let tokens = run_tokens(&s, &t_uid).await;
+    let tokens = s.run_tokens(&t_uid).await.unwrap();
     assert_eq!(tokens, vec![rec.token.clone(); 2], "the recorded token, sent twice\n{}", s.log());
     let all = s.tenant_instances(&s.env.ec2_direct().await).await;
     assert_eq!(all.len(), 1, "VMs ever launched: {all:?}");
@@ -170,7 +156,7 @@ async fn a_spot_workspace_stopped_past_the_purge_starts_again_with_a_new_token_a
     // Within LISTING_LAG (2 minutes) of its launch an unlisted instance may only be lagging, so
     // the recorded token may be sent once more; EC2's IdempotentInstanceTerminated then moves the
     // executor to the next attempt at once. Never a loop.
-    let tokens = run_tokens(&s, &uid(&w2)).await;
+    let tokens = s.run_tokens(&uid(&w2)).await.unwrap();
     assert!(tokens.iter().filter(|t| **t == spent).count() <= 2, "the spent token not retried: {tokens:?}");
     assert_eq!(tokens.last(), Some(&rec2.token));
     s.delete("w").await.unwrap();
