@@ -26,8 +26,9 @@ use crate::reconcile::Error;
 pub use self::plan::{Inputs, LaunchReason, Plan, SPEC_HASH_TAG, Step, TerminateWhy};
 
 /// How long a just-launched instance may be missing from DescribeInstances (eventually
-/// consistent) before it counts as lost.
-pub const LISTING_LAG: Duration = Duration::from_mins(2);
+/// consistent) before it counts as lost: the fleet cache's own allowance, so the cache stops
+/// carrying a written-through instance exactly when the protocol stops waiting for it.
+pub use crate::cloud::cache::LISTING_LAG;
 
 /// Device name the data volume is attached at (NVMe instances expose it by volume id instead).
 pub const DATA_DEVICE: &str = "/dev/sdf";
