@@ -5,6 +5,7 @@ use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, 
 
 use super::limiter::Class;
 use super::{Aws, cloud_error};
+use crate::cloud::dns::cache::{Sets, record_set};
 use crate::cloud::dns::{Action, RecordChange, Zone, ZoneRecord, is_under, norm};
 use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet};
 
@@ -76,30 +77,9 @@ impl Route53Dns {
 #[async_trait]
 impl Dns for Route53Dns {
     async fn get(&self, name: &str, record_type: &'static str) -> CloudResult<RecordSet> {
-        self.aws.limiter.take(Class::Dns).await;
-        let out = self
-            .aws
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(&self.zone_id)
-            .start_record_name(name)
-            .max_items(10)
-            .send()
-            .await
-            .map_err(|e| cloud_error(&e, "list records of", name))?;
-        let fq = format!("{}.", name.trim_end_matches('.'));
-        let mut set = RecordSet::default();
-        for r in out.resource_record_sets().iter().filter(|r| r.name() == fq) {
-            let values: Vec<String> = r.resource_records().iter().map(|v| v.value().to_owned()).collect();
-            if r.r#type().as_str() == record_type {
-                set.values = values;
-                set.ttl = r.ttl();
-            } else if r.r#type() == &RrType::Txt {
-                set.txt = values.iter().map(|v| unquote(v)).collect();
-                set.txt_ttl = r.ttl();
-            }
-        }
-        Ok(set)
+        // The same targeted page as the zone cache's re-read.
+        let sets: Sets = self.read(name).await?.into_iter().map(|r| (r.record_type, (r.ttl, r.values))).collect();
+        Ok(record_set(&sets, record_type))
     }
 
     async fn upsert(&self, record: &OwnedRecord) -> CloudResult<()> {

@@ -17,6 +17,18 @@ const ABSENT_KEEP: Duration = Duration::from_hours(1);
 /// The record sets at one name: type to (TTL, values).
 pub type Sets = BTreeMap<String, (i64, Vec<String>)>;
 
+/// The [`RecordSet`] of one name's `sets`: its `record_type` set and its TXT.
+pub fn record_set(sets: &Sets, record_type: &str) -> RecordSet {
+    let main = sets.get(record_type);
+    let txt = sets.get("TXT");
+    RecordSet {
+        values: main.map(|m| m.1.clone()).unwrap_or_default(),
+        ttl: main.map(|m| m.0),
+        txt: txt.map(|t| t.1.clone()).unwrap_or_default(),
+        txt_ttl: txt.map(|t| t.0),
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     names: HashMap<String, Sets>,
@@ -131,15 +143,7 @@ impl ZoneCache {
 
     /// What the zone holds at `name` for `record_type` and TXT (absent: not in the cache).
     pub fn get(&self, name: &str, record_type: &str) -> RecordSet {
-        let sets = self.sets(name);
-        let main = sets.get(record_type);
-        let txt = sets.get("TXT");
-        RecordSet {
-            values: main.map(|m| m.1.clone()).unwrap_or_default(),
-            ttl: main.map(|m| m.0),
-            txt: txt.map(|t| t.1.clone()).unwrap_or_default(),
-            txt_ttl: txt.map(|t| t.0),
-        }
+        record_set(&self.sets(name), record_type)
     }
 
     /// Every name under `suffix` with a TXT record, with its values.
