@@ -330,10 +330,30 @@ pub mod fake_cloud {
         metrics: &super::Metrics,
         refresh: std::time::Duration,
     ) -> Result<(std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>), String> {
-        use std::sync::Arc;
-
         use super::cloud::fake::{FakeCloud, FakeConfig};
         let fake = FakeCloud::with_config(FakeConfig::instant());
+        let name = place.name;
+        // The configured EIC endpoint group lives in the real account, not in the fake.
+        let place = super::Place { eic_sg: None, ami: place.ami.or_else(|| Some("ami-fake".into())), ..place };
+        let account = account(&fake, place, "fake-1a", identity, metrics).await.map_err(|e| e.to_string())?;
+        super::watchdog::global().set_account(name, Ok(()));
+        tokio::spawn(account.cache.clone().run(refresh));
+        tokio::spawn(boot_reporter(fake.clone()));
+        tracing::warn!(account = name, "{ENV}=1: the in-process fake cloud answers for AWS (benchmark only)");
+        Ok((account, fake.dns()))
+    }
+
+    /// An account at `place` (availability zone `zone`) on `fake`: its clients written through
+    /// to its fleet cache, the cache filled once (the fake-cloud benchmark and the tests).
+    #[cfg(any(test, feature = "fake"))]
+    pub async fn account(
+        fake: &super::cloud::fake::FakeCloud,
+        place: super::Place,
+        zone: &str,
+        identity: &super::Identity,
+        metrics: &super::Metrics,
+    ) -> super::CloudResult<std::sync::Arc<super::Account>> {
+        use std::sync::Arc;
         let cache = Arc::new(super::FleetCache::new(
             place.name,
             identity.filter(),
@@ -342,21 +362,16 @@ pub mod fake_cloud {
             fake.volumes(),
             metrics.clone(),
         ));
-        cache.refresh().await.map_err(|e| e.to_string())?;
-        super::watchdog::global().set_account(place.name, Ok(()));
-        tokio::spawn(cache.clone().run(refresh));
-        tokio::spawn(boot_reporter(fake.clone()));
+        cache.refresh().await?;
         let clients = super::CachedClients::of(&cache);
-        tracing::warn!(account = place.name, "{ENV}=1: the in-process fake cloud answers for AWS (benchmark only)");
-        let account = super::Account {
+        Ok(Arc::new(super::Account {
             name: place.name,
             region: place.region,
             subnet_id: place.subnet_id,
-            zone: "fake-1a".into(),
+            zone: zone.into(),
             vpc_cidr: "10.0.0.0/16".into(),
-            // The configured EIC endpoint group lives in the real account, not in the fake.
-            eic_sg: None,
-            ami: place.ami.or_else(|| Some("ami-fake".into())),
+            eic_sg: place.eic_sg,
+            ami: place.ami,
             instances: clients.instances,
             network: clients.network,
             volumes: clients.volumes,
@@ -365,8 +380,7 @@ pub mod fake_cloud {
             commands: fake.commands(),
             cache,
             guard: super::LaunchGuard::default(),
-        };
-        Ok((Arc::new(account), fake.dns()))
+        }))
     }
 
     #[cfg(feature = "fake")]

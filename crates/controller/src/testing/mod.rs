@@ -11,11 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::Slot;
-use crate::cloud::cache::FleetCache;
-use crate::cloud::cached::CachedClients;
+use crate::accounts::{Place, Slot, fake_cloud};
 use crate::cloud::fake::{FakeCloud, FakeConfig};
-use crate::cloud::guard::LaunchGuard;
 use crate::cloud::tags::{Identity, Owner};
 use crate::context::{Account, Context, Settings, TenantSettings};
 use crate::metrics::Metrics;
@@ -50,33 +47,15 @@ pub fn cloud() -> FakeCloud {
 
 /// An account on `fake`, its clients written through to its cache, the cache filled once.
 pub async fn account(fake: &FakeCloud, name: &'static str, metrics: &Metrics) -> Arc<Account> {
-    let cache = Arc::new(FleetCache::new(
-        name,
-        identity().filter(),
-        fake.instances(),
-        fake.network(),
-        fake.volumes(),
-        metrics.clone(),
-    ));
-    cache.refresh().await.expect("first listing of the fake");
-    let clients = CachedClients::of(&cache);
-    Arc::new(Account {
+    let place = Place {
         name,
         region: "eu-west-1".into(),
+        vpc_id: "vpc-1".into(),
         subnet_id: "subnet-1".into(),
-        zone: "eu-west-1a".into(),
-        vpc_cidr: "10.0.0.0/16".into(),
         eic_sg: Some("sg-eic".into()),
         ami: Some("ami-tenant".into()),
-        instances: clients.instances,
-        network: clients.network,
-        volumes: clients.volumes,
-        secrets: fake.secrets(),
-        identities: fake.identities(),
-        commands: fake.commands(),
-        cache,
-        guard: LaunchGuard::default(),
-    })
+    };
+    fake_cloud::account(fake, place, "eu-west-1a", &identity(), metrics).await.expect("first listing of the fake")
 }
 
 /// A Context on `fake` (main account only, DNS and Cloudflare on the fake) and the API stub.
