@@ -15,15 +15,6 @@ use serde_json::json;
 
 use super::usage;
 
-/// Sum of the /metrics lines starting with `name` that contain every `label`.
-async fn metric(s: &Scenario, name: &str, labels: &[&str]) -> f64 {
-    let Ok((_, body)) = http_text("GET", &format!("http://{}/metrics", s.metrics_addr)).await else { return 0.0 };
-    body.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
 async fn start(s: &mut Scenario) -> Result<(u32, Duration), String> {
     let t0 = Instant::now();
     s.start_operator(&[
@@ -43,7 +34,8 @@ async fn start(s: &mut Scenario) -> Result<(u32, Duration), String> {
     Ok((pid, t0.elapsed()))
 }
 
-/// Waits until `done` says so, printing progress; `Err` after `limit`.
+/// Waits until the sum of metric `name` over the lines with every `label` reaches `goal`, printing
+/// progress; the time that took, or `Err` after `limit`.
 async fn until(
     s: &Scenario,
     what: &str,
@@ -55,7 +47,7 @@ async fn until(
     let t0 = Instant::now();
     let mut said = Instant::now();
     loop {
-        let v = metric(s, name, labels).await;
+        let v = s.metric_sum(name, labels).await;
         if v >= goal {
             return Ok(t0.elapsed());
         }
@@ -96,26 +88,12 @@ pub async fn run(n: usize) -> Result<String, String> {
     s.kill_operator();
     let (pid2, to_ready) = start(&mut s).await?;
     // CPU from the process's start: the first listing and watch decode count too (an upper bound).
-    let cpu_r0 = 0.0;
     let ws = ["kind=\"Workspace\""];
     let pass = until(&s, "first pass", limit, "molecule_reconciles_total", &ws, goal).await?;
     let (cpu_r1, _) = usage(pid2);
     tokio::time::sleep(super::STEADY).await;
     let (cpu_r2, rss2) = usage(pid2);
-    let del = Instant::now();
-    let out = s
-        .env
-        .kubectl(&["delete", "workspaces", "--all", "-n", &s.ns, "--wait=false"], None)
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    wait_for("all Workspaces gone", limit, || async {
-        s.api().list(&kube::api::ListParams::default().limit(1)).await.ok().filter(|l| l.items.is_empty())
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let to_gone = del.elapsed();
+    let to_gone = super::delete_all(&s, limit).await?;
     s.kill_operator();
     let mut md = format!("### {n} Workspaces on the fake cloud (`MOLECULE_FAKE_CLOUD=1`)\n\n");
     let _ = write!(
@@ -131,8 +109,8 @@ pub async fn run(n: usize) -> Result<String, String> {
         (cpu2 - cpu1) * 60.0 / super::STEADY.as_secs_f64(),
         to_ready.as_secs_f64(),
         pass.as_secs_f64(),
-        (cpu_r1 - cpu_r0) * 1000.0 / goal,
-        cpu_r1 - cpu_r0,
+        cpu_r1 * 1000.0 / goal,
+        cpu_r1,
         (cpu_r2 - cpu_r1) * 60.0 / super::STEADY.as_secs_f64(),
     );
     Ok(md)

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use molecule_e2e::harness::wait_for;
 use molecule_e2e::scenario::{Scenario, condition};
 use serde_json::json;
 
@@ -124,25 +125,7 @@ async fn bench(n: usize) -> Result<String, String> {
     tokio::time::sleep(STEADY).await;
     let steady = calls(&s).await;
     let (cpu2, _) = usage(pid);
-    let del_started = Instant::now();
-    let out = s
-        .env
-        .kubectl(&["delete", "workspaces", "--all", "-n", &s.ns, "--wait=false"], None)
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    loop {
-        let left = s.api().list(&kube::api::ListParams::default()).await.map_or(usize::MAX, |l| l.items.len());
-        if left == 0 {
-            break;
-        }
-        if del_started.elapsed() > limit {
-            return Err(format!("{left} Workspaces still there after {limit:?}"));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let to_gone = del_started.elapsed();
+    let to_gone = delete_all(&s, limit).await?;
     let deleted = calls(&s).await;
     let (cpu3, rss) = usage(pid);
     #[allow(clippy::cast_precision_loss)] // n is at most tens of thousands
@@ -169,6 +152,21 @@ async fn bench(n: usize) -> Result<String, String> {
     md.push_str(&table("Delete", &diff(&deleted, &steady), per));
     s.kill_operator();
     Ok(md)
+}
+
+/// Deletes every Workspace of the scenario and waits until none is left; the time that took.
+async fn delete_all(s: &Scenario, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let args = ["delete", "workspaces", "--all", "-n", &s.ns, "--wait=false"];
+    let out = s.env.kubectl(&args, None).map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let one = kube::api::ListParams::default().limit(1);
+    wait_for("all Workspaces gone", limit, || async { s.api().list(&one).await.ok().filter(|l| l.items.is_empty()) })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(started.elapsed())
 }
 
 #[tokio::main]
