@@ -261,7 +261,8 @@ impl TestEnv {
             // The Cloudflare fake speaks plain http on loopback (a test may override this).
             .env("CLOUDFLARE_ALLOW_HTTP", "true")
             // Every operator a test starts (scenarios, standbys, private proxies): no 2-minute
-            // listing allowance after a launch or an erasure start (erasure_lag sets its own).
+            // listing allowance after a launch or an erasure start (the shared world's listings do
+            // not lag; a world whose listings lag passes a longer one in `extra`, as erasure_lag.rs).
             .env("ERASURE_LISTING_ALLOWANCE_SECONDS", "0")
             .envs(extra.iter().copied())
             .stdout(Stdio::from(log))

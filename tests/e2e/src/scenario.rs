@@ -134,10 +134,6 @@ impl Scenario {
             ("METRICS_ADDR", &self.metrics_addr),
             ("CLOUD_REFRESH_SECONDS", "1"),
             ("DEPROVISION_DEADLINE_SECONDS", "60"),
-            // The shared world's listings do not lag: no listing allowance (any allowance costs an
-            // erasure one more fleet listing, slow in a loaded world; a world with the AWS model's
-            // listing lag passes one longer than the lag in `extra`, as erasure_lag.rs does).
-            ("ERASURE_LISTING_ALLOWANCE_SECONDS", "0"),
             ("RUST_LOG", "info,molecule_operator=debug"),
         ];
         vars.extend_from_slice(extra);
