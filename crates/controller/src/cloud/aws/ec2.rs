@@ -79,8 +79,35 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
 
 /// Whether a describe-by-ID error means the resource is not there (unknown, purged or malformed
 /// ID): absent, not a failure.
-pub(super) fn absent(e: &crate::cloud::CloudError) -> bool {
+fn absent(e: &crate::cloud::CloudError) -> bool {
     e.kind == crate::cloud::ErrorKind::NotFound || e.code.ends_with(".Malformed")
+}
+
+/// Resources by ID (`call` is one Describe* of the IDs it is given): one call for the batch;
+/// when EC2 fails it because one of its IDs is unknown (it fails a whole Describe* then), one
+/// call per ID, an absent ID left out of the answer.
+pub(super) async fn by_ids<T, F, Fut>(aws: &Aws, ids: &[String], call: F) -> CloudResult<Vec<T>>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = CloudResult<Vec<T>>>,
+{
+    if ids.len() > 1 {
+        aws.limiter.take(Class::Describe).await;
+        match call(ids.to_vec()).await {
+            Err(e) if absent(&e) => {}
+            answer => return answer,
+        }
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        aws.limiter.take(Class::Describe).await;
+        match call(vec![id.clone()]).await {
+            Ok(found) => out.extend(found),
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -105,47 +132,19 @@ impl Instances for Ec2Instances {
         }
     }
 
-    /// One call for the batch; when EC2 fails it because one of its IDs is unknown (it fails a
-    /// whole DescribeInstances then), one call per ID.
     async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
-        if ids.len() > 1 {
-            self.aws.limiter.take(Class::Describe).await;
-            match self.aws.ec2.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await {
-                Ok(page) => {
-                    return Ok(page
-                        .reservations()
-                        .iter()
-                        .flat_map(aws_sdk_ec2::types::Reservation::instances)
-                        .filter_map(to_instance)
-                        .collect());
-                }
-                Err(e) => {
-                    let err = cloud_error(&e, "describe instances", ids.join(","));
-                    if !absent(&err) {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for id in ids {
-            self.aws.limiter.take(Class::Describe).await;
-            match self.aws.ec2.describe_instances().instance_ids(id).send().await {
-                Ok(page) => out.extend(
-                    page.reservations()
-                        .iter()
-                        .flat_map(aws_sdk_ec2::types::Reservation::instances)
-                        .filter_map(to_instance),
-                ),
-                Err(e) => {
-                    let err = cloud_error(&e, "describe instance", id);
-                    if !absent(&err) {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        by_ids(&self.aws, ids, |ids| async move {
+            let target = ids.join(",");
+            let call = self.aws.ec2.describe_instances().set_instance_ids(Some(ids));
+            let page = call.send().await.map_err(|e| cloud_error(&e, "describe instances", target))?;
+            Ok(page
+                .reservations()
+                .iter()
+                .flat_map(aws_sdk_ec2::types::Reservation::instances)
+                .filter_map(to_instance)
+                .collect())
+        })
+        .await
     }
 
     async fn launch(&self, req: &LaunchRequest) -> CloudResult<Instance> {

@@ -143,22 +143,14 @@ impl Network for Ec2Network {
         self.describe(tag_filters(filters)).await
     }
 
-    /// One call per ID: EC2 fails a whole DescribeSecurityGroups when one of its IDs is unknown.
     async fn describe(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>> {
-        let mut out = Vec::new();
-        for id in ids {
-            self.aws.limiter.take(Class::Describe).await;
-            match self.aws.ec2.describe_security_groups().group_ids(id).send().await {
-                Ok(page) => out.extend(page.security_groups().iter().filter_map(to_group)),
-                Err(e) => {
-                    let err = cloud_error(&e, "describe security group", id);
-                    if !super::ec2::absent(&err) {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        super::ec2::by_ids(&self.aws, ids, |ids| async move {
+            let target = ids.join(",");
+            let page = self.aws.ec2.describe_security_groups().set_group_ids(Some(ids)).send().await;
+            let page = page.map_err(|e| cloud_error(&e, "describe security groups", target))?;
+            Ok(page.security_groups().iter().filter_map(to_group).collect())
+        })
+        .await
     }
 
     async fn create(&self, name: &str, description: &str, tags: &BTreeMap<String, String>) -> CloudResult<String> {

@@ -52,22 +52,14 @@ impl Volumes for Ec2Volumes {
         }
     }
 
-    /// One call per ID: EC2 fails a whole DescribeVolumes when one of its IDs is unknown.
     async fn describe(&self, ids: &[String]) -> CloudResult<Vec<Volume>> {
-        let mut out = Vec::new();
-        for id in ids {
-            self.0.limiter.take(Class::Describe).await;
-            match self.0.ec2.describe_volumes().volume_ids(id).send().await {
-                Ok(page) => out.extend(page.volumes().iter().filter_map(to_volume)),
-                Err(e) => {
-                    let err = cloud_error(&e, "describe volume", id);
-                    if !super::ec2::absent(&err) {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        super::ec2::by_ids(&self.0, ids, |ids| async move {
+            let target = ids.join(",");
+            let page = self.0.ec2.describe_volumes().set_volume_ids(Some(ids)).send().await;
+            let page = page.map_err(|e| cloud_error(&e, "describe volumes", target))?;
+            Ok(page.volumes().iter().filter_map(to_volume).collect())
+        })
+        .await
     }
 
     async fn create(&self, req: &VolumeRequest) -> CloudResult<Volume> {
