@@ -12,6 +12,7 @@ use std::time::Duration;
 use aws_sdk_iam::Client as Iam;
 use molecule_crds::v1alpha1::{IamIdentity, Tenant, Workspace};
 use molecule_e2e::scenario::Scenario;
+use molecule_operator::cloud::identities::decode_document;
 use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_mins(3);
@@ -66,28 +67,8 @@ async fn boundary(iam: &Iam) -> String {
 async fn policy(iam: &Iam, role: &str) -> Value {
     let out = iam.get_role_policy().role_name(role).policy_name(POLICY).send().await.unwrap();
     let text = out.policy_document();
-    serde_json::from_str(text).unwrap_or_else(|_| {
-        let decoded: String = percent_decode(text);
-        serde_json::from_str(&decoded).unwrap_or_else(|e| panic!("{e}: {decoded}"))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let b = text.as_bytes();
-    let (mut out, mut i) = (Vec::new(), 0);
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
+    let decoded = decode_document(text);
+    serde_json::from_str(&decoded).unwrap_or_else(|e| panic!("{e}: {decoded}"))
 }
 
 /// Every Resource of the statements that allow `secretsmanager:GetSecretValue`.
@@ -151,7 +132,7 @@ async fn check_entities(iam: &Iam, s: &Scenario, side: &Side, id: &IamIdentity, 
         assert_eq!(tags.get(k).copied(), Some(v), "{} tag {k}: {tags:?}", id.role);
     }
     let trust = role.assume_role_policy_document().unwrap_or_default();
-    assert!(percent_decode(trust).contains("ec2.amazonaws.com"), "trust: {trust}");
+    assert!(decode_document(trust).contains("ec2.amazonaws.com"), "trust: {trust}");
     let p = iam.get_instance_profile().instance_profile_name(&id.instance_profile).send().await.unwrap();
     let roles: Vec<&str> =
         p.instance_profile().unwrap().roles().iter().map(aws_sdk_iam::types::Role::role_name).collect();
