@@ -29,6 +29,11 @@ pub fn zone_sweep(suffix: &str) -> String {
 }
 
 impl Erasure<'_> {
+    /// Whether the final listing `sweep` already ran and found nothing of the tenant left.
+    fn swept(&self, sweep: &str) -> bool {
+        self.receipt.resources.iter().any(|e| e.kind == SWEEP && e.id == sweep && e.confirmed_gone_at.is_some())
+    }
+
     /// Step 1: deletes every Workspace of the tenant and waits until none is left: the watch cache
     /// answers every pass; one paginated listing of all Workspaces (those outside this shard's
     /// WORKSPACE_SELECTOR are not in the cache) confirms at the end.
@@ -44,12 +49,7 @@ impl Erasure<'_> {
         if !cached.is_empty() {
             return self.delete_workspaces(&cached).await;
         }
-        if self
-            .receipt
-            .resources
-            .iter()
-            .any(|e| e.kind == SWEEP && e.id == WORKSPACE_SWEEP && e.confirmed_gone_at.is_some())
-        {
+        if self.swept(WORKSPACE_SWEEP) {
             return Ok(());
         }
         let listed: Vec<Workspace> =
@@ -131,7 +131,7 @@ impl Erasure<'_> {
         }
         let suffix = format!("{}.{}", self.owner.name, self.ctx.settings.workspace_domain);
         let sweep = zone_sweep(&suffix);
-        if self.receipt.resources.iter().any(|e| e.kind == SWEEP && e.id == sweep && e.confirmed_gone_at.is_some()) {
+        if self.swept(&sweep) {
             return Ok(());
         }
         self.receipt.requested(SWEEP, &sweep, None, &self.now);
