@@ -227,7 +227,6 @@ pub fn admitted(st: &mut WorkspaceStatus, generation: Option<i64>, now: &str) {
 
 const ADMITTED: &str = "resolution, quotas and tenant binding passed";
 
-/// Writes every condition into `st` (transition times move only on status changes).
 /// DnsReady: (ok, reason, message).
 fn dns_condition(dns: &DnsState) -> (bool, &'static str, String) {
     match dns {
@@ -261,6 +260,7 @@ fn display_condition(v: &View<'_>) -> (bool, &'static str, &'static str) {
     }
 }
 
+/// Writes every condition into `st` (transition times move only on status changes).
 pub fn set_conditions(st: &mut WorkspaceStatus, v: &View<'_>, generation: Option<i64>, now: &str) {
     let mut put = |c: Condition| {
         conditions::set(&mut st.conditions, c);
