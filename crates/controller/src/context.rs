@@ -26,8 +26,6 @@ use crate::metrics::Metrics;
 /// Where an account's resources live (region, subnet, zone) is the [`Account`]'s.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Workspace instance profile.
-    pub workspace_profile: Option<String>,
     /// Domain of workspace hostnames.
     pub workspace_domain: String,
     /// How long a delete may wait on AWS before a condition names what blocks it.

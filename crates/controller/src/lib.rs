@@ -175,7 +175,6 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
     let (tenants, tenant_events, tenant_rx) = watch_tenants(client.clone(), args.tenant_selector.as_deref())?;
 
     let settings = context::Settings {
-        workspace_profile: args.workspace_instance_profile.clone(),
         workspace_domain: args.workspace_domain.clone(),
         deprovision_deadline: std::time::Duration::from_secs(args.deprovision_deadline_seconds),
         boot_deadline: std::time::Duration::from_secs(args.boot_deadline_seconds),

@@ -69,7 +69,6 @@ pub async fn context(fake: &FakeCloud) -> (Arc<Context>, ApiStub) {
         recorder: kube::runtime::events::Recorder::new(client.clone(), "molecule-test".into()),
         client,
         settings: Settings {
-            workspace_profile: Some("workspace-profile".into()),
             workspace_domain: "ws.example.test".into(),
             deprovision_deadline: Duration::from_mins(10),
             boot_deadline: Duration::from_mins(15),
