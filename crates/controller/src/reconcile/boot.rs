@@ -57,23 +57,24 @@ pub fn verdict(
     }
 }
 
-/// Applies the verdict: records the instance in `timed_out` and terminates it for a relaunch;
-/// clears `timed_out` once an instance reported. Returns the verdict (the caller says it in
-/// status and an Event).
+/// Applies the verdict: records the instance in `timed_out`, terminates it for a relaunch and
+/// shows `current` shutting down; clears `timed_out` once an instance reported. Returns the
+/// verdict (the caller says it in status and an Event).
 pub async fn enforce(
     instances: &dyn Instances,
-    current: Option<&Instance>,
+    current: Option<&mut Instance>,
     timed_out: &mut Option<String>,
     (deadline, now): (Duration, Timestamp),
     noun: &str,
 ) -> Result<Verdict, Error> {
-    if current.is_some_and(|c| c.tag(BOOT).is_some()) {
+    if current.as_ref().is_some_and(|c| c.tag(BOOT).is_some()) {
         *timed_out = None;
     }
-    let v = verdict(current, timed_out.as_deref(), now, deadline, noun);
+    let v = verdict(current.as_deref(), timed_out.as_deref(), now, deadline, noun);
     if let (Verdict::Relaunch(_), Some(c)) = (&v, current) {
         *timed_out = Some(c.id.clone());
         instances.terminate(std::slice::from_ref(&c.id)).await?;
+        c.state = InstanceState::ShuttingDown;
     }
     Ok(v)
 }

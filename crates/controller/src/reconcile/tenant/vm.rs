@@ -276,12 +276,9 @@ pub async fn boot_deadline(
 ) -> Result<boot::Verdict, Error> {
     let deadline = (ctx.settings.boot_deadline, Timestamp::now());
     let v =
-        boot::enforce(acct.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, deadline, "tenant VM").await?;
+        boot::enforce(acct.instances.as_ref(), current.as_mut(), &mut st.boot_timed_out, deadline, "tenant VM").await?;
     if let boot::Verdict::Relaunch(m) = &v {
         publish(ctx, &t.object_ref(&()), true, "BootTimedOut", m.clone()).await;
-        if let Some(c) = current.as_mut() {
-            c.state = InstanceState::ShuttingDown;
-        }
     }
     Ok(v)
 }

@@ -32,10 +32,10 @@ async fn pass(ctx: &Context, sg: &str, st: &mut TenantStatus, late: SignedDurati
     let owner = testing::tenant_owner("b-1", "acme");
     let boot = TenantBoot { hostname: "acme.example.test", region: "eu-west-1", bundle_arn: "arn:b", image: "img:1" };
     let m = vm::Machine { instance_type: "t3.small", ami: "ami-tenant", profile: "p", sg, boot };
-    let (current, _) = vm::converge(ctx, &ctx.main, &t, &owner, &m, true, st).await.unwrap();
+    let (mut current, _) = vm::converge(ctx, &ctx.main, &t, &owner, &m, true, st).await.unwrap();
     let now = (DEADLINE, Timestamp::now() + late);
     let v =
-        boot::enforce(ctx.main.instances.as_ref(), current.as_ref(), &mut st.boot_timed_out, now, "tenant VM").await;
+        boot::enforce(ctx.main.instances.as_ref(), current.as_mut(), &mut st.boot_timed_out, now, "tenant VM").await;
     ctx.main.cache.refresh().await.unwrap();
     (current, v.unwrap())
 }
@@ -50,8 +50,9 @@ async fn a_silent_vm_is_relaunched_once_then_kept_failed() {
     assert_eq!(v, Verdict::Fine, "within the deadline");
     let first = first.unwrap();
 
-    let (_, v) = pass(&ctx, &sg, &mut st, SignedDuration::from_mins(20)).await;
+    let (shown, v) = pass(&ctx, &sg, &mut st, SignedDuration::from_mins(20)).await;
     assert!(matches!(&v, Verdict::Relaunch(m) if m.contains(&first.id) && m.contains("900 s")), "{v:?}");
+    assert_eq!(shown.map(|i| i.state), Some(InstanceState::ShuttingDown), "status shows it going");
     assert_eq!(st.boot_timed_out.as_deref(), Some(first.id.as_str()));
     assert!(!fake.instance(&first.id).unwrap().state.is_alive(), "the silent VM is terminated");
 

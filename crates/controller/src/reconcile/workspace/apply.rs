@@ -132,16 +132,13 @@ async fn boot_deadline(scope: &mut Scope<'_>, out: &mut Launched) {
     let ctx = scope.ctx;
     let deadline = (ctx.settings.boot_deadline, jiff::Timestamp::now());
     let timed_out = &mut scope.st.boot_timed_out;
-    match boot::enforce(ctx.main.instances.as_ref(), out.current.as_ref(), timed_out, deadline, "instance").await {
+    match boot::enforce(ctx.main.instances.as_ref(), out.current.as_mut(), timed_out, deadline, "instance").await {
         Ok(v) => {
             let new = conditions::get(&scope.old.conditions, "Ready").is_none_or(|c| c.reason != "BootTimedOut");
             if let boot::Verdict::Relaunch(m) | boot::Verdict::Failed(m) = &v
                 && (new || matches!(v, boot::Verdict::Relaunch(_)))
             {
                 publish(ctx, &scope.ws.object_ref(&()), true, "BootTimedOut", m.clone()).await;
-            }
-            if let (boot::Verdict::Relaunch(_), Some(c)) = (&v, out.current.as_mut()) {
-                c.state = InstanceState::ShuttingDown;
             }
             out.boot = v;
         }
