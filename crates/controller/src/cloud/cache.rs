@@ -391,44 +391,6 @@ impl FleetCache {
         }
     }
 
-    /// Records a tag we added to resources of `uid` (instances, groups, volumes) with CreateTags,
-    /// so that readers of the cache see it before the next listing does.
-    pub fn add_tag(&self, uid: &str, ids: &[String], key: &str, value: &str) {
-        let tag = |tags: &mut BTreeMap<String, String>| {
-            tags.insert(key.to_owned(), value.to_owned());
-        };
-        self.touch(uid, |s| {
-            let hit = |id: &String| ids.contains(id);
-            s.instances
-                .entry(uid.to_owned())
-                .or_default()
-                .iter_mut()
-                .filter(|i| hit(&i.id))
-                .for_each(|i| tag(&mut i.tags));
-            s.groups
-                .entry(uid.to_owned())
-                .or_default()
-                .iter_mut()
-                .filter(|g| hit(&g.id))
-                .for_each(|g| tag(&mut g.tags));
-            s.volumes
-                .entry(uid.to_owned())
-                .or_default()
-                .iter_mut()
-                .filter(|v| hit(&v.id))
-                .for_each(|v| tag(&mut v.tags));
-        });
-    }
-
-    /// Records a state we caused on instances of `uid` (stop, start, terminate).
-    pub fn set_instance_state(&self, uid: &str, ids: &[String], state: super::InstanceState) {
-        self.touch(uid, |s| {
-            for i in s.instances.entry(uid.to_owned()).or_default().iter_mut().filter(|i| ids.contains(&i.id)) {
-                i.state = state;
-            }
-        });
-    }
-
     /// The clients this cache lists with (the ones [`super::cached::CachedClients::of`] wraps).
     pub fn clients(&self) -> (Arc<dyn Instances>, Arc<dyn Network>, Arc<dyn Volumes>) {
         (self.instances.clone(), self.network.clone(), self.volumes.clone())
