@@ -34,8 +34,11 @@ pub trait Secrets: Send + Sync {
     async fn delete(&self, arn: &str) -> CloudResult<()>;
     /// Adds (or overwrites) `tags` on the secret; other tags stay.
     async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()>;
-    /// Whether the secret still exists (a secret scheduled for deletion still does).
-    async fn exists(&self, arn: &str) -> CloudResult<bool>;
+    /// Whether the secret still exists (a secret scheduled for deletion still does): one
+    /// [`Secrets::describe`].
+    async fn exists(&self, arn: &str) -> CloudResult<bool> {
+        Ok(self.describe(arn).await?.is_some())
+    }
     /// The secret named by `id` (its ARN or its name), tags included, read by ID: unlike
     /// [`Secrets::list`], it sees a secret created a moment ago. `None` when there is none.
     async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>>;

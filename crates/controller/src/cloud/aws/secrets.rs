@@ -118,17 +118,6 @@ impl Secrets for SecretsManager {
             }
         }
     }
-
-    async fn exists(&self, arn: &str) -> CloudResult<bool> {
-        self.0.limiter.take(Class::Platform).await;
-        match self.0.secrets.describe_secret().secret_id(arn).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let err = cloud_error(&e, "describe secret", arn);
-                if err.kind == ErrorKind::NotFound { Ok(false) } else { Err(err) }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

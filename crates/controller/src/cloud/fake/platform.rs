@@ -131,10 +131,6 @@ impl Secrets for FakeSecrets {
             Ok(())
         })
     }
-
-    async fn exists(&self, arn: &str) -> CloudResult<bool> {
-        self.0.call(ops::DESCRIBE_SECRET, "describe secret", arn, None, |s| Ok(s.secret_arn(arn).is_some()))
-    }
 }
 
 #[async_trait]
