@@ -62,6 +62,7 @@ struct Op {
 /// An op with its changes, built against the cache when its batch is formed.
 struct Ready {
     name: String,
+    request: Request,
     changes: Vec<RecordChange>,
     reply: oneshot::Sender<CloudResult<()>>,
 }
@@ -185,8 +186,8 @@ fn changes_of(request: &Request, cache: &ZoneCache) -> CloudResult<Vec<RecordCha
             if (txt.is_some() || main.is_some()) && !ours {
                 return Err(not_ours(&name));
             }
-            // Absent from a cache that a targeted read just confirmed: UPSERT (moto refuses a
-            // CREATE it has journalled before, even after the record was deleted).
+            // Absent from a cache that a targeted read (or our own delete) confirmed since the
+            // last listing: UPSERT (see `Worker::created_at_empty`).
             let new = if cache.confirmed_absent(&name) { Action::Upsert } else { Action::Create };
             let txt_action = if ours { Action::Upsert } else { new };
             let main_action = if main.is_some() { Action::Upsert } else { new };
@@ -295,7 +296,7 @@ impl Worker {
             records += r;
             chars += c;
             names.insert(op.name.clone());
-            batch.push(Ready { name: op.name, changes, reply: op.reply });
+            batch.push(Ready { name: op.name, request: op.request, changes, reply: op.reply });
         }
         *carry = later;
         batch
@@ -360,6 +361,33 @@ impl Worker {
     async fn refused(&self, r: Ready, e: &CloudError) {
         tracing::info!(name = %r.name, code = %e.code, message = %e.message, "Route 53 refused a change; the others of its batch are sent without it");
         self.cache.reread(&r.name).await;
-        let _ = r.reply.send(Err(CloudError { target: r.name, ..e.clone() }));
+        let answer = match self.created_at_empty(&r, e).await {
+            Some(answer) => answer,
+            None => Err(CloudError { target: r.name, ..e.clone() }),
+        };
+        let _ = r.reply.send(answer);
+    }
+
+    /// A CREATE refused as existing at a name the re-read found empty is sent once more, as the UPSERT the
+    /// cache now builds for a name confirmed absent (moto refuses a CREATE it journalled before,
+    /// even after the record was deleted: a Workspace stopped and started again writes the same
+    /// TXT). `None`: the refusal stands (another reason, the name holds records, or nothing was
+    /// CREATEd).
+    async fn created_at_empty(&self, r: &Ready, e: &CloudError) -> Option<CloudResult<()>> {
+        let created = r.changes.iter().any(|c| c.action == Action::Create);
+        if !created || !e.message.contains("already exists") || !self.cache.confirmed_absent(&r.name) {
+            return None;
+        }
+        let changes = match changes_of(&r.request, &self.cache) {
+            Ok(changes) => changes,
+            Err(e) => return Some(Err(e)),
+        };
+        let sent = self.zone.change(&changes).await;
+        match &sent {
+            Ok(()) => self.cache.apply(&changes),
+            Err(e) if e.kind == ErrorKind::Transient => self.cache.invalidate(),
+            Err(_) => {}
+        }
+        Some(sent)
     }
 }

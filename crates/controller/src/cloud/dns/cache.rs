@@ -11,9 +11,6 @@ use tokio::time::Instant;
 use super::{Action, RecordChange, Zone, ZoneRecord, is_under, norm};
 use crate::cloud::{CloudResult, RecordSet};
 
-/// How long a name confirmed absent keeps its mark while listings still lack it.
-const ABSENT_KEEP: Duration = Duration::from_hours(1);
-
 /// The record sets at one name: type to (TTL, values).
 pub type Sets = BTreeMap<String, (i64, Vec<String>)>;
 
@@ -36,7 +33,8 @@ struct Inner {
     loaded: Option<Instant>,
     /// Names we changed (or re-read) and when: newer than a listing that started before.
     written: HashMap<String, Instant>,
-    /// Names a targeted read found empty, and when (until a listing or a change of ours).
+    /// Names a targeted read or our own change found or left empty, and when (until a listing
+    /// or a change of ours).
     absent: HashMap<String, Instant>,
 }
 
@@ -126,11 +124,10 @@ impl ZoneCache {
             };
         }
         inner.written.retain(|_, t| *t >= started);
-        // A listing that still lacks a name confirms its absence: the mark stays for up to an
-        // hour (moto refuses a CREATE it journalled before for as long as the name is absent,
-        // not only until the next listing: a Workspace stopped and started again writes the same
-        // TXT). Older marks go, so the map stays bounded; a refusal re-marks the name.
-        inner.absent.retain(|n, t| *t >= started || (!names.contains_key(n) && t.elapsed() < ABSENT_KEEP));
+        // Marks older than the listing go: after it, a name it lacks is CREATEd (refused if
+        // someone wrote it since), and a refused CREATE at a name a re-read finds empty is sent
+        // again as an UPSERT by the batcher.
+        inner.absent.retain(|_, t| *t >= started);
         inner.names = names;
         inner.loaded = Some(started);
         Ok(())
@@ -186,8 +183,8 @@ impl ZoneCache {
         }
     }
 
-    /// Whether a targeted read found nothing at `name` since the last listing (and we changed
-    /// nothing there since).
+    /// Whether a targeted read found nothing at `name`, or our own change left it empty, since
+    /// the last listing (and we wrote nothing there since).
     pub fn confirmed_absent(&self, name: &str) -> bool {
         self.lock().absent.contains_key(&norm(name))
     }

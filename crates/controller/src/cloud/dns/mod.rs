@@ -7,7 +7,9 @@
 //! changes. A sweep (`txt_under`: the erasure's, the orphan scan's) reads it too. Upserts and deletes go
 //! into one ChangeResourceRecordSets per short idle window ([`batch`]), each caller awaiting its
 //! own outcome; a change Route 53 refuses (InvalidChangeBatch, or moto's InvalidInput) is taken
-//! out and reported to its caller, and the others are sent again without it.
+//! out and reported to its caller, and the others are sent again without it. The refused name is
+//! re-read; a CREATE refused as existing at a name that re-read finds empty (moto refuses a
+//! CREATE it journalled before, even after the record was deleted) is sent once more as an UPSERT.
 //!
 //! Every change is conditional on what the cache holds, so a stale cache can make a change fail
 //! but never overwrite what it did not know: a record the cache does not hold is written with

@@ -232,6 +232,37 @@ async fn a_rewrite_after_a_removal_goes_through() {
     assert_eq!(cloud.record(&host(5), "A").values, [ip(5)]);
 }
 
+/// Removes our record at `host(i)` and lists the zone again (it lacks the name).
+async fn removed_and_listed(dns: &BatchedDns, i: usize) {
+    ensure(dns, i).await.unwrap();
+    assert!(!remove(dns, &mark(&format!("u{i}")), &host(i)).await.unwrap());
+    dns.cache().invalidate();
+    dns.get(&host(0), "A").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_create_refused_at_a_name_route53_reads_as_empty_goes_through_as_an_upsert() {
+    let (cloud, dns) = setup(config());
+    removed_and_listed(&dns, 5).await;
+    // moto refuses a CREATE it journalled before, even after the record was deleted.
+    let moto = format!("Tried to create resource record set [name='{}.', type='TXT'] but it already exists", host(5));
+    cloud.inject(Fault::code(ops::CHANGE_RECORDS, "InvalidChangeBatch").message(&moto));
+    ensure(&dns, 5).await.unwrap();
+    assert_eq!(cloud.record(&host(5), "A").values, [ip(5)]);
+}
+
+#[tokio::test]
+async fn a_name_written_by_another_after_our_removal_is_not_overwritten() {
+    let (cloud, dns) = setup(config());
+    removed_and_listed(&dns, 5).await;
+    // Written behind the cache's back, after the listing.
+    cloud.seed_record(&host(5), "A", &["192.0.2.5"]);
+    cloud.seed_record(&host(5), "TXT", &["heritage=external-dns,external-dns/owner=other"]);
+    let record = OwnedRecord { name: host(5), record_type: "A", value: ip(5), owner_mark: mark("u5").render() };
+    assert_eq!(dns.upsert(&record).await.unwrap_err().code, "InvalidChangeBatch");
+    assert_eq!(cloud.record(&host(5), "A").values, ["192.0.2.5"], "the foreign record is untouched");
+}
+
 #[tokio::test]
 async fn a_sweep_reads_the_cache_and_sees_our_own_changes() {
     let (cloud, dns) = setup(BatchConfig { fresh_for: Duration::from_millis(300), ..config() });
