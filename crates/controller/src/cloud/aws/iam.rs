@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 
 use super::limiter::Class;
-use super::{Aws, cloud_error};
+use super::{Aws, absent_as, cloud_error, gone};
 use crate::cloud::identities::{IamEntity, IamKind, Identities, Profile, Role, RoleSpec, decode_document};
 use crate::cloud::{CloudError, CloudResult, ErrorKind};
 
@@ -33,19 +33,6 @@ fn profile_of(p: &aws_sdk_iam::types::InstanceProfile) -> Profile {
         path: p.path().to_owned(),
         roles: p.roles().iter().map(|r| r.role_name().to_owned()).collect(),
         tags: tags_of(p.tags()),
-    }
-}
-
-/// `Ok(None)` for a NotFound, the error otherwise.
-fn missing<T>(e: CloudError) -> CloudResult<Option<T>> {
-    if e.kind == ErrorKind::NotFound { Ok(None) } else { Err(e) }
-}
-
-/// Success for a NotFound (a delete of what is gone).
-fn gone(r: CloudResult<()>) -> CloudResult<()> {
-    match r {
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        other => other,
     }
 }
 
@@ -151,7 +138,7 @@ impl Identities for Iam {
         self.take().await;
         match self.0.iam.get_role().role_name(name).send().await {
             Ok(out) => Ok(out.role().map(role_of)),
-            Err(e) => missing(cloud_error(&e, "read role", name)),
+            Err(e) => absent_as(cloud_error(&e, "read role", name), None),
         }
     }
 
@@ -180,7 +167,7 @@ impl Identities for Iam {
         self.take().await;
         match self.0.iam.get_role_policy().role_name(role).policy_name(policy).send().await {
             Ok(out) => Ok(Some(decode_document(out.policy_document()))),
-            Err(e) => missing(cloud_error(&e, "read inline policy of role", role)),
+            Err(e) => absent_as(cloud_error(&e, "read inline policy of role", role), None),
         }
     }
 
@@ -208,7 +195,7 @@ impl Identities for Iam {
         self.take().await;
         match self.0.iam.get_instance_profile().instance_profile_name(name).send().await {
             Ok(out) => Ok(out.instance_profile().map(profile_of)),
-            Err(e) => missing(cloud_error(&e, "read instance profile", name)),
+            Err(e) => absent_as(cloud_error(&e, "read instance profile", name), None),
         }
     }
 

@@ -30,7 +30,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use super::{CloudError, ErrorKind, TIMED_OUT};
+use super::{CloudError, CloudResult, ErrorKind, TIMED_OUT};
 use crate::metrics::{AwsCall, Metrics};
 use limiter::{Limiter, Rates};
 
@@ -298,6 +298,16 @@ where
     CloudError { kind, action, target: target.into(), code, message }
 }
 
+/// `value` when `e` is a NotFound (a read of what is not there), `e` otherwise.
+pub(crate) fn absent_as<T>(e: CloudError, value: T) -> CloudResult<T> {
+    if e.kind == ErrorKind::NotFound { Ok(value) } else { Err(e) }
+}
+
+/// Success for a NotFound (a delete of what is gone).
+pub(crate) fn gone(r: CloudResult<()>) -> CloudResult<()> {
+    r.or_else(|e| absent_as(e, ()))
+}
+
 /// Provider codes of a refusal by IAM (or of credentials IAM does not accept).
 const DENIED_CODES: [&str; 6] = [
     "AccessDenied",
@@ -388,6 +398,14 @@ pub(crate) fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_not_found_is_absent() {
+        let err = |kind| CloudError { kind, action: "a", target: "t".into(), code: "c".into(), message: String::new() };
+        assert_eq!(absent_as(err(ErrorKind::NotFound), None::<u8>).unwrap(), None);
+        assert!(gone(Err(err(ErrorKind::NotFound))).is_ok());
+        assert_eq!(gone(Err(err(ErrorKind::Throttled))).unwrap_err().kind, ErrorKind::Throttled);
+    }
 
     #[test]
     fn codes_map_to_bounded_kinds() {

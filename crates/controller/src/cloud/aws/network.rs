@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
 
 use super::limiter::Class;
-use super::{Aws, cloud_error, tag_filters, tag_map, tag_spec};
+use super::{Aws, cloud_error, gone, tag_filters, tag_map, tag_spec};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Network, Peer, Rule, RuleChange, SecurityGroup};
 
 /// Largest page EC2 serves for DescribeSecurityGroups.
@@ -194,12 +194,7 @@ impl Network for Ec2Network {
 
     async fn delete(&self, group: &str) -> CloudResult<()> {
         self.aws.limiter.take(Class::Mutate).await;
-        match self.aws.ec2.delete_security_group().group_id(group).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = cloud_error(&e, "delete security group", group);
-                if err.kind == ErrorKind::NotFound { Ok(()) } else { Err(err) }
-            }
-        }
+        let r = self.aws.ec2.delete_security_group().group_id(group).send().await;
+        gone(r.map(|_| ()).map_err(|e| cloud_error(&e, "delete security group", group)))
     }
 }

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 
 use super::limiter::Class;
-use super::{Aws, cloud_error};
+use super::{Aws, absent_as, cloud_error, gone};
+use crate::cloud::CloudResult;
 use crate::cloud::secrets::{SecretRef, Secrets};
-use crate::cloud::{CloudResult, ErrorKind};
 
 /// [`Secrets`] of the account and region of an [`Aws`].
 #[derive(Clone, Debug)]
@@ -85,13 +85,8 @@ impl Secrets for SecretsManager {
 
     async fn delete(&self, arn: &str) -> CloudResult<()> {
         self.0.limiter.take(Class::Platform).await;
-        match self.0.secrets.delete_secret().secret_id(arn).force_delete_without_recovery(true).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = cloud_error(&e, "delete secret", arn);
-                if err.kind == ErrorKind::NotFound { Ok(()) } else { Err(err) }
-            }
-        }
+        let r = self.0.secrets.delete_secret().secret_id(arn).force_delete_without_recovery(true).send().await;
+        gone(r.map(|_| ()).map_err(|e| cloud_error(&e, "delete secret", arn)))
     }
 
     async fn tag(&self, arn: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
@@ -112,10 +107,7 @@ impl Secrets for SecretsManager {
                 name: out.name().unwrap_or_default().to_owned(),
                 tags: tags_of(out.tags()),
             })),
-            Err(e) => {
-                let err = cloud_error(&e, "describe secret", id);
-                if err.kind == ErrorKind::NotFound { Ok(None) } else { Err(err) }
-            }
+            Err(e) => absent_as(cloud_error(&e, "describe secret", id), None),
         }
     }
 }

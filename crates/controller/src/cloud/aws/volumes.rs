@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, VolumeAttachmentState, VolumeType};
 
 use super::limiter::Class;
-use super::{Aws, cloud_error, tag_filters, tag_map, tag_spec};
-use crate::cloud::{CloudResult, ErrorKind, Volume, VolumeRequest, Volumes};
+use super::{Aws, cloud_error, gone, tag_filters, tag_map, tag_spec};
+use crate::cloud::{CloudResult, Volume, VolumeRequest, Volumes};
 
 /// Largest page EC2 serves for DescribeVolumes.
 const PAGE: i32 = 500;
@@ -116,12 +116,7 @@ impl Volumes for Ec2Volumes {
 
     async fn delete(&self, volume: &str) -> CloudResult<()> {
         self.0.limiter.take(Class::Mutate).await;
-        match self.0.ec2.delete_volume().volume_id(volume).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = cloud_error(&e, "delete volume", volume);
-                if err.kind == ErrorKind::NotFound { Ok(()) } else { Err(err) }
-            }
-        }
+        let r = self.0.ec2.delete_volume().volume_id(volume).send().await;
+        gone(r.map(|_| ()).map_err(|e| cloud_error(&e, "delete volume", volume)))
     }
 }
