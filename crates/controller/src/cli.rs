@@ -64,9 +64,6 @@ pub struct RunArgs {
     /// Permissions boundary (policy ARN) set on every per-tenant role, if any.
     #[arg(long, env = "TENANT_IAM_PERMISSIONS_BOUNDARY")]
     pub tenant_iam_permissions_boundary: Option<String>,
-    /// Instance profile of workspace instances.
-    #[arg(long, env = "EC2_WORKSPACE_IAM_PROFILE")]
-    pub workspace_instance_profile: Option<String>,
     /// Route 53 hosted zone of workspace hostnames.
     #[arg(long, env = "WORKSPACE_HOSTED_ZONE_ID")]
     pub workspace_zone_id: Option<String>,
