@@ -122,7 +122,16 @@ impl Scenario {
 
     /// Starts (or restarts) the operator with the scenario's identity and `extra` settings.
     pub fn start_operator(&mut self, extra: &[(&str, &str)]) -> Result<(), HarnessError> {
-        self.metrics_addr = format!("127.0.0.1:{}", free_port());
+        let (op, metrics_addr) = self.start_replica(extra)?;
+        (self.operator, self.metrics_addr) = (Some(op), metrics_addr);
+        Ok(())
+    }
+
+    /// Starts one more operator process with the scenario's identity and settings plus `extra` (a
+    /// second replica, e.g. a standby with `LEADER_ELECTION=true`), on a metrics address of its
+    /// own: the process and that address. The scenario's own operator is left as it is.
+    pub fn start_replica(&self, extra: &[(&str, &str)]) -> Result<(OperatorProcess, String), HarnessError> {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
         let selector = format!("{LABEL}={}", self.id);
         let mut vars: Vec<(&str, &str)> = vec![
             ("MOLECULE_OPERATOR_ID", &self.operator_id),
@@ -131,14 +140,13 @@ impl Scenario {
             // Every scenario's operator scans for orphans all along; the end of the scenario
             // asserts that no live resource was ever reported (see `Drop`).
             ("ORPHAN_SCAN_INTERVAL_SECONDS", "2"),
-            ("METRICS_ADDR", &self.metrics_addr),
+            ("METRICS_ADDR", &metrics_addr),
             ("CLOUD_REFRESH_SECONDS", "1"),
             ("DEPROVISION_DEADLINE_SECONDS", "60"),
             ("RUST_LOG", "info,molecule_operator=debug"),
         ];
         vars.extend_from_slice(extra);
-        self.operator = Some(self.env.start_operator(&vars)?);
-        Ok(())
+        Ok((self.env.start_operator(&vars)?, metrics_addr))
     }
 
     /// kill -9 of the operator.

@@ -7,30 +7,16 @@
 use std::time::{Duration, Instant};
 
 use molecule_e2e::harness::{OperatorProcess, PrivateProxy, wait_for};
-use molecule_e2e::scenario::{LABEL, Scenario};
+use molecule_e2e::scenario::Scenario;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 /// The Lease duration of the operator.
 const LEASE: Duration = Duration::from_secs(15);
 
-fn standby(s: &Scenario, endpoint: Option<&str>) -> OperatorProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("127.0.0.1:{port}");
-    let selector = format!("{LABEL}={}", s.id);
-    let mut vars = vec![
-        ("MOLECULE_OPERATOR_ID", s.operator_id.as_str()),
-        ("WORKSPACE_SELECTOR", selector.as_str()),
-        ("TENANT_SELECTOR", selector.as_str()),
-        ("METRICS_ADDR", metrics.as_str()),
-        ("CLOUD_REFRESH_SECONDS", "1"),
-        ("LEADER_ELECTION", "true"),
-        ("RUST_LOG", "info,molecule_operator=debug"),
-    ];
-    if let Some(e) = endpoint {
-        vars.push(("AWS_ENDPOINT_URL", e));
-    }
-    s.env.start_operator(&vars).unwrap()
+/// A second replica of the scenario's operator, with leader election.
+fn standby(s: &Scenario) -> OperatorProcess {
+    s.start_replica(&[("LEADER_ELECTION", "true")]).unwrap().0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +34,7 @@ async fn a_thawed_leader_sends_no_mutation_after_its_lease_expired_and_exits() {
     let before = first.mutating_calls().await.unwrap();
     assert!(!before.is_empty(), "the first leader launched through its own proxy");
     tokio::time::sleep(LEASE + Duration::from_secs(3)).await;
-    let second = standby(&s, None);
+    let second = standby(&s);
     wait_for("the second operator to lead", T, || async { second.log().contains("leading").then_some(()) })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", second.log()));
@@ -83,7 +69,7 @@ async fn on_sigterm_the_leader_releases_the_lease_and_the_standby_leads_at_once(
     let mut s = Scenario::new("release", 4, json!({})).await.unwrap();
     s.start_operator(&[("LEADER_ELECTION", "true")]).unwrap();
     s.wait_log("leading", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
-    let second = standby(&s, None);
+    let second = standby(&s);
     wait_for("the standby to wait", T, || async { second.log().contains("another replica leads").then_some(()) })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", second.log()));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use molecule_e2e::scenario::{LABEL, Scenario, uid};
+use molecule_e2e::scenario::{Scenario, uid};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
@@ -14,20 +14,7 @@ async fn one_replica_leads_and_the_other_takes_over_after_a_crash() {
     let mut s = Scenario::new("leader", 4, json!({})).await.unwrap();
     s.start_operator(&[("LEADER_ELECTION", "true")]).unwrap();
     s.wait_log("leading", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("127.0.0.1:{port}");
-    let selector = format!("{LABEL}={}", s.id);
-    let standby = s
-        .env
-        .start_operator(&[
-            ("MOLECULE_OPERATOR_ID", s.operator_id.as_str()),
-            ("WORKSPACE_SELECTOR", selector.as_str()),
-            ("METRICS_ADDR", metrics.as_str()),
-            ("CLOUD_REFRESH_SECONDS", "1"),
-            ("LEADER_ELECTION", "true"),
-            ("RUST_LOG", "info,molecule_operator=debug"),
-        ])
-        .unwrap();
+    let (standby, metrics) = s.start_replica(&[("LEADER_ELECTION", "true")]).unwrap();
 
     s.apply(&s.workspace("a", json!({"runtime": "codex"}))).unwrap();
     let a = s.wait_ready("a", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
