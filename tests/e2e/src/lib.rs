@@ -9,5 +9,7 @@ pub mod cloudflare;
 pub mod faults;
 pub mod harness;
 pub mod ids;
+pub mod private_proxy;
 pub mod scenario;
+mod scenario_tenant;
 pub mod tenant;
