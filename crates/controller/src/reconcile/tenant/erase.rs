@@ -332,15 +332,17 @@ impl Erasure<'_> {
     ///    deleted without a recovery window.
     async fn bundle(&mut self) -> Result<(), Error> {
         let Some(a) = self.accounts.first().copied() else { return Ok(()) };
-        let (mut asked, mut left) =
-            crate::reconcile::teardown::sweep_workspace_secrets(self.ctx, &self.ctx.main, &self.owner.name).await?;
+        // Workspace secrets live in the main account (Workspaces run there), the bundle in the
+        // Tenant's own: each is recorded with the account it was deleted in.
+        let main = self.ctx.main.as_ref();
+        let (ws_asked, mut left) =
+            crate::reconcile::teardown::sweep_workspace_secrets(self.ctx, main, &self.owner.name).await?;
         let known = self.tenant.status.as_ref().and_then(|s| s.secret_arn.clone());
         let (bundle_asked, bundle_left) =
             super::bundle::erase(self.ctx, self.memory, a, self.owner, known.as_deref()).await?;
-        asked.extend(bundle_asked);
         left.extend(bundle_left);
-        for arn in &asked {
-            self.receipt.requested("Secret", arn, Some(place(a)), &self.now);
+        for (arn, acct) in ws_asked.iter().map(|x| (x, main)).chain(bundle_asked.iter().map(|x| (x, a))) {
+            self.receipt.requested("Secret", arn, Some(place(acct)), &self.now);
         }
         if let Some(arn) = left.first() {
             return Err(wait(format!("secret {arn} to be deleted")));

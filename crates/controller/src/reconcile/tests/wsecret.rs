@@ -164,3 +164,45 @@ async fn the_erasure_sweep_takes_the_tenants_workspace_secrets_only() {
     assert!(fake.secret(&theirs).is_some());
     assert!(fake.secret(&ctx.identity.bundle_name("acme")).is_some());
 }
+
+/// A canary Tenant's erasure: its bundle lives in the canary account, its Workspaces' secrets in
+/// main; the receipt records each with the account it was deleted in (both were recorded as the
+/// Tenant's own account).
+#[tokio::test]
+async fn a_canary_tenants_receipt_names_the_account_of_each_secret() {
+    use crate::reconcile::tenant::{Memory, erase, receipt::Receipt};
+    let (fake, canary_fake) = (testing::cloud(), testing::cloud());
+    let (ctx, _api) = testing::context(&fake).await;
+    let canary = testing::account(&canary_fake, "canary", &crate::metrics::Metrics::new()).await;
+    plant_bundle(&canary_fake, &ctx);
+    let ws_secret = secret::ensure(&ctx, &testing::workspace_owner("ws-1"), None).await.unwrap();
+    let t = super::erase_run::tenant("t-acme", &serde_json::json!({"account": "canary"}));
+    let (owner, memory) = (testing::tenant_owner("t-acme", "acme"), Memory::default());
+    let mut rc = Receipt::default();
+    for _ in 0..10 {
+        let mut e = erase::Erasure {
+            ctx: &ctx,
+            memory: &memory,
+            tenant: &t,
+            owner: &owner,
+            hostname: "acme.example.test",
+            workspaces: kube::runtime::reflector::store().0,
+            accounts: vec![canary.as_ref(), ctx.main.as_ref()],
+            receipt: &mut rc,
+            now: jiff::Timestamp::now().to_string(),
+        };
+        if e.run().await.is_ok() {
+            break;
+        }
+        fake.advance(std::time::Duration::from_mins(2));
+        canary_fake.advance(std::time::Duration::from_mins(2));
+        ctx.main.cache.refresh().await.unwrap();
+        canary.cache.refresh().await.unwrap();
+    }
+    let account_of = |id: &str| rc.resources.iter().find(|e| e.id == id).and_then(|e| e.account.clone());
+    let bundle_arn = canary_fake.secret(&ctx.identity.bundle_name("acme")).map(|s| s.arn);
+    assert!(bundle_arn.is_none(), "the bundle is erased in the canary account");
+    assert_eq!(account_of(&ws_secret).as_deref(), Some("main"), "{:?}", rc.resources);
+    let bundle = rc.resources.iter().find(|e| e.kind == "Secret" && e.id != ws_secret).expect("the bundle entry");
+    assert_eq!(bundle.account.as_deref(), Some("canary"));
+}
