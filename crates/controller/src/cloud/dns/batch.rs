@@ -26,6 +26,12 @@ pub struct BatchConfig {
     pub idle: Duration,
     /// ...or this long after its first change came, whichever is first.
     pub max_wait: Duration,
+    /// The same two for a batch of deletes only. No one waits on a delete but a finalizer, and
+    /// deletes come as each Workspace's instance is confirmed terminated, spread over seconds:
+    /// they wait longer so they share a change. An upsert joining them cuts the wait back.
+    pub delete_idle: Duration,
+    /// See `delete_idle`.
+    pub delete_max_wait: Duration,
     /// The cache is listed again when a read finds it older than this.
     pub fresh_for: Duration,
     /// ResourceRecord elements per request (AWS: 1,000).
@@ -35,12 +41,14 @@ pub struct BatchConfig {
 }
 
 impl BatchConfig {
-    /// 100 ms idle, 1 s at most, AWS's request limits, the cache fresh for `fresh_for` (the
-    /// fleet cache's refresh interval).
+    /// 100 ms idle, 1 s at most (deletes only: 3 s idle, 10 s at most), AWS's request limits,
+    /// the cache fresh for `fresh_for` (the fleet cache's refresh interval).
     pub fn new(fresh_for: Duration) -> Self {
         Self {
             idle: Duration::from_millis(100),
             max_wait: Duration::from_secs(1),
+            delete_idle: Duration::from_secs(3),
+            delete_max_wait: Duration::from_secs(10),
             fresh_for,
             max_records: MAX_RECORDS,
             max_chars: MAX_CHARS,
@@ -252,16 +260,22 @@ impl Worker {
         self.metrics.dns_cache_age.set(age);
     }
 
-    /// Waits for more changes until none came for `idle`, `max_wait` passed, or a full batch is
-    /// waiting.
+    /// Waits for more changes until none came for the idle time, the longest wait passed, or a
+    /// full batch is waiting (the delete windows while `carry` holds deletes only).
     async fn collect(&self, rx: &mut mpsc::UnboundedReceiver<Op>, carry: &mut VecDeque<Op>) {
-        let deadline = Instant::now() + self.config.max_wait;
+        let start = Instant::now();
         while carry.len() < self.config.max_records {
-            let now = Instant::now();
+            let deletes_only = carry.iter().all(|op| matches!(op.request, Request::Delete { .. }));
+            let (idle, max_wait) = if deletes_only {
+                (self.config.delete_idle, self.config.delete_max_wait)
+            } else {
+                (self.config.idle, self.config.max_wait)
+            };
+            let (deadline, now) = (start + max_wait, Instant::now());
             if now >= deadline {
                 return;
             }
-            match tokio::time::timeout(self.config.idle.min(deadline - now), rx.recv()).await {
+            match tokio::time::timeout(idle.min(deadline - now), rx.recv()).await {
                 Ok(Some(op)) => carry.push_back(op),
                 Ok(None) | Err(_) => return,
             }

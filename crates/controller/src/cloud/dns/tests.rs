@@ -16,6 +16,8 @@ fn config() -> BatchConfig {
     BatchConfig {
         idle: Duration::from_millis(30),
         max_wait: Duration::from_millis(300),
+        delete_idle: Duration::from_millis(100),
+        delete_max_wait: Duration::from_millis(1000),
         ..BatchConfig::new(Duration::from_mins(1))
     }
 }
@@ -185,6 +187,41 @@ async fn deletes_of_many_workspaces_share_one_change() {
         assert_eq!(cloud.record(&host(i), "A"), RecordSet::default());
         assert_eq!(dns.get(&host(i), "A").await.unwrap(), RecordSet::default(), "written through");
     }
+}
+
+/// As after a delete of many Workspaces: each one's records go once its instance is confirmed
+/// terminated, one every 40 ms here (longer than the upsert idle window, 30 ms).
+#[tokio::test(start_paused = true)]
+async fn deletes_spread_over_time_wait_for_each_other() {
+    let (cloud, dns) = setup(config());
+    assert!(ensure_all(&dns, 0..10).await.iter().all(Result::is_ok));
+    let changes = cloud.count(ops::CHANGE_RECORDS);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let d = dns.clone();
+        tasks.push(tokio::spawn(async move { remove(d.as_ref(), &mark(&format!("u{i}")), &host(i)).await }));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for t in tasks {
+        assert!(!t.await.unwrap().unwrap(), "ours, deleted");
+    }
+    assert_eq!(cloud.count(ops::CHANGE_RECORDS) - changes, 1, "10 deletes 40 ms apart share one change");
+}
+
+/// The longer delete windows never hold back an upsert (a Workspace waiting for its name).
+#[tokio::test(start_paused = true)]
+async fn an_upsert_joining_deletes_is_sent_within_its_own_window() {
+    let (cloud, dns) = setup(BatchConfig { delete_max_wait: Duration::from_mins(1), ..config() });
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok));
+    let d = dns.clone();
+    let delete = tokio::spawn(async move { remove(d.as_ref(), &mark("u0"), &host(0)).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = tokio::time::Instant::now();
+    ensure(&dns, 1).await.unwrap();
+    assert!(t0.elapsed() <= config().max_wait, "the upsert waited {:?}", t0.elapsed());
+    assert!(!delete.await.unwrap().unwrap(), "the delete went in the same change");
+    assert_eq!(cloud.record(&host(1), "A").values, [ip(1)]);
+    assert_eq!(cloud.record(&host(0), "A"), RecordSet::default());
 }
 
 #[tokio::test]
