@@ -18,8 +18,12 @@ off until configured, so an unconfigured world is plain moto.
   State-change Notification", "Tag Change on Resource") on this SQS queue of moto, in the account
   and region of the instance. Not part of a profile: a profile change keeps it; null stops it.
 
-Configuration is JSON: {"clientToken": bool, "listingLagMs": int, "purgeAfterMs": int | null,
-"eventsQueueUrl": str | null} or a
+Always on, whatever the configuration: a journal of launched instances (`launched`), which the
+bootstrap simulator reads instead of listing the whole fleet every second (GET
+/__aws_model/launched?after=N). It is test-world plumbing, not a behaviour of AWS.
+
+Configuration is JSON: {"clientToken": bool, "listingLagMs": int, "instanceListingLagMs": int | null,
+"purgeAfterMs": int | null, "eventsQueueUrl": str | null} or a
 profile name ("off", "realistic"), from MOLECULE_AWS_MODEL at start and from
 GET/POST /__aws_model at run time (a POST merges; {"profile": "..."} resets to a profile first).
 """
@@ -41,8 +45,8 @@ from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.instances import InstanceResponse
 
 PROFILES = {
-    "off": {"clientToken": False, "listingLagMs": 0, "purgeAfterMs": None},
-    "realistic": {"clientToken": True, "listingLagMs": 2000, "purgeAfterMs": 60000},
+    "off": {"clientToken": False, "listingLagMs": 0, "instanceListingLagMs": None, "purgeAfterMs": None},
+    "realistic": {"clientToken": True, "listingLagMs": 2000, "instanceListingLagMs": None, "purgeAfterMs": 60000},
 }
 
 _lock = threading.RLock()
@@ -52,6 +56,8 @@ _terminated = {}  # instance id -> monotonic time it was terminated
 _view = threading.local()  # .lagging: this thread answers a call that sees the listing lag
 _tokens = {}  # (kind, account, region, token) -> {"fingerprint", "created": reservation or volume}
 _events = {"eventsQueueUrl": None}  # kept apart from the profiles: a profile change keeps it
+_launched = []  # (seq, account, region, instance id) in launch order; seq is never reused
+_next_seq = [1]
 
 
 class ModelError(ValueError):
@@ -78,7 +84,7 @@ def configure(update):
             if update["profile"] not in PROFILES:
                 raise ModelError(f"unknown profile {update['profile']!r}: one of {sorted(PROFILES)}")
             new = dict(PROFILES[update["profile"]])
-        for key in ("listingLagMs", "purgeAfterMs"):
+        for key in ("listingLagMs", "instanceListingLagMs", "purgeAfterMs"):
             if key in update:
                 value = update[key]
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -100,11 +106,34 @@ def configure(update):
 
 
 def reset():
-    """Forgets every resource and token (moto's own reset drops the resources themselves)."""
+    """Forgets every resource and token (moto's own reset drops the resources themselves). The
+    journal's sequence numbers go on, so a reader's cursor stays valid."""
     with _lock:
         _created.clear()
         _terminated.clear()
         _tokens.clear()
+        _launched.clear()
+
+
+def launched(after, limit=1000):
+    """Instances launched after sequence number `after`, at most `limit`, oldest first:
+    {"next": the cursor for the next call, "instances": [{"id", "account", "region"}]}."""
+    with _lock:
+        first = _launched[0][0] if _launched else _next_seq[0]
+        start = max(0, after + 1 - first)
+        entries = _launched[start : start + limit]
+        cursor = entries[-1][0] if entries else max(after, first - 1)
+        return {
+            "next": cursor,
+            "instances": [{"id": i, "account": a, "region": r} for (_, a, r, i) in entries],
+        }
+
+
+def _journal(backend, reservation):
+    with _lock:
+        for inst in reservation.instances:
+            _launched.append((_next_seq[0], backend.account_id, backend.region_name, inst.id))
+            _next_seq[0] += 1
 
 
 def set_lagging_view(lagging):
@@ -116,6 +145,8 @@ def _lagging(resource_id):
     if not getattr(_view, "lagging", False):
         return False
     lag = _config["listingLagMs"]
+    if resource_id.startswith("i-") and _config["instanceListingLagMs"] is not None:
+        lag = _config["instanceListingLagMs"]
     born = _created.get(resource_id)
     return bool(lag) and born is not None and (time.monotonic() - born) * 1000 < lag
 
@@ -176,6 +207,7 @@ def _run_instances(self, *args, **kwargs):
     reservation = _orig_run_instances(self, *args, **kwargs)
     for inst in reservation.instances:
         _created_now(inst.id)
+    _journal(self, reservation)
     _run_events(reservation)
     return reservation
 

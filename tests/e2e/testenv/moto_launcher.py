@@ -6,13 +6,15 @@ MOLECULE_AWS_MODEL (a profile name, "off" or "realistic", or a JSON object) conf
 start; unset means off. At run time: GET /__aws_model shows the configuration, POST /__aws_model
 with a JSON object merges into it (400 on a bad one). Listing lag applies only to calls carrying
 the header X-Molecule-Via-Proxy: 1 (the fault proxy adds it), so direct calls see the ground truth. POST /moto-api/reset also forgets the
-model's tokens and timestamps. {"eventsQueueUrl": "<a queue of this moto>"} makes moto publish the
+model's tokens and timestamps. GET /__aws_model/launched?after=N lists the instances launched after
+journal sequence number N (the bootstrap simulator's feed; see aws_model.launched). {"eventsQueueUrl": "<a queue of this moto>"} makes moto publish the
 EC2 notifications EventBridge would (instance state and tag changes) to that queue.
 """
 
 import json
 import os
 import sys
+from urllib.parse import parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +37,13 @@ def with_model_control(app):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == CONTROL_PATH and method == "GET":
             return _reply(start_response, "200 OK", aws_model.config())
+        if path == CONTROL_PATH + "/launched" and method == "GET":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            try:
+                after = int(query.get("after", ["0"])[0])
+            except ValueError:
+                return _reply(start_response, "400 Bad Request", {"error": "after: expected an integer"})
+            return _reply(start_response, "200 OK", aws_model.launched(after))
         if path == CONTROL_PATH and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             try:

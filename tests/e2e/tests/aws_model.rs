@@ -82,7 +82,7 @@ async fn off_by_default_when_not_configured() {
     let aws = PrivateAws::start(None).await.unwrap();
     assert_eq!(
         aws.model().await.unwrap(),
-        json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": null, "eventsQueueUrl": null})
+        json!({"clientToken": false, "listingLagMs": 0, "instanceListingLagMs": null, "purgeAfterMs": null, "eventsQueueUrl": null})
     );
     let ec2 = aws.ec2(None);
     let a = run(&ec2, "off", Some("tok-off"), InstanceType::T3Small).await.unwrap();
@@ -100,7 +100,7 @@ async fn configuration_is_validated_and_profiles_apply() {
     let aws = PrivateAws::start(Some("realistic")).await.unwrap();
     assert_eq!(
         aws.model().await.unwrap(),
-        json!({"clientToken": true, "listingLagMs": 2000, "purgeAfterMs": 60000, "eventsQueueUrl": null})
+        json!({"clientToken": true, "listingLagMs": 2000, "instanceListingLagMs": null, "purgeAfterMs": 60000, "eventsQueueUrl": null})
     );
     for bad in [json!({"lag": 1}), json!({"listingLagMs": -1}), json!({"profile": "harsh"}), json!({"clientToken": 1})]
     {
@@ -110,7 +110,7 @@ async fn configuration_is_validated_and_profiles_apply() {
     let (status, body) = aws.set_model(json!({"profile": "off", "purgeAfterMs": 5})).await.unwrap();
     assert_eq!(
         (status, body),
-        (200, json!({"clientToken": false, "listingLagMs": 0, "purgeAfterMs": 5, "eventsQueueUrl": null}))
+        (200, json!({"clientToken": false, "listingLagMs": 0, "instanceListingLagMs": null, "purgeAfterMs": 5, "eventsQueueUrl": null}))
     );
 }
 
@@ -193,6 +193,12 @@ async fn new_resources_are_listed_only_after_the_lag() {
     assert_eq!(aws.set_model(json!({"listingLagMs": 0})).await.unwrap().0, 200);
     let j = run(&ec2, "lag", None, InstanceType::T3Small).await.unwrap();
     assert!(all_instances(&ec2).await.contains(&j), "switched off at run time: listed at once");
+    // Instances alone may lag longer (or, here, alone at all).
+    assert_eq!(aws.set_model(json!({"instanceListingLagMs": 60_000})).await.unwrap().0, 200);
+    let k = run(&ec2, "lag", None, InstanceType::T3Small).await.unwrap();
+    let g = ec2.create_security_group().group_name("lag2").description("lag").send().await.unwrap();
+    assert!(!all_instances(&ec2).await.contains(&k), "the instance lags");
+    assert!(listed_groups(&ec2).await.contains(&g.group_id().unwrap().to_owned()), "the group does not");
 }
 
 #[tokio::test]
@@ -219,4 +225,99 @@ async fn a_hang_rule_holds_matching_calls_until_cleared() {
     assert!(listed_instances(&impatient, "hang-me").await.is_empty(), "a hung call never reaches moto");
     let counts = http_json("GET", &format!("{}/counts", aws.faults_url), None, None).await.unwrap().1;
     assert_eq!(counts["faulted"]["ec2.RunInstances"], json!(2));
+}
+
+#[tokio::test]
+async fn the_launch_journal_lists_each_launch_once_in_order() {
+    let aws = PrivateAws::start(None).await.unwrap();
+    let journal = |after: &str| format!("{}/__aws_model/launched?after={after}", aws.moto_url);
+    let (_, start) = http_json("GET", &journal("0"), None, None).await.unwrap();
+    let ec2 = aws.ec2_direct();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(run(&ec2, "journal", None, InstanceType::T3Small).await.unwrap());
+    }
+    let after = start["next"].as_u64().unwrap();
+    let (code, v) = http_json("GET", &journal(&after.to_string()), None, None).await.unwrap();
+    assert_eq!(code, 200);
+    let listed: Vec<&str> = v["instances"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids, "every launch, in order");
+    assert_eq!(v["instances"][0]["region"], "us-east-1");
+    assert_eq!(v["next"].as_u64(), Some(after + 3));
+    let (_, v) = http_json("GET", &journal(&(after + 3).to_string()), None, None).await.unwrap();
+    assert_eq!(v["instances"], json!([]), "nothing new: {v}");
+    let (_, v) = http_json("GET", &journal(&(after + 2).to_string()), None, None).await.unwrap();
+    assert_eq!(v["instances"][0]["id"], ids[2].as_str(), "from the cursor on");
+    let (code, _) = http_json("GET", &journal("soon"), None, None).await.unwrap();
+    assert_eq!(code, 400, "a cursor that is not a number is refused");
+}
+
+/// The bootstrap simulator on a private moto: it learns launches from the journal, boots the
+/// managed instance (with `display=ready` when the user-data carries the display health loop),
+/// and leaves an unmanaged one and a held one alone.
+#[tokio::test]
+async fn bootsim_boots_managed_instances_it_learns_from_the_journal() {
+    let aws = PrivateAws::start(None).await.unwrap();
+    let ec2 = aws.ec2_direct();
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&aws.moto_url)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testenv", "testenv", None, None, "testenv"))
+            .build(),
+    );
+    let launch = |tags: Vec<(&'static str, &'static str)>, user_data: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let spec = tags.iter().fold(TagSpecification::builder().resource_type(ResourceType::Instance), |b, (k, v)| {
+                b.tags(Tag::builder().key(*k).value(*v).build())
+            });
+            let out = ec2
+                .run_instances()
+                .image_id(AMI)
+                .min_count(1)
+                .max_count(1)
+                .user_data(aws_smithy_types::base64::encode(user_data))
+                .tag_specifications(spec.build())
+                .send()
+                .await
+                .unwrap();
+            out.instances()[0].instance_id().unwrap().to_owned()
+        }
+    };
+    let managed = ("moleculesai.app/managed-by", "molecule-operator");
+    let plain = launch(vec![managed], "#!/bin/sh\n").await;
+    let desktop = launch(vec![managed], "#!/bin/sh\nmolecule-display-health &\n").await;
+    let foreign = launch(vec![("owner", "someone")], "#!/bin/sh\n").await;
+    let held = launch(vec![managed, ("testenv/boot", "hold")], "#!/bin/sh\n").await;
+    let sim = tokio::spawn({
+        let (ec2, url) = (ec2.clone(), aws.moto_url.clone());
+        async move { molecule_e2e::bootsim::run(ec2, sts, &url, Duration::from_millis(200)).await }
+    });
+    let tags_of = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+            let i = &out.reservations()[0].instances()[0];
+            i.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect::<Vec<_>>()
+        }
+    };
+    let has = |tags: &[(String, String)], k: &str, v: &str| tags.iter().any(|(a, b)| a == k && b == v);
+    let t0 = Instant::now();
+    while !has(&tags_of(desktop.clone()).await, "moleculesai.app/boot", "ready") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "bootsim did not boot {desktop}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while !has(&tags_of(plain.clone()).await, "moleculesai.app/boot", "ready") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "bootsim did not boot {plain}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A few more passes: what was left alone stays alone.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sim.abort();
+    assert!(has(&tags_of(desktop).await, "moleculesai.app/display", "ready"));
+    assert!(!tags_of(plain).await.iter().any(|(k, _)| k == "moleculesai.app/display"));
+    assert!(!tags_of(foreign).await.iter().any(|(k, _)| k.starts_with("moleculesai.app/")), "unmanaged");
+    assert!(!tags_of(held).await.iter().any(|(k, _)| k == "moleculesai.app/boot"), "held");
 }

@@ -61,9 +61,13 @@ async fn purged(s: &Scenario, id: &str) -> bool {
 async fn with_listing_lag_a_crash_after_run_instances_repeats_the_token_for_one_instance() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut s = Scenario::new("lmcrash", 4, json!({})).await.unwrap();
-    // Longer than a restart: the restarted operator cannot see the instance launched before the
-    // crash, so it repeats the recorded attempt, and only the ClientToken keeps it to one.
-    let _model = Model::set(&s, json!({ "clientToken": true, "listingLagMs": 20_000 })).await;
+    // Instances hidden from listings for longer than a restart: the restarted operator cannot see
+    // the instance launched before the crash, so it repeats the recorded attempt, and only the
+    // ClientToken keeps it to one. Security groups lag as in the realistic profile: with the same
+    // long lag the restarted operator waited for its group (created before the crash, refused as
+    // a duplicate, not yet listed) until the instance was listed too, and never relaunched.
+    let lag = json!({ "clientToken": true, "listingLagMs": 2_000, "instanceListingLagMs": 60_000 });
+    let _model = Model::set(&s, lag).await;
     let failpoint = "workspace.launch.after-run";
     s.start_operator(&[("MOLECULE_FAILPOINTS", failpoint)]).unwrap();
     s.apply(&s.workspace("w", json!({ "runtime": "codex" }))).unwrap();
@@ -72,7 +76,8 @@ async fn with_listing_lag_a_crash_after_run_instances_repeats_the_token_for_one_
     s.start_operator(&[]).unwrap();
     let w = s.wait_ready("w", T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     let rec = w.status.as_ref().unwrap().launch.clone().unwrap();
-    assert_eq!(s.run_tokens(&uid(&w)).await.unwrap(), vec![rec.token.clone(); 2], "the recorded token, sent twice");
+    let sent = s.run_tokens(&uid(&w)).await.unwrap();
+    assert_eq!(sent, vec![rec.token.clone(); 2], "the recorded token, sent twice\n{}", s.log());
     let ever = s.instances(&uid(&w)).await;
     assert_eq!(ever.len(), 1, "one instance ever: {ever:?}");
     assert_eq!(ever[0].instance_id(), w.status.as_ref().unwrap().instance_id.as_deref());
@@ -91,7 +96,8 @@ async fn with_listing_lag_a_crash_after_the_tenant_vm_launch_repeats_the_token_f
     let _one = ONE_AT_A_TIME.lock().await;
     let mut s = Scenario::new("lmtncrash", 2, json!({})).await.unwrap();
     // Longer than the restart and the Tenant's steps before its VM (bundle, identities, group).
-    let _model = Model::set(&s, json!({ "clientToken": true, "listingLagMs": 45_000 })).await;
+    let lag = json!({ "clientToken": true, "listingLagMs": 2_000, "instanceListingLagMs": 45_000 });
+    let _model = Model::set(&s, lag).await;
     let failpoint = "tenant.launch.after-run";
     s.start_operator(&[("MOLECULE_FAILPOINTS", failpoint)]).unwrap();
     s.wait_log(&format!("failpoint=\"{failpoint}\""), T).await.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));

@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     }
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&endpoint).load().await;
     eprintln!("bootsim: tagging booted instances at {endpoint}");
-    molecule_e2e::bootsim::run(aws_sdk_ec2::Client::new(&conf), Duration::from_secs(1)).await;
+    let (ec2, sts) = (aws_sdk_ec2::Client::new(&conf), aws_sdk_sts::Client::new(&conf));
+    molecule_e2e::bootsim::run(ec2, sts, &endpoint, Duration::from_secs(1)).await;
     ExitCode::SUCCESS
 }
