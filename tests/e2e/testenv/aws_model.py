@@ -18,9 +18,12 @@ off until configured, so an unconfigured world is plain moto.
   State-change Notification", "Tag Change on Resource") on this SQS queue of moto, in the account
   and region of the instance. Not part of a profile: a profile change keeps it; null stops it.
 
-Always on, whatever the configuration: a journal of launched instances (`launched`), which the
-bootstrap simulator reads instead of listing the whole fleet every second (GET
-/__aws_model/launched?after=N). It is test-world plumbing, not a behaviour of AWS.
+Always on, whatever the configuration (test-world plumbing, not behaviours of AWS):
+- a journal of launched instances (`launched`), which the bootstrap simulator reads instead of
+  listing the whole fleet every second (GET /__aws_model/launched?after=N);
+- an indexed tag lookup: moto finds a resource's tags by scanning every tag of the region with a
+  regular expression, once per resource rendered and per tag filter evaluated, so a listing of
+  N instances costs O(N x all tags); `_get_tags` reads the resource's own entry (same answer).
 
 Configuration is JSON: {"clientToken": bool, "listingLagMs": int, "instanceListingLagMs": int | null,
 "purgeAfterMs": int | null, "eventsQueueUrl": str | null} or a
@@ -37,12 +40,14 @@ import uuid
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.models.tags import TagBackend
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 PROFILES = {
     "off": {"clientToken": False, "listingLagMs": 0, "instanceListingLagMs": None, "purgeAfterMs": None},
@@ -154,6 +159,18 @@ def _lagging(resource_id):
 def _created_now(resource_id):
     with _lock:
         _created[resource_id] = time.monotonic()
+
+
+# --- indexed tags: what describe_tags(filters={"resource-id": [id]}) answers, without the scan.
+
+
+def _get_tags(self):
+    rid = getattr(self, "id", None)
+    tags = self.ec2_backend.tags.get(rid) if rid else None  # .get: no entry made in the defaultdict
+    if not tags:
+        return []
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
+    return [{"resource_id": rid, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
 
 
 # --- purge: terminated instances leave the backend for good.
@@ -388,6 +405,7 @@ def install():
     if _installed:
         return
     _installed = True
+    TaggedEC2Resource.get_tags = _get_tags
     Instance.terminate = _with_state_event(_terminate)
     Instance.stop = _with_state_event(Instance.stop)
     Instance.start = _with_state_event(Instance.start)
