@@ -400,6 +400,12 @@ pub trait Dns: Send + Sync {
     async fn upsert(&self, record: &OwnedRecord) -> CloudResult<()>;
     /// Deletes the record and its ownership TXT, as they are now (`current`), in one change.
     async fn delete(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<()>;
+    /// Starts [`Dns::delete`] without waiting for it where changes are batched: `Ok(true)` once
+    /// deleted, `Ok(false)` while on its way (call again later), the error of a failed delete
+    /// once. By default, `delete` itself.
+    async fn delete_soon(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<bool> {
+        self.delete(name, record_type, current).await.map(|()| true)
+    }
     /// Every name ending in `.<suffix>` that has a TXT record, with its unquoted TXT values (the
     /// whole zone, all pages: an erasure sweep, not a steady-state call).
     async fn txt_under(&self, suffix: &str) -> CloudResult<Vec<(String, Vec<String>)>>;

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::cache::ZoneCache;
+use super::detached::{Detached, Poll};
 use super::{Action, MAX_CHARS, MAX_RECORDS, RecordChange, Zone, ZoneRecord, is_bad_change, named_in, norm};
 use crate::cloud::marks::DnsMark;
 use crate::cloud::{CloudError, CloudResult, Dns, ErrorKind, OwnedRecord, RecordSet};
@@ -80,6 +81,7 @@ pub struct BatchedDns {
     raw: Arc<dyn Dns>,
     cache: Arc<ZoneCache>,
     tx: mpsc::UnboundedSender<Op>,
+    detached: Detached,
 }
 
 impl std::fmt::Debug for BatchedDns {
@@ -97,7 +99,7 @@ impl BatchedDns {
         let (tx, rx) = mpsc::unbounded_channel();
         let worker = Worker { zone, cache: cache.clone(), config, metrics: metrics.clone() };
         tokio::spawn(worker.run(rx));
-        Self { raw, cache, tx }
+        Self { raw, cache, tx, detached: Detached::default() }
     }
 
     /// The zone cache (tests, metrics).
@@ -107,15 +109,18 @@ impl BatchedDns {
 
     async fn send(&self, name: &str, request: Request) -> CloudResult<()> {
         let (reply, answer) = oneshot::channel();
-        let closed = || CloudError {
-            kind: ErrorKind::Transient,
-            action: "change records of",
-            target: name.to_owned(),
-            code: "BatcherStopped".into(),
-            message: "the Route 53 change batcher stopped".into(),
-        };
-        self.tx.send(Op { name: norm(name), request, reply }).map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.tx.send(Op { name: norm(name), request, reply }).map_err(|_| stopped(name))?;
+        answer.await.map_err(|_| stopped(name))?
+    }
+}
+
+fn stopped(name: &str) -> CloudError {
+    CloudError {
+        kind: ErrorKind::Transient,
+        action: "change records of",
+        target: name.to_owned(),
+        code: "BatcherStopped".into(),
+        message: "the Route 53 change batcher stopped".into(),
     }
 }
 
@@ -145,6 +150,36 @@ impl Dns for BatchedDns {
         }
         let request = Request::Delete { name: norm(name), record_type, current: current.clone() };
         self.send(name, request).await
+    }
+
+    /// Joins the delete to a batch and returns at once; the caller polls again for the outcome
+    /// (see [`super::detached`]).
+    async fn delete_soon(&self, name: &str, record_type: &'static str, current: &RecordSet) -> CloudResult<bool> {
+        if current.values.is_empty() && current.txt.is_empty() {
+            return Ok(true);
+        }
+        if !self.cache.covers(name) {
+            return self.raw.delete(name, record_type, current).await.map(|()| true);
+        }
+        let key = norm(name);
+        match self.detached.poll(&key) {
+            Poll::Waiting => Ok(false),
+            Poll::Done(outcome) => outcome.map(|()| true),
+            Poll::Start => {
+                let (reply, answer) = oneshot::channel();
+                let request = Request::Delete { name: key.clone(), record_type, current: current.clone() };
+                if self.tx.send(Op { name: key.clone(), request, reply }).is_err() {
+                    self.detached.finish(key, Err(stopped(name)));
+                    return Err(stopped(name));
+                }
+                let detached = self.detached.clone();
+                tokio::spawn(async move {
+                    let outcome = answer.await.unwrap_or_else(|_| Err(stopped(&key)));
+                    detached.finish(key, outcome);
+                });
+                Ok(false)
+            }
+        }
     }
 
     async fn txt_under(&self, suffix: &str) -> CloudResult<Vec<(String, Vec<String>)>> {

@@ -20,6 +20,7 @@
 //! [`Zone`] is the raw client under it: [`super::aws::dns::Route53Dns`] and the fake's.
 
 pub mod batch;
+mod detached;
 pub mod cache;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use crate::cloud::fake::{FakeCloud, FakeConfig, Fault, ops};
 use crate::cloud::marks::DnsMark;
 use crate::cloud::{Dns, OwnedRecord, RecordSet};
 use crate::metrics::Metrics;
-use crate::reconcile::workspace::dns::{may_touch, remove};
+use crate::reconcile::workspace::dns::{may_touch, remove as remove_soon};
 
 const DOMAIN: &str = "ws.internal";
 
@@ -72,6 +72,17 @@ async fn ensure_all(dns: &Arc<BatchedDns>, range: std::ops::Range<usize>) -> Vec
         out.push(t.await.unwrap());
     }
     out
+}
+
+/// `workspace::dns::remove` until it stops waiting for its batch, as the Workspace delete comes
+/// back: whether the record was someone else's.
+async fn remove(dns: &BatchedDns, mark: &DnsMark, host: &str) -> Result<bool, crate::reconcile::Error> {
+    loop {
+        match remove_soon(dns, mark, host).await {
+            Err(crate::reconcile::Error::Waiting { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
+            other => return other,
+        }
+    }
 }
 
 #[tokio::test]
@@ -221,6 +232,38 @@ async fn an_upsert_joining_deletes_is_sent_within_its_own_window() {
     assert!(t0.elapsed() <= config().max_wait, "the upsert waited {:?}", t0.elapsed());
     assert!(!delete.await.unwrap().unwrap(), "the delete went in the same change");
     assert_eq!(cloud.record(&host(1), "A").values, [ip(1)]);
+    assert_eq!(cloud.record(&host(0), "A"), RecordSet::default());
+}
+
+/// A Workspace delete does not hold its reconcile slot while its change waits for a batch: the
+/// first call returns at once, waiting; a later one finds it done.
+#[tokio::test(start_paused = true)]
+async fn a_delete_returns_at_once_and_is_found_done_later() {
+    let (cloud, dns) = setup(BatchConfig { delete_idle: Duration::from_secs(5), ..config() });
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok));
+    let t0 = tokio::time::Instant::now();
+    let first = remove_soon(dns.as_ref(), &mark("u0"), &host(0)).await;
+    assert!(matches!(first, Err(crate::reconcile::Error::Waiting { .. })), "{first:?}");
+    assert_eq!(t0.elapsed(), Duration::ZERO, "returned without waiting for the batch");
+    let again = remove_soon(dns.as_ref(), &mark("u0"), &host(0)).await;
+    assert!(matches!(again, Err(crate::reconcile::Error::Waiting { .. })), "still on its way: {again:?}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(!remove_soon(dns.as_ref(), &mark("u0"), &host(0)).await.unwrap(), "done: ours, deleted");
+    assert_eq!(cloud.record(&host(0), "A"), RecordSet::default());
+    assert_eq!(cloud.count(ops::CHANGE_RECORDS), 2, "the create and one delete");
+}
+
+/// A detached delete that fails says so to the next call, once; the call after sends it again.
+#[tokio::test(start_paused = true)]
+async fn a_failed_detached_delete_is_reported_once_then_sent_again() {
+    let (cloud, dns) = setup(config());
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok));
+    cloud.fail(ops::CHANGE_RECORDS, "Throttling", 1);
+    assert!(remove_soon(dns.as_ref(), &mark("u0"), &host(0)).await.is_err(), "waiting");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed = remove_soon(dns.as_ref(), &mark("u0"), &host(0)).await;
+    assert!(matches!(failed, Err(crate::reconcile::Error::Cloud(_))), "the failure: {failed:?}");
+    assert!(!remove(dns.as_ref(), &mark("u0"), &host(0)).await.unwrap(), "sent again, deleted");
     assert_eq!(cloud.record(&host(0), "A"), RecordSet::default());
 }
 

@@ -46,8 +46,12 @@ pub async fn ensure(ctx: &Context, owner: &Owner, host: &str, ip: &str, already:
     Ok(DnsState::Ready)
 }
 
+/// How soon a delete whose change waits for its batch looks again.
+const DELETE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Deletes the record and its TXT if they are ours. Returns whether a record of someone else's
-/// was left in place.
+/// was left in place; `Err(Waiting)` while the delete waits for its batch (the caller does not
+/// hold a reconcile slot meanwhile: [`Dns::delete_soon`]).
 pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, Error> {
     let current = dns.get(host, "A").await?;
     if current.values.is_empty() && current.txt.is_empty() {
@@ -56,7 +60,9 @@ pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, E
     if !may_touch(&current, mark) {
         return Ok(true);
     }
-    dns.delete(host, "A", &current).await?;
+    if !dns.delete_soon(host, "A", &current).await? {
+        return Err(Error::waiting_for(format!("DNS record {host} to be deleted"), DELETE_POLL));
+    }
     Ok(false)
 }
 
