@@ -163,23 +163,27 @@ impl Dns for BatchedDns {
         }
         let key = norm(name);
         match self.detached.poll(&key) {
-            Poll::Waiting => Ok(false),
-            Poll::Done(outcome) => outcome.map(|()| true),
-            Poll::Start => {
-                let (reply, answer) = oneshot::channel();
-                let request = Request::Delete { name: key.clone(), record_type, current: current.clone() };
-                if self.tx.send(Op { name: key.clone(), request, reply }).is_err() {
-                    self.detached.finish(key, Err(stopped(name)));
-                    return Err(stopped(name));
-                }
-                let detached = self.detached.clone();
-                tokio::spawn(async move {
-                    let outcome = answer.await.unwrap_or_else(|_| Err(stopped(&key)));
-                    detached.finish(key, outcome);
-                });
-                Ok(false)
-            }
+            Poll::Waiting => return Ok(false),
+            Poll::Done(Err(e)) => return Err(e),
+            // A success stands only if the cache (written through before it was recorded) shows
+            // the name empty: one left over from an earlier delete of a name written again since
+            // would let the finalizer go with the new record in the zone.
+            Poll::Done(Ok(())) if self.cache.get(&key, record_type) == RecordSet::default() => return Ok(true),
+            Poll::Done(Ok(())) => self.detached.mark_sent(&key),
+            Poll::Start => {}
         }
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Delete { name: key.clone(), record_type, current: current.clone() };
+        if self.tx.send(Op { name: key.clone(), request, reply }).is_err() {
+            self.detached.finish(key, Err(stopped(name)));
+            return Err(stopped(name));
+        }
+        let detached = self.detached.clone();
+        tokio::spawn(async move {
+            let outcome = answer.await.unwrap_or_else(|_| Err(stopped(&key)));
+            detached.finish(key, outcome);
+        });
+        Ok(false)
     }
 
     async fn txt_under(&self, suffix: &str) -> CloudResult<Vec<(String, Vec<String>)>> {

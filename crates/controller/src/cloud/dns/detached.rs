@@ -49,6 +49,12 @@ impl Detached {
         }
     }
 
+    /// Marks the delete of `name` sent (after a [`Poll::Done`] the caller sends it again).
+    pub fn mark_sent(&self, name: &str) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.insert(name.to_owned(), State::Sent);
+    }
+
     /// Records the outcome of the delete of `name`.
     pub fn finish(&self, name: String, outcome: CloudResult<()>) {
         let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -267,6 +267,19 @@ async fn a_failed_detached_delete_is_reported_once_then_sent_again() {
     assert_eq!(cloud.record(&host(0), "A"), RecordSet::default());
 }
 
+/// The outcome of a delete nobody came back for (the next read found the name empty) does not
+/// stand for a later delete of the same name written again: that one is sent too.
+#[tokio::test(start_paused = true)]
+async fn an_old_success_does_not_stand_for_a_new_delete_of_the_name() {
+    let (cloud, dns) = setup(config());
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok));
+    assert!(!remove(dns.as_ref(), &mark("u0"), &host(0)).await.unwrap());
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok), "written again");
+    assert_eq!(cloud.record(&host(0), "A").values, [ip(0)]);
+    assert!(!remove(dns.as_ref(), &mark("u0"), &host(0)).await.unwrap());
+    assert_eq!(cloud.record(&host(0), "A"), RecordSet::default(), "deleted again, not left in the zone");
+}
+
 #[tokio::test]
 async fn a_large_batch_is_split_within_the_request_limits() {
     let (cloud, dns) = setup(BatchConfig { max_wait: Duration::from_secs(2), ..config() });
