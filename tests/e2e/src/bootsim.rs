@@ -73,8 +73,8 @@ impl Feed {
             }
             let list = v["instances"].as_array().cloned().unwrap_or_default();
             for i in &list {
-                let ours = i["region"] == self.region.as_str()
-                    && self.account.as_deref().is_none_or(|a| i["account"] == a);
+                let ours =
+                    i["region"] == self.region.as_str() && self.account.as_deref().is_none_or(|a| i["account"] == a);
                 if let (true, Some(id)) = (ours, i["id"].as_str()) {
                     self.pending.insert(id.to_owned(), Instant::now());
                 }

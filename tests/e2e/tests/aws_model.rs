@@ -110,7 +110,10 @@ async fn configuration_is_validated_and_profiles_apply() {
     let (status, body) = aws.set_model(json!({"profile": "off", "purgeAfterMs": 5})).await.unwrap();
     assert_eq!(
         (status, body),
-        (200, json!({"clientToken": false, "listingLagMs": 0, "instanceListingLagMs": null, "purgeAfterMs": 5, "eventsQueueUrl": null}))
+        (
+            200,
+            json!({"clientToken": false, "listingLagMs": 0, "instanceListingLagMs": null, "purgeAfterMs": 5, "eventsQueueUrl": null})
+        )
     );
 }
 
@@ -195,10 +198,10 @@ async fn new_resources_are_listed_only_after_the_lag() {
     assert!(all_instances(&ec2).await.contains(&j), "switched off at run time: listed at once");
     // Instances alone may lag longer (or, here, alone at all).
     assert_eq!(aws.set_model(json!({"instanceListingLagMs": 60_000})).await.unwrap().0, 200);
-    let k = run(&ec2, "lag", None, InstanceType::T3Small).await.unwrap();
-    let g = ec2.create_security_group().group_name("lag2").description("lag").send().await.unwrap();
-    assert!(!all_instances(&ec2).await.contains(&k), "the instance lags");
-    assert!(listed_groups(&ec2).await.contains(&g.group_id().unwrap().to_owned()), "the group does not");
+    let late = run(&ec2, "lag", None, InstanceType::T3Small).await.unwrap();
+    let group = ec2.create_security_group().group_name("lag2").description("lag").send().await.unwrap();
+    assert!(!all_instances(&ec2).await.contains(&late), "the instance lags");
+    assert!(listed_groups(&ec2).await.contains(&group.group_id().unwrap().to_owned()), "the group does not");
 }
 
 #[tokio::test]
@@ -270,9 +273,10 @@ async fn bootsim_boots_managed_instances_it_learns_from_the_journal() {
     let launch = |tags: Vec<(&'static str, &'static str)>, user_data: &'static str| {
         let ec2 = ec2.clone();
         async move {
-            let spec = tags.iter().fold(TagSpecification::builder().resource_type(ResourceType::Instance), |b, (k, v)| {
-                b.tags(Tag::builder().key(*k).value(*v).build())
-            });
+            let spec =
+                tags.iter().fold(TagSpecification::builder().resource_type(ResourceType::Instance), |b, (k, v)| {
+                    b.tags(Tag::builder().key(*k).value(*v).build())
+                });
             let out = ec2
                 .run_instances()
                 .image_id(AMI)

@@ -20,8 +20,8 @@
 //! [`Zone`] is the raw client under it: [`super::aws::dns::Route53Dns`] and the fake's.
 
 pub mod batch;
-mod detached;
 pub mod cache;
+mod detached;
 #[cfg(test)]
 mod tests;
 

@@ -17,7 +17,7 @@ fn config() -> BatchConfig {
         idle: Duration::from_millis(30),
         max_wait: Duration::from_millis(300),
         delete_idle: Duration::from_millis(100),
-        delete_max_wait: Duration::from_millis(1000),
+        delete_max_wait: Duration::from_secs(1),
         ..BatchConfig::new(Duration::from_mins(1))
     }
 }
