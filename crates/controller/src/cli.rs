@@ -207,6 +207,9 @@ pub struct RunArgs {
     /// Client-side limit of Route 53 calls per second (0: none).
     #[arg(long, env = "AWS_ROUTE53_RATE", default_value_t = 5.0)]
     pub aws_route53_rate: f64,
+    /// Client-side limit of Secrets Manager calls per second (0: none).
+    #[arg(long, env = "AWS_SECRETS_RATE", default_value_t = 20.0)]
+    pub aws_secrets_rate: f64,
     /// Seconds to open a TCP/TLS connection to AWS or Cloudflare before the call fails as
     /// transient with code TimedOut.
     #[arg(long, env = "CLOUD_CONNECT_TIMEOUT_SECONDS", default_value_t = 5.0)]

@@ -329,6 +329,7 @@ fn rates(args: &cli::RunArgs) -> cloud::aws::limiter::Rates {
         launch: args.aws_launch_rate,
         terminate: args.aws_terminate_rate,
         dns: args.aws_route53_rate,
+        secrets: args.aws_secrets_rate,
     }
 }
 

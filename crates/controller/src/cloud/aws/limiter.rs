@@ -97,8 +97,11 @@ pub enum Class {
     Terminate,
     /// Route 53 (its own account-wide budget of 5 requests per second).
     Dns,
-    /// Secrets Manager and SSM (tenant bundles and redeploys: a few calls per tenant change).
+    /// SSM and IAM (redeploys and tenant identities: a few calls per tenant change).
     Platform,
+    /// Secrets Manager: a few calls per Workspace create and delete (its own secret), so a
+    /// budget of its own; at the mutate rate it paced a 1,000-Workspace erasure.
+    Secrets,
 }
 
 /// Requests per second per class; zero disables a limit.
@@ -114,12 +117,14 @@ pub struct Rates {
     pub terminate: f64,
     /// Route 53 calls per second.
     pub dns: f64,
+    /// Secrets Manager calls per second.
+    pub secrets: f64,
 }
 
 impl Default for Rates {
     /// AWS's published refill rates for an account's EC2 request buckets.
     fn default() -> Self {
-        Self { describe: 20.0, mutate: 5.0, launch: 2.0, terminate: 20.0, dns: 5.0 }
+        Self { describe: 20.0, mutate: 5.0, launch: 2.0, terminate: 20.0, dns: 5.0, secrets: 20.0 }
     }
 }
 
@@ -132,6 +137,7 @@ pub struct Limiter {
     terminate: Bucket,
     dns: Bucket,
     platform: Bucket,
+    secrets: Bucket,
 }
 
 impl Limiter {
@@ -147,6 +153,8 @@ impl Limiter {
             // Secrets Manager and SSM refill at tens of requests per second per API; the
             // mutate rate is a conservative share of that.
             platform: Bucket::new(50, r.mutate),
+            // AWS allows 50 a second for Secrets Manager's writes and more for its reads.
+            secrets: Bucket::new(50, r.secrets),
         }
     }
 
@@ -158,6 +166,7 @@ impl Limiter {
             Class::Terminate => &self.terminate,
             Class::Dns => &self.dns,
             Class::Platform => &self.platform,
+            Class::Secrets => &self.secrets,
         }
     }
 
@@ -173,11 +182,12 @@ impl Limiter {
 }
 
 impl Class {
-    /// The class of a call: EC2 by operation, Route 53, everything else (Secrets Manager, SSM).
+    /// The class of a call: EC2 by operation, Route 53, Secrets Manager, everything else (SSM, IAM).
     pub fn of_call(service: &str, operation: &str) -> Self {
         match service {
             "ec2" => Self::of(operation),
             "route53" => Self::Dns,
+            "secretsmanager" => Self::Secrets,
             _ => Self::Platform,
         }
     }
@@ -213,6 +223,27 @@ mod tests {
             took >= Duration::from_millis(1900) && took <= Duration::from_millis(2100),
             "4 more at 2/s took {took:?}"
         );
+    }
+
+    /// A Workspace's secret calls never wait behind SSM and IAM (or the other way round).
+    #[tokio::test(start_paused = true)]
+    async fn secrets_manager_has_a_budget_of_its_own() {
+        assert_eq!(Class::of_call("secretsmanager", "DescribeSecret"), Class::Secrets);
+        assert_eq!(Class::of_call("ssm", "SendCommand"), Class::Platform);
+        let l = Limiter::new(Rates::default());
+        for _ in 0..50 {
+            l.take(Class::Platform).await;
+        }
+        let start = Instant::now();
+        for _ in 0..50 {
+            l.take(Class::Secrets).await;
+        }
+        assert!(start.elapsed() < Duration::from_millis(10), "the secrets burst is untouched");
+        for _ in 0..20 {
+            l.take(Class::Secrets).await;
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(900) && took <= Duration::from_millis(1100), "20 more at 20/s: {took:?}");
     }
 
     #[tokio::test(start_paused = true)]

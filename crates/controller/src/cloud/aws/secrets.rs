@@ -44,7 +44,7 @@ impl Secrets for SecretsManager {
         let mut pages = call.into_paginator().page_size(100).send();
         let mut out = Vec::new();
         loop {
-            self.0.limiter.take(Class::Platform).await;
+            self.0.limiter.take(Class::Secrets).await;
             let Some(page) = pages.next().await else { return Ok(out) };
             let page = page.map_err(|e| cloud_error(&e, "list secrets", "by tag"))?;
             for s in page.secret_list() {
@@ -65,13 +65,13 @@ impl Secrets for SecretsManager {
         for (k, v) in tags {
             call = call.tags(Tag::builder().key(k).value(v).build());
         }
-        self.0.limiter.take(Class::Platform).await;
+        self.0.limiter.take(Class::Secrets).await;
         let out = call.send().await.map_err(|e| cloud_error(&e, "create secret", name))?;
         Ok(SecretRef { arn: out.arn().unwrap_or_default().to_owned(), name: name.to_owned(), tags: tags.clone() })
     }
 
     async fn put(&self, arn: &str, value: &str) -> CloudResult<()> {
-        self.0.limiter.take(Class::Platform).await;
+        self.0.limiter.take(Class::Secrets).await;
         self.0
             .secrets
             .put_secret_value()
@@ -84,7 +84,7 @@ impl Secrets for SecretsManager {
     }
 
     async fn delete(&self, arn: &str) -> CloudResult<()> {
-        self.0.limiter.take(Class::Platform).await;
+        self.0.limiter.take(Class::Secrets).await;
         let r = self.0.secrets.delete_secret().secret_id(arn).force_delete_without_recovery(true).send().await;
         gone(r.map(|_| ()).map_err(|e| cloud_error(&e, "delete secret", arn)))
     }
@@ -94,13 +94,13 @@ impl Secrets for SecretsManager {
         for (k, v) in tags {
             call = call.tags(Tag::builder().key(k).value(v).build());
         }
-        self.0.limiter.take(Class::Platform).await;
+        self.0.limiter.take(Class::Secrets).await;
         call.send().await.map_err(|e| cloud_error(&e, "tag secret", arn))?;
         Ok(())
     }
 
     async fn describe(&self, id: &str) -> CloudResult<Option<SecretRef>> {
-        self.0.limiter.take(Class::Platform).await;
+        self.0.limiter.take(Class::Secrets).await;
         match self.0.secrets.describe_secret().secret_id(id).send().await {
             Ok(out) => Ok(Some(SecretRef {
                 arn: out.arn().unwrap_or_default().to_owned(),
