@@ -8,7 +8,7 @@ use crate::cloud::fake::{FakeCloud, FakeConfig, Fault, ops};
 use crate::cloud::marks::DnsMark;
 use crate::cloud::{Dns, OwnedRecord, RecordSet};
 use crate::metrics::Metrics;
-use crate::reconcile::workspace::dns::{may_touch, remove as remove_soon};
+use crate::reconcile::workspace::dns::{self as ws_dns, may_touch};
 
 const DOMAIN: &str = "ws.internal";
 
@@ -72,6 +72,11 @@ async fn ensure_all(dns: &Arc<BatchedDns>, range: std::ops::Range<usize>) -> Vec
         out.push(t.await.unwrap());
     }
     out
+}
+
+/// `workspace::dns::remove` as the Workspace delete calls it (not waiting for the batch).
+async fn remove_soon(dns: &BatchedDns, mark: &DnsMark, host: &str) -> Result<bool, crate::reconcile::Error> {
+    ws_dns::remove(dns, mark, host, false).await
 }
 
 /// `workspace::dns::remove` until it stops waiting for its batch, as the Workspace delete comes
@@ -278,6 +283,16 @@ async fn an_old_success_does_not_stand_for_a_new_delete_of_the_name() {
     assert_eq!(cloud.record(&host(0), "A").values, [ip(0)]);
     assert!(!remove(dns.as_ref(), &mark("u0"), &host(0)).await.unwrap());
     assert_eq!(cloud.record(&host(0), "A"), RecordSet::default(), "deleted again, not left in the zone");
+}
+
+/// A stop removes its record and waits for the change: its status then says the record is gone
+/// (it said RecordFailed, "waiting", while the change waited for its batch).
+#[tokio::test(start_paused = true)]
+async fn a_removal_that_waits_returns_once_the_record_is_gone() {
+    let (cloud, dns) = setup(BatchConfig { delete_idle: Duration::from_secs(5), ..config() });
+    assert!(ensure_all(&dns, 0..1).await.iter().all(Result::is_ok));
+    assert!(!ws_dns::remove(dns.as_ref(), &mark("u0"), &host(0), true).await.unwrap());
+    assert_eq!(cloud.record(&host(0), "A"), RecordSet::default(), "gone when it returns");
 }
 
 #[tokio::test]

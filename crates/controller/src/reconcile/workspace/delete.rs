@@ -97,7 +97,7 @@ async fn records_gone(ws: &Workspace, ctx: &Context, owner: &crate::cloud::tags:
     let Some(d) = ctx.dns.as_deref() else { return Ok(()) };
     let ns = owner.namespace.as_deref().unwrap_or_default();
     let host = dns::hostname(&owner.name, ns, &owner.tenant, &ctx.settings.workspace_domain);
-    if dns::remove(d, &ctx.identity.dns_mark(owner), &host).await? {
+    if dns::remove(d, &ctx.identity.dns_mark(owner), &host, false).await? {
         let note = format!("{host} has a record that is not this Workspace's; left untouched");
         publish(ctx, &ws.object_ref(&()), true, "RecordNotOwned", note).await;
     }

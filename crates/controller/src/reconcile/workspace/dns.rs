@@ -50,9 +50,10 @@ pub async fn ensure(ctx: &Context, owner: &Owner, host: &str, ip: &str, already:
 const DELETE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Deletes the record and its TXT if they are ours. Returns whether a record of someone else's
-/// was left in place; `Err(Waiting)` while the delete waits for its batch (the caller does not
-/// hold a reconcile slot meanwhile: [`Dns::delete_soon`]).
-pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, Error> {
+/// was left in place. With `wait`, returns once the change went (a stop: its status says the
+/// record is gone); without, `Err(Waiting)` while the delete waits for its batch, so that a
+/// finalizer does not hold a reconcile slot meanwhile ([`Dns::delete_soon`]).
+pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str, wait: bool) -> Result<bool, Error> {
     let current = dns.get(host, "A").await?;
     if current.values.is_empty() && current.txt.is_empty() {
         return Ok(false);
@@ -60,7 +61,9 @@ pub async fn remove(dns: &dyn Dns, mark: &DnsMark, host: &str) -> Result<bool, E
     if !may_touch(&current, mark) {
         return Ok(true);
     }
-    if !dns.delete_soon(host, "A", &current).await? {
+    if wait {
+        dns.delete(host, "A", &current).await?;
+    } else if !dns.delete_soon(host, "A", &current).await? {
         return Err(Error::waiting_for(format!("DNS record {host} to be deleted"), DELETE_POLL));
     }
     Ok(false)
@@ -95,7 +98,7 @@ pub async fn step(ctx: &Context, owner: &Owner, host: &str, want: Want<'_>, old:
             ensure(ctx, owner, host, ip, already).await.unwrap_or_else(|e| DnsState::Failed(e.to_string()))
         }
         Want::Absent if last == Some("RecordRemoved") => DnsState::Removed,
-        Want::Absent => match remove(dns, &ctx.identity.dns_mark(owner), host).await {
+        Want::Absent => match remove(dns, &ctx.identity.dns_mark(owner), host, true).await {
             Ok(_) => DnsState::Removed,
             Err(e) => DnsState::Failed(e.to_string()),
         },
