@@ -2,7 +2,8 @@
 # of its own with AWS_MODEL=realistic (ClientToken, listing lag, purge), since each of its tests
 # switches the model (up to 60 s of listing lag) and that must never reach the shared world
 # (tests/e2e/run.sh leaves it out). crash.rs runs in the shared world, whose model is realistic.
-# world.sh brings that world up, installs the CRDs, and stops it on exit if it started it. docs/testing.md, "The launch protocol against the AWS model".
+# world.sh brings that world up, installs the CRDs, and stops it on exit if it started it.
+# docs/testing.md, "The launch protocol against the AWS model".
 LAUNCH_WORLD := $(CURDIR)/tests/e2e/.testenv-launch
 
 .PHONY: e2e-launch

@@ -7,7 +7,8 @@ start; unset means off. At run time: GET /__aws_model shows the configuration, P
 with a JSON object merges into it (400 on a bad one). Listing lag applies only to calls carrying
 the header X-Molecule-Via-Proxy: 1 (the fault proxy adds it), so direct calls see the ground truth. POST /moto-api/reset also forgets the
 model's tokens and timestamps. GET /__aws_model/launched?after=N lists the instances launched after
-journal sequence number N (the bootstrap simulator's feed; see aws_model.launched). {"eventsQueueUrl": "<a queue of this moto>"} makes moto publish the
+journal sequence number N (the bootstrap simulator's feed; see aws_model.launched).
+{"eventsQueueUrl": "<a queue of this moto>"} makes moto publish the
 EC2 notifications EventBridge would (instance state and tag changes) to that queue.
 """
 
