@@ -307,40 +307,40 @@ pub mod fake_cloud {
         std::env::var(ENV).is_ok_and(|v| v == "1")
     }
 
-    /// The main account and DNS zone on a fresh fake cloud, or why not (built without `fake`).
-    #[cfg(not(feature = "fake"))]
-    #[allow(clippy::unused_async)] // the same signature as the `fake` build's, which awaits
-    pub async fn open(
-        _place: super::Place,
-        _identity: &super::Identity,
-        _metrics: &super::Metrics,
-        _refresh: std::time::Duration,
-    ) -> Result<(std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>), String> {
-        Err(format!("{ENV}=1 needs a build with the `fake` feature (benchmarks only)"))
-    }
+    /// The main account and DNS zone of the fake cloud.
+    pub type Opened = (std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>);
 
-    /// The main account and DNS zone on a fresh fake cloud with instant transitions. A task
-    /// stands in for the bootstrap simulator: every second it tags running instances
-    /// `moleculesai.app/boot=ready` (straight on the fake, so the fleet cache learns it at its
-    /// next listing, as from AWS) and forgets the fake's call log (which would grow without end).
-    #[cfg(feature = "fake")]
+    /// The main account and DNS zone on a fresh fake cloud with instant transitions, or why not
+    /// (a build without the `fake` feature). A task stands in for the bootstrap simulator: every
+    /// second it tags running instances `moleculesai.app/boot=ready` (straight on the fake, so
+    /// the fleet cache learns it at its next listing, as from AWS) and forgets the fake's call
+    /// log (which would grow without end).
+    #[cfg_attr(not(feature = "fake"), allow(clippy::unused_async))]
     pub async fn open(
         place: super::Place,
         identity: &super::Identity,
         metrics: &super::Metrics,
         refresh: std::time::Duration,
-    ) -> Result<(std::sync::Arc<super::Account>, std::sync::Arc<dyn super::cloud::Dns>), String> {
-        use super::cloud::fake::{FakeCloud, FakeConfig};
-        let fake = FakeCloud::with_config(FakeConfig::instant());
-        let name = place.name;
-        // The configured EIC endpoint group lives in the real account, not in the fake.
-        let place = super::Place { eic_sg: None, ami: place.ami.or_else(|| Some("ami-fake".into())), ..place };
-        let account = account(&fake, place, "fake-1a", identity, metrics).await.map_err(|e| e.to_string())?;
-        super::watchdog::global().set_account(name, Ok(()));
-        tokio::spawn(account.cache.clone().run(refresh));
-        tokio::spawn(boot_reporter(fake.clone()));
-        tracing::warn!(account = name, "{ENV}=1: the in-process fake cloud answers for AWS (benchmark only)");
-        Ok((account, fake.dns()))
+    ) -> Result<Opened, String> {
+        #[cfg(not(feature = "fake"))]
+        {
+            let _ = (place, identity, metrics, refresh);
+            Err(format!("{ENV}=1 needs a build with the `fake` feature (benchmarks only)"))
+        }
+        #[cfg(feature = "fake")]
+        {
+            use super::cloud::fake::{FakeCloud, FakeConfig};
+            let fake = FakeCloud::with_config(FakeConfig::instant());
+            let name = place.name;
+            // The configured EIC endpoint group lives in the real account, not in the fake.
+            let place = super::Place { eic_sg: None, ami: place.ami.or_else(|| Some("ami-fake".into())), ..place };
+            let account = account(&fake, place, "fake-1a", identity, metrics).await.map_err(|e| e.to_string())?;
+            super::watchdog::global().set_account(name, Ok(()));
+            tokio::spawn(account.cache.clone().run(refresh));
+            tokio::spawn(boot_reporter(fake.clone()));
+            tracing::warn!(account = name, "{ENV}=1: the in-process fake cloud answers for AWS (benchmark only)");
+            Ok((account, fake.dns()))
+        }
     }
 
     /// An account at `place` (availability zone `zone`) on `fake`: its clients written through
