@@ -227,6 +227,36 @@ async fn a_delete_blocks_on_a_group_or_volume_under_another_identity() {
     assert!(fake.volume(&v.id).is_some_and(|x| x.state == "available"), "left alone");
 }
 
+/// Once the instance, group and secret status names are confirmed gone, status forgets them: a
+/// later pass (waiting for the DNS delete, or the finalizer's) describes nothing by ID again.
+#[tokio::test]
+async fn a_delete_forgets_what_it_confirmed_gone() {
+    let fake = testing::cloud();
+    let (ctx, api) = testing::context(&fake).await;
+    let r = reconciler(&ctx);
+    let tags = testing::tags(&testing::workspace_owner("d3"));
+    let sg = fake.seed_group("ws-d3", &tags);
+    let i = fake.seed_instance(InstanceSeed { tags, security_groups: vec![sg.clone()], ..InstanceSeed::default() });
+    let ws = workspace("d3", &serde_json::json!({"phase": "Terminating", "instanceId": i.id, "securityGroupId": sg}));
+    let mut done = false;
+    for _ in 0..20 {
+        ctx.main.cache.refresh().await.unwrap();
+        if delete::cleanup(&ws, &r).await.is_ok() {
+            done = true;
+            break;
+        }
+        fake.advance(Duration::from_secs(20));
+    }
+    assert!(done, "deleted");
+    let last = api.statuses().last().cloned().unwrap();
+    assert!(last["instanceId"].is_null() && last["securityGroupId"].is_null(), "forgotten: {last}");
+    let again = workspace("d3", &last);
+    let by_id = |f: &FakeCloud| f.count(ops::DESCRIBE_INSTANCES) + f.count(ops::DESCRIBE_SECURITY_GROUPS);
+    let before = by_id(&fake);
+    delete::cleanup(&again, &r).await.unwrap();
+    assert_eq!(by_id(&fake), before, "no describe by ID of what was confirmed gone");
+}
+
 const T_UID: &str = "7a1c0f00-0000-4000-8000-00000000b0b0";
 
 fn tenant(status: &serde_json::Value) -> Tenant {
