@@ -5,8 +5,10 @@ CARGO ?= cargo
 TESTENV := tests/e2e/testenv
 CRD_DIR := charts/molecule-operator/crds
 # Each area (chart, health checks, image, plugin) keeps its targets in mk/<area>.mk and adds the
-# targets `make test` must run to EXTRA_TESTS.
+# targets `make test` must run to EXTRA_TESTS. Scenarios in a test world of their own (another AWS
+# model, every call counted) go in WORLD_TESTS instead: they run beside `make e2e` (e2e-worlds).
 EXTRA_TESTS :=
+WORLD_TESTS :=
 include $(wildcard mk/*.mk)
 
 .PHONY: help
@@ -56,8 +58,15 @@ e2e: tools ## End-to-end scenarios against the test world (starts and stops it i
 	$(CARGO) build --workspace --bins
 	AWS_MODEL=$${AWS_MODEL:-realistic} tests/e2e/run.sh
 
+# The scenarios wait on timers (listing lag, boot, deadlines) far more than they compute, and each
+# world is its own set of processes on free ports, so `make e2e` and every WORLD_TESTS target run
+# at once; each target's output is printed whole when it ends (--output-sync).
+.PHONY: e2e-worlds
+e2e-worlds: tools ## `make e2e` and the scenarios of WORLD_TESTS (each in a world of its own) at once
+	$(MAKE) --no-print-directory --output-sync=target -j$(words e2e $(WORLD_TESTS)) e2e $(WORLD_TESTS)
+
 .PHONY: test
-test: unit e2e $(EXTRA_TESTS) ## Every test: unit, property, end-to-end, chart and health checks
+test: unit e2e-worlds $(EXTRA_TESTS) ## Every test: unit, property, end-to-end, chart and health checks
 
 .PHONY: bench
 bench: tools ## Workspace benchmark (BENCH_SIZES="50 100"); results go to docs/benchmarks.md by hand

@@ -10,4 +10,4 @@ e2e-erasure-lag: tools ## Erasure under 10 s listing lag (an instance launched j
 	export TESTENV_STATE_DIR=$(ERASE_WORLD) AWS_MODEL='{"clientToken":true,"listingLagMs":10000}' && \
 	  source tests/e2e/testenv/world.sh && $(CARGO) test -p molecule-e2e --test erasure_lag
 
-EXTRA_TESTS += e2e-erasure-lag
+WORLD_TESTS += e2e-erasure-lag

@@ -12,4 +12,4 @@ events-e2e: tools ## EC2 notifications: <= 5 EC2 reads/min at rest and a termina
 	export TESTENV_STATE_DIR=$(EVENTS_WORLD) && source tests/e2e/testenv/world.sh && \
 	  $(CARGO) test -p molecule-e2e --test ec2_events -- --nocapture
 
-EXTRA_TESTS += events-e2e
+WORLD_TESTS += events-e2e

@@ -12,4 +12,4 @@ e2e-launch: tools ## Launch scenarios (token reuse, purge, listing lag) in a wor
 	export TESTENV_STATE_DIR=$(LAUNCH_WORLD) AWS_MODEL=realistic && source tests/e2e/testenv/world.sh && \
 	  $(CARGO) test -p molecule-e2e --test launch_model
 
-EXTRA_TESTS += e2e-launch
+WORLD_TESTS += e2e-launch
