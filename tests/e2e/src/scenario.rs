@@ -384,11 +384,16 @@ impl Drop for Scenario {
     /// the scenario's last step, and no scan of this scenario's operator may have reported
     /// anything. (Skipped when the test already failed, or its operator is not running.)
     fn drop(&mut self) {
-        if std::thread::panicking() || self.orphans_expected {
+        if std::thread::panicking() {
             return;
         }
         let Some(op) = self.operator.as_mut() else { return };
         if !op.is_running() {
+            return;
+        }
+        let again = finished_again(&op.log());
+        assert!(again.is_empty(), "scenario {}: a delete finished more than once:\n{}", self.id, again.join("\n"));
+        if self.orphans_expected {
             return;
         }
         let scans = |log: &str| log.matches("orphan scan finished").count();
@@ -407,6 +412,26 @@ impl Drop for Scenario {
             found.join("\n")
         );
     }
+}
+
+/// The lines of an operator's log that show a delete finishing again: a second "workspace
+/// deleted" or "tenant erasure completed" for one uid (the cleanup ran again from a copy of the
+/// object older than its finalizer's removal), or a finalizer removal answered NotFound.
+pub fn finished_again(log: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    log.lines()
+        .filter(|l| {
+            if l.contains("failed to remove finalizer") {
+                return true;
+            }
+            if !(l.contains("workspace deleted") || l.contains("tenant erasure completed")) {
+                return false;
+            }
+            let uid = l.split_whitespace().find(|w| w.starts_with("uid=")).unwrap_or_default();
+            !seen.insert(uid.to_owned())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A condition's (status, reason, message).
@@ -452,4 +477,21 @@ pub fn uid(w: &Workspace) -> String {
 /// Tags of an SDK instance as a map.
 pub fn tags(i: &aws_sdk_ec2::types::Instance) -> BTreeMap<String, String> {
     i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_second_finish_of_one_uid_and_a_not_found_removal_are_reported() {
+        let log = "\
+I workspace deleted: instance, security group, volumes and records confirmed gone workspace=n/a uid=1
+I workspace deleted: instance, security group, volumes and records confirmed gone workspace=n/b uid=2
+I tenant erasure completed tenant=t uid=3 resources=4
+I workspace deleted: instance, security group, volumes and records confirmed gone workspace=n/a uid=1
+W reconcile failed error=finalizer: failed to remove finalizer: ApiError: NotFound";
+        let again = super::finished_again(log);
+        assert_eq!(again.len(), 2, "{again:?}");
+        assert!(again[0].contains("uid=1") && again[1].contains("NotFound"));
+        assert!(super::finished_again(&log.lines().take(3).collect::<Vec<_>>().join("\n")).is_empty());
+    }
 }

@@ -1,6 +1,7 @@
 //! Reconcilers, one folder per kind: observe -> plan (pure) -> apply -> status.
 
 pub mod boot;
+pub mod finalized;
 pub mod groups;
 pub mod launch;
 pub mod paused;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use molecule_crds::v1alpha1::{Tenant, Workspace};
@@ -14,6 +14,7 @@ use molecule_crds::v1alpha1::{Tenant, Workspace};
 use super::scope::Scope;
 use super::{FINALIZER, Memory, apply, cleanup};
 use crate::context::{Account, Context};
+use crate::reconcile::finalized::{self, Finalized};
 use crate::reconcile::{Error, broadcast_stream};
 
 /// The reconciler's state.
@@ -24,6 +25,8 @@ pub struct Reconciler {
     pub workspaces: Store<Workspace>,
     /// Memory between reconciles.
     pub memory: Arc<Memory>,
+    /// The Tenants whose finalizer this process removed (an erasure finishes once).
+    pub finalized: Finalized,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -47,7 +50,7 @@ pub async fn run(
     let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
     let cloud = futures::stream::select(account_changes(&ctx.main), canary_changes(&ctx));
     let concurrency = ctx.settings.concurrency;
-    let r = Arc::new(Reconciler { ctx, workspaces, memory });
+    let r = Arc::new(Reconciler { ctx, workspaces, memory, finalized: Finalized::default() });
     controller
         .watches_shared_stream(workspace_events, |w: Arc<Workspace>| Some(ObjectRef::new(&w.spec.tenant)))
         .reconcile_on(cloud)
@@ -88,7 +91,7 @@ async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> 
         crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
         return res;
     }
-    let res = finalizer(&api, FINALIZER, t, |ev| async {
+    let res = finalized::run(&api, FINALIZER, t, &r.finalized, |ev| async {
         match ev {
             Finalizer::Apply(t) => {
                 let mut scope = Scope::new(&ctx, &t);
@@ -98,8 +101,7 @@ async fn reconcile(t: Arc<Tenant>, r: Arc<Reconciler>) -> Result<Action, Error> 
             Finalizer::Cleanup(t) => cleanup::cleanup(&t, &r).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     crate::reconcile::record(&ctx, "Tenant", &key, started, &res);
     res
 }

@@ -156,7 +156,13 @@ fn workspace(uid: &str, status: &serde_json::Value) -> Workspace {
 }
 
 fn reconciler(ctx: &std::sync::Arc<Context>) -> Reconciler {
-    Reconciler { ctx: ctx.clone(), workspaces: store().0, leases: store().0, admission: Admission::default() }
+    Reconciler {
+        ctx: ctx.clone(),
+        workspaces: store().0,
+        leases: store().0,
+        admission: Admission::default(),
+        finalized: crate::reconcile::finalized::Finalized::default(),
+    }
 }
 
 /// Seeds what a Workspace owned under the test identity, then moves it to `other` operator id.

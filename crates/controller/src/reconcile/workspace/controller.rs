@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -17,6 +17,7 @@ use super::admit::Admission;
 use super::scope::Scope;
 use super::{FINALIZER, apply, delete, display};
 use crate::context::Context;
+use crate::reconcile::finalized::{self, Finalized};
 use crate::reconcile::{Error, broadcast_stream};
 
 /// The reconciler's state: the Context, the watch caches and the admission ledger.
@@ -29,6 +30,8 @@ pub struct Reconciler {
     pub leases: Store<Lease>,
     /// Per-tenant admission ledger.
     pub admission: Admission,
+    /// The Workspaces whose finalizer this process removed (a delete finishes once).
+    pub finalized: Finalized,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -64,10 +67,19 @@ pub async fn run(
     });
     let lease_cfg = watcher::Config::default().labels(&format!("{}=true", display::LEASE_LABEL));
     let (leases, lease_writer) = kube::runtime::reflector::store::<Lease>();
-    let lease_events =
-        watcher(Api::<Lease>::all(client), lease_cfg).default_backoff().reflect(lease_writer).touched_objects();
+    let lease_events = watcher(Api::<Lease>::all(client), lease_cfg)
+        .default_backoff()
+        .modify(crate::bounded::slim)
+        .reflect(lease_writer)
+        .touched_objects();
     let concurrency = ctx.settings.concurrency;
-    let reconciler = Arc::new(Reconciler { ctx, workspaces, leases, admission: Admission::default() });
+    let reconciler = Arc::new(Reconciler {
+        ctx,
+        workspaces,
+        leases,
+        admission: Admission::default(),
+        finalized: Finalized::default(),
+    });
     controller
         .owns_stream(lease_events)
         .reconcile_on(futures::stream::select(cloud_changes, tenant_refs))
@@ -94,7 +106,7 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
     }
     // A Tenant missing from a store that has not been filled yet is not a missing Tenant.
     crate::reconcile::store_ready(&ctx.tenants).await;
-    let res = finalizer(&api, FINALIZER, ws, |ev| async {
+    let res = finalized::run(&api, FINALIZER, ws, &r.finalized, |ev| async {
         match ev {
             Finalizer::Apply(ws) => {
                 let mut scope = Scope::new(&ctx, &ws);
@@ -104,8 +116,7 @@ async fn reconcile(ws: Arc<Workspace>, r: Arc<Reconciler>) -> Result<Action, Err
             Finalizer::Cleanup(ws) => delete::cleanup(&ws, &r).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     crate::reconcile::record(&ctx, "Workspace", &key, started, &res);
     res
 }
