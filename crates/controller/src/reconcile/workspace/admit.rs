@@ -10,7 +10,7 @@
 //! (leader election), so the ledger in its memory is the only one; after a restart it is rebuilt
 //! from the persisted statuses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use kube::ResourceExt;
@@ -47,12 +47,15 @@ impl Admission {
             return Err(Rejection::new(Reason::QuotaExceeded, "spec.tenant", "admission ledger unavailable; retrying"));
         };
         let ledger = all.entry(tenant.name_any()).or_default();
-        // Workspaces that are gone no longer count.
-        ledger.retain(|u, _| u == &uid || others.iter().any(|o| o.uid().as_deref() == Some(u.as_str())));
-        let mut usages: Vec<TenantUsage> = Vec::new();
+        // Only `others` count, so an entry of a Workspace that is gone counts for nothing; it is
+        // dropped when the ledger holds more than the live Workspaces it was found for. This
+        // runs on every reconcile: a scan of `others` per ledger entry made a pass over 10,000
+        // Workspaces quadratic (docs/benchmarks.md, the fake cloud at 10,000).
+        let mut usages: Vec<TenantUsage> = Vec::with_capacity(others.len());
+        let mut found = usize::from(ledger.contains_key(&uid));
         for o in others {
-            let ou = o.uid().unwrap_or_default();
-            if let Some(u) = ledger.get(&ou) {
+            if let Some(u) = o.metadata.uid.as_deref().and_then(|ou| ledger.get(ou)) {
+                found += 1;
                 usages.push(*u);
             } else if let Some(st) = &o.status
                 && (conditions::is_true(&st.conditions, "Admitted") || st.launch.is_some())
@@ -60,6 +63,10 @@ impl Admission {
             {
                 usages.push(quota::usage_of_compute(r));
             }
+        }
+        if ledger.len() > found {
+            let live: HashSet<&str> = others.iter().filter_map(|o| o.metadata.uid.as_deref()).collect();
+            ledger.retain(|u, _| *u == uid || live.contains(u.as_str()));
         }
         let q = EffectiveQuotas::new(tenant.spec.tier, tenant.spec.quotas.as_ref());
         let launched = ws.status.as_ref().is_some_and(|s| s.launch.is_some());
@@ -107,4 +114,50 @@ pub fn bind_and_resolve(ctx: &Context, ws: &Workspace) -> Result<(std::sync::Arc
     }
     let resolved = resolve(&ws.spec, &ctx.catalog, &ctx.images)?;
     Ok((tenant, resolved))
+}
+
+#[cfg(test)]
+mod tests {
+    use molecule_crds::catalog::Catalog;
+    use molecule_crds::images::ImageCatalog;
+
+    use super::*;
+
+    fn tenant() -> Tenant {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "metadata": {"name": "acme"},
+            "spec": {"tier": 2, "quotas": {"maxWorkspaces": 2}}
+        }))
+        .unwrap()
+    }
+
+    fn workspace(name: &str) -> Workspace {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
+            "metadata": {"name": name, "namespace": "acme", "uid": format!("uid-{name}")},
+            "spec": {"tenant": "acme", "runtime": "codex"}
+        }))
+        .unwrap()
+    }
+
+    fn resolved(ws: &Workspace) -> Resolved {
+        let images = ImageCatalog::from_yaml("images: []\n", Some("ami-0def")).unwrap();
+        resolve(&ws.spec, &Catalog::builtin(), &images).unwrap()
+    }
+
+    #[test]
+    fn the_ledger_counts_the_live_workspaces_and_forgets_the_gone() {
+        let (adm, t) = (Admission::default(), tenant());
+        let (a, b, c) = (workspace("a"), workspace("b"), workspace("c"));
+        assert!(adm.decide(&t, &a, &resolved(&a), &[]).is_ok());
+        assert!(adm.decide(&t, &b, &resolved(&b), &[&a]).is_ok(), "two fit");
+        // The ledger remembers a and b (their statuses say nothing yet): the third does not fit.
+        let refused = adm.decide(&t, &c, &resolved(&c), &[&a, &b]).unwrap_err();
+        assert_eq!(refused.reason, Reason::QuotaExceeded, "{refused:?}");
+        // b is gone from the watch cache: its entry no longer counts, and c fits.
+        assert!(adm.decide(&t, &c, &resolved(&c), &[&a]).is_ok());
+        // a decision for a Workspace keeps its own entry while the others are read.
+        let again = adm.decide(&t, &b, &resolved(&b), &[&a, &c]).unwrap_err();
+        assert_eq!(again.reason, Reason::QuotaExceeded);
+    }
 }

@@ -309,7 +309,7 @@ fn admission(r: &Reconciler, ws: &Workspace) -> Result<(Arc<Tenant>, Resolved), 
         .into_iter()
         // Workspaces being deleted still count until their cleanup releases them: their
         // instances run until AWS confirms them gone.
-        .filter(|w| w.spec.tenant == ws.spec.tenant && w.uid() != ws.uid())
+        .filter(|w| w.spec.tenant == ws.spec.tenant && w.metadata.uid != ws.metadata.uid)
         .collect();
     let (tenant, resolved) = admit::bind_and_resolve(&r.ctx, ws)?;
     let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
