@@ -408,6 +408,7 @@ fn watch_workspaces(
     }
     let watch = kube::runtime::watcher(Api::<Workspace>::all(client), wc)
         .default_backoff()
+        .modify(bounded::slim)
         .reflect_shared(writer)
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(watch);
@@ -437,6 +438,7 @@ fn watch_tenants(client: Client, selector: Option<&str>) -> Result<TenantWatch, 
     let mut wakes = bounded::TenantWakes::default();
     let tenant_watch = kube::runtime::watcher(Api::<Tenant>::all(client), wc)
         .default_backoff()
+        .modify(bounded::slim)
         .reflect_shared(tenant_writer)
         .for_each(move |ev| {
             if let Some(name) = ev.ok().and_then(|ev| wakes.on_event(&ev)) {
