@@ -30,7 +30,6 @@ pub const STALLED_REASONS: &[&str] = &[
     "ErasureBlocked",
     "RecordNotOwned",
     "RecordNotOurs",
-    "InstanceProfileMissing",
     "CanaryTenant",
     "CanaryNotConfigured",
     "AccountDenied",

@@ -94,9 +94,11 @@ def main():
         HostedZoneConfig={"PrivateZone": True, "Comment": "molecule workspaces"},
         VPC={"VPCRegion": a.region, "VPCId": vpc},
     )["HostedZone"]["Id"].split("/")[-1]
+    # Roles and instance profiles of the account that are not the operator's (the shared profiles
+    # of before issue 12): nothing may touch them, and the orphan scan must not report them.
     iam = client("iam")
-    tenant_profile = instance_profile(iam, "molecule-tenant")
-    workspace_profile = instance_profile(iam, "molecule-workspace")
+    instance_profile(iam, "molecule-tenant")
+    instance_profile(iam, "molecule-workspace")
     ami = images(ec2, os.path.join(a.out, "images.yaml"), "molecule")
     # The queue an EventBridge rule would fill with EC2 notifications (the AWS model publishes to
     # it once a test sets eventsQueueUrl; retention short, since nobody reads it otherwise).
@@ -123,8 +125,6 @@ def main():
         "EC2_VPC_CIDR": "10.20.0.0/16",
         "EIC_ENDPOINT_SG_ID": eic,
         "EC2_AMI": ami,
-        "EC2_TENANT_IAM_PROFILE": tenant_profile,
-        "EC2_WORKSPACE_IAM_PROFILE": workspace_profile,
         "WORKSPACE_HOSTED_ZONE_ID": zone,
         "WORKSPACE_DOMAIN": WORKSPACE_DOMAIN,
         "CANARY_ROLE_ARN": CANARY_ROLE,

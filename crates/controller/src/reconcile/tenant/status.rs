@@ -186,10 +186,10 @@ mod tests {
     #[test]
     fn blocked_fails_the_concerned_parts_and_ready() {
         let mut st = TenantStatus::default();
-        blocked(&mut st, &["InstanceReady"], "InstanceProfileMissing", "set it", Some(1), "t");
+        blocked(&mut st, &["InstanceReady"], "IamRoleNotOurs", "set it", Some(1), "t");
         assert_eq!(st.phase, Some(TenantPhase::Failed));
         assert_eq!(st.conditions.len(), 2);
         let ev = transitions(&TenantStatus::default(), &st);
-        assert!(ev.iter().any(|(w, r, _)| *w && r == "InstanceProfileMissing"), "{ev:?}");
+        assert!(ev.iter().any(|(w, r, _)| *w && r == "IamRoleNotOurs"), "{ev:?}");
     }
 }
