@@ -11,7 +11,7 @@
 //! from the persisted statuses.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 use molecule_crds::conditions;
@@ -22,9 +22,16 @@ use molecule_crds::v1alpha1::{Tenant, TenantUsage, Workspace};
 
 use crate::context::Context;
 
+/// What a Workspace was admitted with, and under which quotas.
+#[derive(Debug)]
+struct Entry {
+    usage: TenantUsage,
+    quotas: EffectiveQuotas,
+}
+
 /// Per-tenant ledgers: tenant -> Workspace uid -> what it was admitted with.
 #[derive(Debug, Default)]
-pub struct Admission(Mutex<HashMap<String, HashMap<String, TenantUsage>>>);
+pub struct Admission(Mutex<HashMap<String, HashMap<String, Entry>>>);
 
 /// Sum of the usages of `ledger`.
 fn total<'a>(usages: impl Iterator<Item = &'a TenantUsage>) -> TenantUsage {
@@ -34,29 +41,37 @@ fn total<'a>(usages: impl Iterator<Item = &'a TenantUsage>) -> TenantUsage {
 impl Admission {
     /// Decides whether `ws` is admitted against `tenant`; records the decision.
     ///
-    /// `others` are the other Workspaces of the tenant from the watch cache.
+    /// `others` gives the other Workspaces of the tenant from the watch cache. It is called only
+    /// when the decision needs them: a Workspace the ledger admitted with the same usage under
+    /// the same quotas is admitted again without summing the tenant (every Workspace admitted
+    /// since counted it), so a converged Workspace's reconcile does not cost O(Workspaces of
+    /// the tenant) (docs/benchmarks.md, the fake cloud at 10,000).
     pub fn decide(
         &self,
         tenant: &Tenant,
         ws: &Workspace,
         resolved: &Resolved,
-        others: &[&Workspace],
+        others: impl FnOnce() -> Vec<Arc<Workspace>>,
     ) -> Result<(), Rejection> {
         let uid = ws.uid().unwrap_or_default();
         let Ok(mut all) = self.0.lock() else {
             return Err(Rejection::new(Reason::QuotaExceeded, "spec.tenant", "admission ledger unavailable; retrying"));
         };
         let ledger = all.entry(tenant.name_any()).or_default();
+        let (usage, quotas) =
+            (quota::usage_of(resolved), EffectiveQuotas::new(tenant.spec.tier, tenant.spec.quotas.as_ref()));
+        if ledger.get(&uid).is_some_and(|e| e.usage == usage && e.quotas == quotas) {
+            return Ok(());
+        }
+        let others = others();
         // Only `others` count, so an entry of a Workspace that is gone counts for nothing; it is
-        // dropped when the ledger holds more than the live Workspaces it was found for. This
-        // runs on every reconcile: a scan of `others` per ledger entry made a pass over 10,000
-        // Workspaces quadratic (docs/benchmarks.md, the fake cloud at 10,000).
+        // dropped when the ledger holds more than the live Workspaces it was found for.
         let mut usages: Vec<TenantUsage> = Vec::with_capacity(others.len());
         let mut found = usize::from(ledger.contains_key(&uid));
-        for o in others {
-            if let Some(u) = o.metadata.uid.as_deref().and_then(|ou| ledger.get(ou)) {
+        for o in &others {
+            if let Some(e) = o.metadata.uid.as_deref().and_then(|ou| ledger.get(ou)) {
                 found += 1;
-                usages.push(*u);
+                usages.push(e.usage);
             } else if let Some(st) = &o.status
                 && (conditions::is_true(&st.conditions, "Admitted") || st.launch.is_some())
                 && let Some(r) = &st.resolved
@@ -68,11 +83,10 @@ impl Admission {
             let live: HashSet<&str> = others.iter().filter_map(|o| o.metadata.uid.as_deref()).collect();
             ledger.retain(|u, _| *u == uid || live.contains(u.as_str()));
         }
-        let q = EffectiveQuotas::new(tenant.spec.tier, tenant.spec.quotas.as_ref());
         let launched = ws.status.as_ref().is_some_and(|s| s.launch.is_some());
-        match quota::check(&q, total(usages.iter()), resolved) {
+        match quota::check(&quotas, total(usages.iter()), resolved) {
             Ok(()) => {
-                ledger.insert(uid, quota::usage_of(resolved));
+                ledger.insert(uid, Entry { usage, quotas });
                 Ok(())
             }
             Err(r) => {
@@ -123,21 +137,23 @@ mod tests {
 
     use super::*;
 
-    fn tenant() -> Tenant {
+    fn tenant(max_workspaces: u32) -> Tenant {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "moleculesai.app/v1alpha1", "kind": "Tenant", "metadata": {"name": "acme"},
-            "spec": {"tier": 2, "quotas": {"maxWorkspaces": 2}}
+            "spec": {"tier": 2, "quotas": {"maxWorkspaces": max_workspaces}}
         }))
         .unwrap()
     }
 
-    fn workspace(name: &str) -> Workspace {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
-            "metadata": {"name": name, "namespace": "acme", "uid": format!("uid-{name}")},
-            "spec": {"tenant": "acme", "runtime": "codex"}
-        }))
-        .unwrap()
+    fn workspace(name: &str) -> Arc<Workspace> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
+                "metadata": {"name": name, "namespace": "acme", "uid": format!("uid-{name}")},
+                "spec": {"tenant": "acme", "runtime": "codex"}
+            }))
+            .unwrap(),
+        )
     }
 
     fn resolved(ws: &Workspace) -> Resolved {
@@ -147,17 +163,34 @@ mod tests {
 
     #[test]
     fn the_ledger_counts_the_live_workspaces_and_forgets_the_gone() {
-        let (adm, t) = (Admission::default(), tenant());
-        let (a, b, c) = (workspace("a"), workspace("b"), workspace("c"));
-        assert!(adm.decide(&t, &a, &resolved(&a), &[]).is_ok());
-        assert!(adm.decide(&t, &b, &resolved(&b), &[&a]).is_ok(), "two fit");
+        let (adm, t) = (Admission::default(), tenant(2));
+        let [a, b, c] = ["a", "b", "c"].map(workspace);
+        assert!(adm.decide(&t, &a, &resolved(&a), Vec::new).is_ok());
+        assert!(adm.decide(&t, &b, &resolved(&b), || vec![a.clone()]).is_ok(), "two fit");
         // The ledger remembers a and b (their statuses say nothing yet): the third does not fit.
-        let refused = adm.decide(&t, &c, &resolved(&c), &[&a, &b]).unwrap_err();
+        let refused = adm.decide(&t, &c, &resolved(&c), || vec![a.clone(), b.clone()]).unwrap_err();
         assert_eq!(refused.reason, Reason::QuotaExceeded, "{refused:?}");
         // b is gone from the watch cache: its entry no longer counts, and c fits.
-        assert!(adm.decide(&t, &c, &resolved(&c), &[&a]).is_ok());
-        // a decision for a Workspace keeps its own entry while the others are read.
-        let again = adm.decide(&t, &b, &resolved(&b), &[&a, &c]).unwrap_err();
+        assert!(adm.decide(&t, &c, &resolved(&c), || vec![a.clone()]).is_ok());
+        // b comes back (another uid would be another Workspace; this is a relist): refused.
+        let again = adm.decide(&t, &b, &resolved(&b), || vec![a.clone(), c.clone()]).unwrap_err();
         assert_eq!(again.reason, Reason::QuotaExceeded);
+    }
+
+    #[test]
+    fn an_admitted_workspace_is_admitted_again_without_the_others_until_the_quotas_change() {
+        let adm = Admission::default();
+        let [a, b] = ["a", "b"].map(workspace);
+        assert!(adm.decide(&tenant(2), &a, &resolved(&a), Vec::new).is_ok());
+        assert!(adm.decide(&tenant(2), &b, &resolved(&b), || vec![a.clone()]).is_ok());
+        let unread = || -> Vec<Arc<Workspace>> { panic!("the others were read for a converged Workspace") };
+        assert!(adm.decide(&tenant(2), &b, &resolved(&b), unread).is_ok());
+        // The quotas shrink: the decision is taken again, with the others.
+        let refused = adm.decide(&tenant(1), &b, &resolved(&b), || vec![a.clone()]).unwrap_err();
+        assert_eq!(refused.reason, Reason::QuotaExceeded, "{refused:?}");
+        // Another spec (more disk): taken again too.
+        let mut bigger = resolved(&b);
+        bigger.compute.root_gb += 10;
+        assert!(adm.decide(&tenant(2), &b, &bigger, || vec![a.clone()]).is_ok());
     }
 }

@@ -303,17 +303,18 @@ fn waiting_for_tenant(s: &mut Scope<'_>, reason: &str, message: &str) -> Action 
 
 /// Tenant binding, resolution and quotas, serialised per tenant (see [`admit`]).
 fn admission(r: &Reconciler, ws: &Workspace) -> Result<(Arc<Tenant>, Resolved), molecule_crds::reasons::Rejection> {
-    let others: Vec<Arc<Workspace>> = r
-        .workspaces
-        .state()
-        .into_iter()
-        // Workspaces being deleted still count until their cleanup releases them: their
-        // instances run until AWS confirms them gone.
-        .filter(|w| w.spec.tenant == ws.spec.tenant && w.metadata.uid != ws.metadata.uid)
-        .collect();
     let (tenant, resolved) = admit::bind_and_resolve(&r.ctx, ws)?;
-    let refs: Vec<&Workspace> = others.iter().map(AsRef::as_ref).collect();
-    r.admission.decide(&tenant, ws, &resolved, &refs)?;
+    // Read from the watch cache only when the decision needs them (see `Admission::decide`).
+    let others = || {
+        r.workspaces
+            .state()
+            .into_iter()
+            // Workspaces being deleted still count until their cleanup releases them: their
+            // instances run until AWS confirms them gone.
+            .filter(|w| w.spec.tenant == ws.spec.tenant && w.metadata.uid != ws.metadata.uid)
+            .collect()
+    };
+    r.admission.decide(&tenant, ws, &resolved, others)?;
     Ok((tenant, resolved))
 }
 
