@@ -29,8 +29,9 @@ for f in tests/e2e/tests/*.rs; do
   tests+=(--test "$name")
 done
 
-# Build every scenario binary once; cargo's JSON names each binary's executable.
-exes=$(cargo test -p molecule-e2e --no-run --message-format=json "${tests[@]}" | python3 -c '
+# Build every scenario binary once; cargo's JSON names each binary's executable (diagnostics go
+# to stderr as usual).
+exes=$(cargo test -p molecule-e2e --no-run --message-format=json-render-diagnostics "${tests[@]}" | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -5,9 +5,10 @@
 //! status write of the last cleanup pass) starts from the cached copy, which still carries the
 //! finalizer, so the helper ran the whole cleanup again: the AWS confirmations, the secret
 //! lookups, a second `Deleted` Event, a Tenant's erasure pass and receipt write, then a WARN
-//! "failed to remove finalizer: NotFound" and a requeue. [`Finalized`] remembers, for a while, the
-//! uids whose finalizer this process removed; [`run`] skips the cleanup of those, and takes the
-//! removal's NotFound (the object is already gone) as the success it is.
+//! "failed to remove finalizer: NotFound" and a requeue. A [`RecentUids`] remembers, for a while,
+//! the uids whose finalizer this process removed; [`run`] skips the cleanup of those, and takes
+//! the removal's NotFound (the object is already gone) as the success it is. The delete path
+//! keeps another for what it confirmed gone and need not look up again.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -24,17 +25,18 @@ use serde::de::DeserializeOwned;
 
 use super::Error;
 
-/// How long a removed finalizer is remembered: far longer than the watch takes to deliver the
-/// delete, and a uid is never reused, so remembering longer is only memory.
+/// How long a uid is remembered: far longer than the watch takes to deliver a delete, and a uid
+/// is never reused, so remembering longer is only memory.
 const REMEMBER: Duration = Duration::from_mins(10);
 
-/// The uids whose finalizer this process removed, each with when.
+/// Uids this process marked (a finalizer it removed, a step it confirmed done), each with when,
+/// for [`REMEMBER`].
 #[derive(Debug, Default)]
-pub struct Finalized {
+pub struct RecentUids {
     done: Mutex<HashMap<String, Instant>>,
 }
 
-impl Finalized {
+impl RecentUids {
     /// Remembers `uid` (and forgets what is older than [`REMEMBER`]).
     pub fn mark(&self, uid: &str) {
         self.mark_at(uid, Instant::now());
@@ -46,7 +48,7 @@ impl Finalized {
         done.insert(uid.to_owned(), now);
     }
 
-    /// Whether this process removed the finalizer of `uid` within [`REMEMBER`].
+    /// Whether `uid` was marked within [`REMEMBER`].
     pub fn seen(&self, uid: &str) -> bool {
         self.seen_at(uid, Instant::now())
     }
@@ -70,7 +72,7 @@ fn is_cleanup<K: Resource>(obj: &K, name: &str) -> bool {
 }
 
 /// kube-runtime's [`finalizer`] for `obj`, except that a deleting object whose finalizer this
-/// process already removed is left alone (its copy is older than the removal), and a removal
+/// process already removed (marked in `done`) is left alone (its copy is older than the removal), and a removal
 /// answered NotFound is success.
 ///
 /// # Errors
@@ -79,7 +81,7 @@ pub async fn run<K, F, Fut>(
     api: &Api<K>,
     name: &str,
     obj: Arc<K>,
-    done: &Finalized,
+    done: &RecentUids,
     reconcile: F,
 ) -> Result<Action, Error>
 where
@@ -117,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_removed_finalizer_is_remembered_for_a_while_then_forgotten() {
-        let f = Finalized::default();
+        let f = RecentUids::default();
         let t0 = Instant::now();
         assert!(!f.seen_at("a", t0));
         f.mark_at("a", t0);

@@ -14,7 +14,7 @@ use molecule_crds::v1alpha1::{Tenant, Workspace};
 use super::scope::Scope;
 use super::{FINALIZER, Memory, apply, cleanup};
 use crate::context::{Account, Context};
-use crate::reconcile::finalized::{self, Finalized};
+use crate::reconcile::finalized::{self, RecentUids};
 use crate::reconcile::{Error, broadcast_stream};
 
 /// The reconciler's state.
@@ -26,7 +26,7 @@ pub struct Reconciler {
     /// Memory between reconciles.
     pub memory: Arc<Memory>,
     /// The Tenants whose finalizer this process removed (an erasure finishes once).
-    pub finalized: Finalized,
+    pub finalized: RecentUids,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -50,7 +50,7 @@ pub async fn run(
     let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
     let cloud = futures::stream::select(account_changes(&ctx.main), canary_changes(&ctx));
     let concurrency = ctx.settings.concurrency;
-    let r = Arc::new(Reconciler { ctx, workspaces, memory, finalized: Finalized::default() });
+    let r = Arc::new(Reconciler { ctx, workspaces, memory, finalized: RecentUids::default() });
     controller
         .watches_shared_stream(workspace_events, |w: Arc<Workspace>| Some(ObjectRef::new(&w.spec.tenant)))
         .reconcile_on(cloud)

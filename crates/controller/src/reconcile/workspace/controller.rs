@@ -17,7 +17,7 @@ use super::admit::Admission;
 use super::scope::Scope;
 use super::{FINALIZER, apply, delete, display};
 use crate::context::Context;
-use crate::reconcile::finalized::{self, Finalized};
+use crate::reconcile::finalized::{self, RecentUids};
 use crate::reconcile::{Error, broadcast_stream};
 
 /// The reconciler's state: the Context, the watch caches and the admission ledger.
@@ -31,7 +31,10 @@ pub struct Reconciler {
     /// Per-tenant admission ledger.
     pub admission: Admission,
     /// The Workspaces whose finalizer this process removed (a delete finishes once).
-    pub finalized: Finalized,
+    pub finalized: RecentUids,
+    /// The deleting Workspaces whose secret this process confirmed deleted (the later passes,
+    /// waiting for the DNS delete, do not look it up again).
+    pub secrets_gone: RecentUids,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -78,7 +81,8 @@ pub async fn run(
         workspaces,
         leases,
         admission: Admission::default(),
-        finalized: Finalized::default(),
+        finalized: RecentUids::default(),
+        secrets_gone: RecentUids::default(),
     });
     controller
         .owns_stream(lease_events)

@@ -66,10 +66,15 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
     }
     instances_gone(ws, ctx, &uid).await?;
     status_instance_gone(ws, ctx, &uid).await?;
-    // The Workspace's own secret, once no instance of it can read it any more.
-    let known = ws.status.as_ref().and_then(|s| s.secret_arn.as_deref());
-    if let Some(arn) = super::secret::remove(ctx, &ctx.main, &owner, known).await?.first() {
-        return Err(Error::waiting_for(format!("secret {arn} to be deleted"), POLL));
+    // The Workspace's own secret, once no instance of it can read it any more. Once confirmed
+    // deleted, the later passes (waiting for the DNS delete) do not list and describe it again:
+    // nothing creates a deleting Workspace's secret; a restarted operator looks once more.
+    if !r.secrets_gone.seen(&uid) {
+        let known = ws.status.as_ref().and_then(|s| s.secret_arn.as_deref());
+        if let Some(arn) = super::secret::remove(ctx, &ctx.main, &owner, known).await?.first() {
+            return Err(Error::waiting_for(format!("secret {arn} to be deleted"), POLL));
+        }
+        r.secrets_gone.mark(&uid);
     }
     groups_and_volumes_gone(ctx, &uid).await?;
     status_group_and_volume_gone(ws, ctx, &uid).await?;
