@@ -380,6 +380,7 @@ impl Scenario {
 const LAST_SCAN_WAIT: Duration = Duration::from_mins(1);
 
 impl Drop for Scenario {
+    /// A delete finishes once: the operator's log shows no second finish ([`finished_again`]).
     /// Zero false positives: unless the test planted real orphans, one more orphan scan runs after
     /// the scenario's last step, and no scan of this scenario's operator may have reported
     /// anything. (Skipped when the test already failed, or its operator is not running.)
