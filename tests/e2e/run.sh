@@ -43,10 +43,11 @@ while read -r name path; do exe[$name]=$path; done <<<"$exes"
 [ ${#exe[@]} -eq $((${#tests[@]} / 2)) ] || { echo "e2e: built ${#exe[@]} of $((${#tests[@]} / 2)) scenario binaries" >&2; exit 1; }
 
 # The order: ALONE, then LONGEST, then the rest by name.
+first=$(echo $ALONE $LONGEST)
 order=()
-for n in $ALONE $LONGEST; do [ -n "${exe[$n]:-}" ] && order+=("$n"); done
+for n in $first; do [ -n "${exe[$n]:-}" ] && order+=("$n"); done
 for n in $(printf '%s\n' "${!exe[@]}" | sort); do
-  case " $ALONE $(echo $LONGEST) " in *" $n "*) ;; *) order+=("$n") ;; esac
+  case " $first " in *" $n "*) ;; *) order+=("$n") ;; esac
 done
 
 source tests/e2e/testenv/world.sh

@@ -72,8 +72,8 @@ fn is_cleanup<K: Resource>(obj: &K, name: &str) -> bool {
 }
 
 /// kube-runtime's [`finalizer`] for `obj`, except that a deleting object whose finalizer this
-/// process already removed (marked in `done`) is left alone (its copy is older than the removal), and a removal
-/// answered NotFound is success.
+/// process already removed (marked in `done`) is left alone (its copy is older than the
+/// removal), and a removal answered NotFound is success.
 ///
 /// # Errors
 /// The helper's, as [`Error::Finalizer`].
