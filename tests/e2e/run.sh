@@ -22,10 +22,12 @@ LONGEST="identity boot_dns workspace health leader crash fencing data_volume dns
 JOBS=${E2E_JOBS:-3}
 LOGS=${E2E_LOG_DIR:-target/e2e-logs}
 
+# E2E_ONLY="a b": only these binaries (a scenario under work), else every one.
 tests=()
 for f in tests/e2e/tests/*.rs; do
   name=$(basename "$f" .rs)
   case " $OWN_WORLD " in *" $name "*) continue ;; esac
+  if [ -n "${E2E_ONLY:-}" ]; then case " $E2E_ONLY " in *" $name "*) ;; *) continue ;; esac; fi
   tests+=(--test "$name")
 done
 

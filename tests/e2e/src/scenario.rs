@@ -201,6 +201,12 @@ impl Scenario {
         }
     }
 
+    /// Applies `items` in one `kubectl apply` (a `v1/List`), as a GitOps sync does: the
+    /// objects arrive together rather than one process start apart.
+    pub fn apply_all(&self, items: &[Value]) -> Result<(), HarnessError> {
+        self.apply(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
+    }
+
     /// The Workspaces API of the scenario's namespace.
     pub fn api(&self) -> Api<Workspace> {
         Api::namespaced(self.kube.clone(), &self.ns)

@@ -104,7 +104,7 @@ async fn bench(n: usize) -> Result<String, String> {
         .collect();
     let started = Instant::now();
     for chunk in items.chunks(200) {
-        s.apply(&json!({"apiVersion": "v1", "kind": "List", "items": chunk})).map_err(|e| e.to_string())?;
+        s.apply_all(chunk).map_err(|e| e.to_string())?;
     }
     let limit = Duration::from_secs(120 + 2 * u64::try_from(n).unwrap_or(0));
     let mut to_ids = None;

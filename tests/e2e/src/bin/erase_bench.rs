@@ -103,7 +103,7 @@ async fn bench(n: usize, allowance: &str) -> Result<String, String> {
         .map(|i| s.workspace(&format!("e{i:05}"), json!({"runtime": "codex", "compute": {"instanceType": "t3.micro"}})))
         .collect();
     for chunk in items.chunks(200) {
-        s.apply(&json!({"apiVersion": "v1", "kind": "List", "items": chunk})).map_err(|e| e.to_string())?;
+        s.apply_all(chunk).map_err(|e| e.to_string())?;
     }
     let limit = Duration::from_secs(180 + 2 * u64::try_from(n).unwrap_or(0));
     let to_ready = all_ready(&s, n, limit).await?;
