@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use molecule_crds::catalog::Catalog;
 use molecule_crds::images::ImageCatalog;
@@ -123,7 +122,7 @@ pub struct Context {
     /// Kubernetes client (the operator's own identity).
     pub client: Client,
     /// Event recorder.
-    pub recorder: Recorder,
+    pub recorder: crate::recorder::Recorder,
     /// Settings.
     pub settings: Settings,
     /// Tags that mark our resources.

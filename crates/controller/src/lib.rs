@@ -16,6 +16,7 @@ pub mod leader;
 pub mod metrics;
 pub mod orphans;
 pub mod reconcile;
+pub mod recorder;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(test)]
@@ -184,7 +185,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
         workspace_selector: args.workspace_selector.clone(),
     };
     let tunnels = build_tunnels(&args, &metrics)?;
-    let recorder = kube::runtime::events::Recorder::new(client.clone(), "molecule-operator".into());
+    let recorder = recorder::Recorder::new(client.clone(), "molecule-operator");
     let ctx = Arc::new(context::Context {
         client: client.clone(),
         recorder,

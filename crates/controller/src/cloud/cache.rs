@@ -144,10 +144,12 @@ fn owner_of(tags: &BTreeMap<String, String>) -> Option<OwnerRef> {
 
 /// Items by owner uid; items without one (ours by managed-by and env, owner unknown) under "",
 /// where only the orphan scan looks.
-fn group_by<T: Cached>(items: &[T]) -> HashMap<String, Vec<T>> {
+/// Takes the listing: a copy would hold a third copy of the fleet (listing, old and new snapshot)
+/// at the peak of each refresh.
+fn group_by<T: Cached>(items: Vec<T>) -> HashMap<String, Vec<T>> {
     let mut m: HashMap<String, Vec<T>> = HashMap::new();
     for i in items {
-        m.entry(uid_of(i.tags()).cloned().unwrap_or_default()).or_default().push(i.clone());
+        m.entry(uid_of(i.tags()).cloned().unwrap_or_default()).or_default().push(i);
     }
     m
 }
@@ -250,9 +252,9 @@ impl FleetCache {
             }
         }
         let mut next = Snapshot {
-            instances: group_by(&instances),
-            groups: group_by(&groups),
-            volumes: group_by(&volumes),
+            instances: group_by(instances),
+            groups: group_by(groups),
+            volumes: group_by(volumes),
             owners,
             touched: HashMap::new(),
             created: HashMap::new(),

@@ -14,7 +14,6 @@ pub mod workspace;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType};
 
 use crate::bootstrap::RenderError;
 use crate::cloud::{CloudError, ErrorKind};
@@ -205,8 +204,8 @@ pub async fn publish(ctx: &Context, regarding: &ObjectReference, warning: bool, 
 }
 
 /// Publishes an Event about `regarding` that names a `related` object (a cloud resource). The
-/// Recorder folds Events with the same reason, regarding and related object into one series, so
-/// Events about different resources stay separate only when each names its own.
+/// recorder folds Events with the same type, reason, regarding and related object into one
+/// series, so Events about different resources stay separate only when each names its own.
 pub async fn publish_about(
     ctx: &Context,
     regarding: &ObjectReference,
@@ -215,14 +214,8 @@ pub async fn publish_about(
     reason: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Reconcile".into(),
-        secondary: related,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, regarding).await {
+    let ev = crate::recorder::Note { warning, action: "Reconcile", reason, note, regarding, related: related.as_ref() };
+    if let Err(e) = ctx.recorder.publish(&ev).await {
         tracing::warn!(error = %e, reason, "failed to publish event");
     }
 }

@@ -1,6 +1,7 @@
 //! A loopback stand-in for the Kubernetes API: every list is empty, a status patch is kept (and
-//! answered with the object it makes), every other request is a 404. Enough for code that
-//! publishes Events (dropped), writes a status mid-protocol, deletes objects that are gone and
+//! answered with the object it makes), an Event created or patched is kept (and answered with its
+//! body; a patch of an Event never created is a 404), every other request is a 404. Enough for
+//! code that publishes Events, writes a status mid-protocol, deletes objects that are gone and
 //! lists nothing; a test that needs real objects belongs in the e2e suite.
 
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-/// Status patches received: (path, the patch body), in order.
+/// Status patches received: (path, the patch body), in order. Also the Event writes:
+/// (`METHOD path`, body).
 type Patches = Arc<Mutex<Vec<(String, Value)>>>;
 /// Every request received: `METHOD path?query`, in order.
 type Requests = Arc<Mutex<Vec<String>>>;
@@ -23,16 +25,33 @@ pub struct ApiStub {
     task: tokio::task::JoinHandle<()>,
     patches: Patches,
     requests: Requests,
+    events: Patches,
 }
 
 async fn answer(
-    State((patches, requests)): State<(Patches, Requests)>,
+    State((patches, requests, events)): State<(Patches, Requests, Patches)>,
     method: Method,
     uri: Uri,
     body: axum::body::Bytes,
 ) -> impl IntoResponse {
     requests.lock().expect("requests").push(format!("{method} {uri}"));
     let path = uri.path();
+    if path.contains("/apis/events.k8s.io/v1/") && (method == Method::POST || method == Method::PATCH) {
+        let obj: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let mut kept = events.lock().expect("events");
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let created =
+            kept.iter().find(|(w, b)| w.starts_with("POST") && b["metadata"]["name"] == name).map(|(_, b)| b.clone());
+        let answer = if method == Method::POST {
+            Some((StatusCode::CREATED, obj.clone()))
+        } else {
+            created.map(|b| (StatusCode::OK, b))
+        };
+        if let Some((code, body)) = answer {
+            kept.push((format!("{method} {path}"), obj));
+            return (code, axum::Json(body));
+        }
+    }
     if method == Method::PATCH && path.ends_with("/status") {
         let mut obj: Value = serde_json::from_slice(&body).unwrap_or_default();
         patches.lock().expect("patches").push((path.to_owned(), obj.clone()));
@@ -60,12 +79,23 @@ impl ApiStub {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let (patches, requests) = (Patches::default(), Requests::default());
-        let app = Router::new().fallback(answer).with_state((patches.clone(), requests.clone()));
+        let (patches, requests, events) = (Patches::default(), Requests::default(), Patches::default());
+        let app = Router::new().fallback(answer).with_state((patches.clone(), requests.clone(), events.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, task, patches, requests }
+        Self { url, task, patches, requests, events }
+    }
+
+    /// The Event writes received, in order: (`POST path` or `PATCH path`, body).
+    pub fn events(&self) -> Vec<(String, Value)> {
+        self.events.lock().expect("events").clone()
+    }
+
+    /// Forgets the Events created so far (as the API server does when their TTL ends): a later
+    /// patch of one is a 404.
+    pub fn expire_events(&self) {
+        self.events.lock().expect("events").clear();
     }
 
     /// Every request received so far: `METHOD path?query`, in order.

@@ -66,7 +66,7 @@ pub async fn context(fake: &FakeCloud) -> (Arc<Context>, ApiStub) {
     let client = stub.client();
     let (tenants, _writer) = kube::runtime::reflector::store();
     let ctx = Context {
-        recorder: kube::runtime::events::Recorder::new(client.clone(), "molecule-test".into()),
+        recorder: crate::recorder::Recorder::new(client.clone(), "molecule-test"),
         client,
         settings: Settings {
             workspace_domain: "ws.example.test".into(),

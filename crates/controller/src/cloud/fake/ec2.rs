@@ -24,11 +24,20 @@ pub(super) fn not_found_code(id: &str) -> &'static str {
     }
 }
 
+/// What a client token remembers of its request: all of it, the user-data as a digest (about
+/// 15 KB a Workspace, most of the fake's memory at 10,000).
+fn token_view(req: &LaunchRequest) -> LaunchRequest {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    req.user_data.hash(&mut h);
+    LaunchRequest { user_data: format!("{:016x}/{}", h.finish(), req.user_data.len()), ..req.clone() }
+}
+
 impl State {
     fn run_instance(&mut self, req: &LaunchRequest) -> CloudResult<Instance> {
         let action = "launch instance";
         if let Some((old, id)) = self.launch_tokens.get(&req.client_token).filter(|_| !req.client_token.is_empty()) {
-            if old != req {
+            if *old != token_view(req) {
                 let msg = "the client token was already used with different parameters";
                 return Err(aws_error(action, &req.client_token, "IdempotentParameterMismatch", msg));
             }
@@ -75,7 +84,7 @@ impl State {
         let groups = req.security_group_ids.clone();
         self.instances.insert(id.clone(), FInstance { inst, groups, visible_from, since: now });
         if !req.client_token.is_empty() {
-            self.launch_tokens.insert(req.client_token.clone(), (req.clone(), id.clone()));
+            self.launch_tokens.insert(req.client_token.clone(), (token_view(req), id.clone()));
         }
         self.settle();
         Ok(self.instances.get(&id).map_or_else(|| unreachable_instance(&id), |f| f.inst.clone()))

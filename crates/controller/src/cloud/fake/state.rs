@@ -94,7 +94,7 @@ pub(super) struct State {
     pub instances: BTreeMap<String, FInstance>,
     pub groups: BTreeMap<String, FGroup>,
     pub volumes: BTreeMap<String, FVolume>,
-    /// RunInstances ClientToken: the request and the instance it made.
+    /// RunInstances ClientToken: the request (its user-data as a digest) and the instance it made.
     pub launch_tokens: HashMap<String, (LaunchRequest, String)>,
     /// CreateVolume ClientToken.
     pub volume_tokens: HashMap<String, (VolumeRequest, String)>,

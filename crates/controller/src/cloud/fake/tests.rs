@@ -78,6 +78,10 @@ async fn same_token_with_other_parameters_is_a_mismatch() {
     other.instance_type = "t3.large".into();
     let e = api.launch(&other).await.unwrap_err();
     assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Rejected, "IdempotentParameterMismatch"));
+    // The token keeps a digest of the user-data, not the user-data: a change still mismatches.
+    let mut script = req("t1", "u1", &[]);
+    script.user_data.push_str("\necho changed");
+    assert_eq!(api.launch(&script).await.unwrap_err().code, "IdempotentParameterMismatch");
     assert_eq!(cloud.all_instances().len(), 1);
 }
 
