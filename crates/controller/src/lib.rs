@@ -205,7 +205,7 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
     });
     let tenant_memory = Arc::new(reconcile::tenant::Memory::default());
     log_start(&args, &ctx);
-    let (workspaces, [ws_for_workspaces, ws_for_tenants]) =
+    let (workspaces, [ws_for_workspaces, ws_for_tenants], gone) =
         watch_workspaces(client.clone(), settings.workspace_selector.as_deref())?;
     let forget: Vec<Arc<dyn bounded::Prune>> = vec![tenant_memory.clone()];
     tokio::spawn(orphans::run(ctx.clone(), workspaces.clone(), orphans::Settings::from_args(&args), forget));
@@ -220,7 +220,14 @@ pub async fn run(mut args: cli::RunArgs) -> Result<(), Error> {
                     tenant_rx,
                     shutdown.clone()
                 ),
-                reconcile::tenant::run(ctx, tenant_events, ws_for_tenants, workspaces, tenant_memory, shutdown.clone()),
+                reconcile::tenant::run(
+                    ctx,
+                    tenant_events,
+                    (ws_for_tenants, gone),
+                    workspaces,
+                    tenant_memory,
+                    shutdown.clone()
+                ),
             );
         },
         shutdown.clone(),
@@ -393,13 +400,10 @@ fn build_tunnels(args: &cli::RunArgs, metrics: &metrics::Metrics) -> Result<Opti
     Ok(Some(Arc::new(cf)))
 }
 
-/// The one Workspace watch, shared by the Workspace and Tenant controllers: its store and one
-/// event stream for each.
-fn watch_workspaces(
-    client: Client,
-    selector: Option<&str>,
-) -> Result<(kube::runtime::reflector::Store<Workspace>, [kube::runtime::reflector::ReflectHandle<Workspace>; 2]), Error>
-{
+/// The one Workspace watch, shared by the Workspace and Tenant controllers: its store, one event
+/// stream for each, and the Workspaces that left the watch (the shared streams carry no deletes;
+/// the Tenant's usage must learn of them).
+fn watch_workspaces(client: Client, selector: Option<&str>) -> Result<WorkspaceWatch, Error> {
     let (store, writer) = kube::runtime::reflector::store_shared::<Workspace>(WORKSPACE_SHARE_BUFFER);
     let unshared = || Error::Config("the Workspace watch is not shared".into());
     let subs = [writer.subscribe().ok_or_else(unshared)?, writer.subscribe().ok_or_else(unshared)?];
@@ -407,14 +411,28 @@ fn watch_workspaces(
     if let Some(sel) = selector {
         wc = wc.labels(sel);
     }
+    let (gone_tx, gone) = futures::channel::mpsc::unbounded();
     let watch = kube::runtime::watcher(Api::<Workspace>::all(client), wc)
         .default_backoff()
         .modify(bounded::slim)
         .reflect_shared(writer)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(move |ev| {
+            if let Ok(kube::runtime::watcher::Event::Delete(w)) = ev {
+                let uid = w.metadata.uid.unwrap_or_default();
+                let _ = gone_tx.unbounded_send(reconcile::tenant::wakes::Gone { uid, tenant: w.spec.tenant });
+            }
+            futures::future::ready(())
+        });
     tokio::spawn(watch);
-    Ok((store, subs))
+    Ok((store, subs, gone))
 }
+
+/// See [`watch_workspaces`].
+type WorkspaceWatch = (
+    kube::runtime::reflector::Store<Workspace>,
+    [kube::runtime::reflector::ReflectHandle<Workspace>; 2],
+    futures::channel::mpsc::UnboundedReceiver<reconcile::tenant::wakes::Gone>,
+);
 
 /// The one Tenant watch: its store serves admission and the Tenant controller (which gets every
 /// event), and the names of Tenants whose Workspace-facing parts changed wake their Workspaces.

@@ -12,6 +12,7 @@ use kube::{Api, ResourceExt};
 use molecule_crds::v1alpha1::{Tenant, Workspace};
 
 use super::scope::Scope;
+use super::wakes::{self, Gone, UsageWakes};
 use super::{FINALIZER, Memory, apply, cleanup};
 use crate::context::{Account, Context};
 use crate::reconcile::finalized::{self, RecentUids};
@@ -36,24 +37,33 @@ impl std::fmt::Debug for Reconciler {
 }
 
 /// Runs the Tenant controller until shutdown, on the operator's one Tenant watch
-/// (`tenant_events`, its store in the Context). `workspace_events` is the operator's one
-/// Workspace watch (shared with the Workspace controller): a Workspace change updates its
-/// Tenant's usage.
+/// (`tenant_events`, its store in the Context). `workspace_events` are the operator's one
+/// Workspace watch (shared with the Workspace controller) and the Workspaces that left it: a
+/// Workspace wakes its Tenant when its usage changes, its delete starts or it is gone
+/// ([`wakes`]).
 pub async fn run(
     ctx: Arc<Context>,
     tenant_events: impl futures::Stream<Item = Arc<Tenant>> + Send + 'static,
-    workspace_events: impl futures::Stream<Item = Arc<Workspace>> + Send + 'static,
+    workspace_events: (
+        impl futures::Stream<Item = Arc<Workspace>> + Send + 'static,
+        impl futures::Stream<Item = Gone> + Send + 'static,
+    ),
     workspaces: Store<Workspace>,
     memory: Arc<Memory>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::for_shared_stream(tenant_events, ctx.tenants.clone());
+    let wakes = Arc::new(UsageWakes::new(workspaces.clone()));
+    let (changes, gone) = workspace_events;
+    let w = wakes.clone();
+    let changes = changes.filter_map(move |ws| futures::future::ready(w.on_change(&ws)));
+    let gone = gone.map(move |g| wakes.on_gone(&g));
+    let usage = wakes::throttle(futures::stream::select(changes, gone), wakes::WAKE_EVERY);
     let cloud = futures::stream::select(account_changes(&ctx.main), canary_changes(&ctx));
     let concurrency = ctx.settings.concurrency;
     let r = Arc::new(Reconciler { ctx, workspaces, memory, finalized: RecentUids::default() });
     controller
-        .watches_shared_stream(workspace_events, |w: Arc<Workspace>| Some(ObjectRef::new(&w.spec.tenant)))
-        .reconcile_on(cloud)
+        .reconcile_on(futures::stream::select(cloud, usage))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, r)

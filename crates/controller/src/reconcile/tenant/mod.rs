@@ -17,6 +17,7 @@ pub mod receipt;
 pub mod scope;
 pub mod status;
 pub mod vm;
+pub mod wakes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

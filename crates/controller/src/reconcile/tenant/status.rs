@@ -117,12 +117,15 @@ pub fn boot(st: &mut TenantStatus, v: &crate::reconcile::boot::Verdict, generati
 
 /// What the tenant's admitted Workspaces use: those that passed admission or run an instance.
 pub fn usage<'a>(slug: &str, workspaces: impl Iterator<Item = &'a Workspace>) -> TenantUsage {
-    workspaces
-        .filter(|w| w.spec.tenant == slug)
-        .filter_map(|w| w.status.as_ref())
-        .filter(|s| conditions::is_true(&s.conditions, "Admitted") || s.launch.is_some())
-        .filter_map(|s| s.resolved.as_ref())
-        .fold(TenantUsage::default(), |acc, r| quota::add(acc, quota::usage_of_compute(r)))
+    workspaces.filter(|w| w.spec.tenant == slug).filter_map(usage_of).fold(TenantUsage::default(), quota::add)
+}
+
+/// What one Workspace adds to its Tenant's usage: nothing unless it passed admission or runs an
+/// instance.
+pub fn usage_of(w: &Workspace) -> Option<TenantUsage> {
+    let s = w.status.as_ref()?;
+    let counts = conditions::is_true(&s.conditions, "Admitted") || s.launch.is_some();
+    s.resolved.as_ref().filter(|_| counts).map(quota::usage_of_compute)
 }
 
 /// Events for the transitions between two statuses: (warning, reason, note).
