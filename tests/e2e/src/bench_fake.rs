@@ -97,6 +97,8 @@ pub async fn run(n: usize) -> Result<String, String> {
     let mut s = Scenario::new("benchf", 4, json!({})).await.map_err(|e| e.to_string())?;
     let (pid, _) = start(&mut s).await?;
     let (cpu0, _) = usage(pid);
+    let tenant = ["kind=\"Tenant\""];
+    let tenant0 = s.metric_sum("molecule_reconciles_total", &tenant).await;
     let items: Vec<_> = (0..n)
         .map(|i| s.workspace(&format!("f{i:05}"), json!({"runtime": "codex", "compute": {"instanceType": "t3.micro"}})))
         .collect();
@@ -113,8 +115,9 @@ pub async fn run(n: usize) -> Result<String, String> {
     until(&s, "Running", limit, "molecule_objects", &running, goal).await?;
     let to_running = started.elapsed();
     let (cpu1, rss0) = usage(pid);
+    let tenant_passes = s.metric_sum("molecule_reconciles_total", &tenant).await - tenant0;
     eprintln!(
-        "bench --fake-cloud: all {n} Running {:.1} s after apply; CPU {:.1} s; RSS peak {rss0:.0} MiB",
+        "bench --fake-cloud: all {n} Running {:.1} s after apply; CPU {:.1} s; RSS peak {rss0:.0} MiB; {tenant_passes:.0} Tenant reconciles",
         to_running.as_secs_f64(),
         cpu1 - cpu0
     );
@@ -144,7 +147,7 @@ pub async fn run(n: usize) -> Result<String, String> {
     let _ = write!(
         md,
         "- kubectl apply of all {n}: {:.1} s; apply to all Running: {:.1} s; delete to all gone: {:.1} s\n\
-         - operator CPU: {:.1} s to create, {:.2} s per minute at rest; peak RSS {rss1:.0} MiB (after the touch pass)\n\
+         - operator CPU: {:.1} s to create, {:.2} s per minute at rest; peak RSS {rss1:.0} MiB (after the touch pass); {tenant_passes:.0} reconciles of the one Tenant during the create\n\
          - CPU per converged reconcile: {:.2} ms ({pass_cpu:.1} s CPU for {pass_n:.0} reconciles in {:.1} s, watch events of the annotations included); less the CPU at rest over the pass: {:.2} ms\n\
          - restart: ready after {:.1} s, {n} Workspace reconciles {:.1} s later (an empty fake cloud: relaunches, an upper bound for a converged pass)\n",
         applied.as_secs_f64(),
