@@ -1,9 +1,9 @@
 //! The Event recorder: publishes `events.k8s.io/v1` Events and folds a repeat of one (same type,
 //! action, reason, note, regarding and related object, within [`SERIES_WINDOW`]) into the first
-//! one's `series`, as kube-runtime's and client-go's recorders do. The note is part of the key: a
-//! repeat with another message (a relaunch names another instance) is an Event of its own, never
-//! hidden behind the first one's note. (kube-runtime's key held the regarding object's
-//! resourceVersion instead, so a repeat after any status write was a new Event anyway.)
+//! one's `series`, as kube-runtime's and client-go's recorders do. Unlike kube-runtime's, the note
+//! is part of the key: a repeat with another message (a relaunch names another instance, a retry
+//! fails differently) is an Event of its own; kube-runtime folded it into the first Event, whose
+//! note then hid it.
 //!
 //! Ours because kube-runtime's `Recorder` keeps a clone of every Event it published in the last 6
 //! minutes (1–2 KB each, its reference strings included) and scans them all, under a write lock,

@@ -204,8 +204,8 @@ pub async fn publish(ctx: &Context, regarding: &ObjectReference, warning: bool, 
 }
 
 /// Publishes an Event about `regarding` that names a `related` object (a cloud resource). The
-/// recorder folds Events with the same type, reason, regarding and related object into one
-/// series, so Events about different resources stay separate only when each names its own.
+/// recorder folds Events with the same type, reason, note, regarding and related object into one
+/// series, so Events about different resources stay separate when each names its own.
 pub async fn publish_about(
     ctx: &Context,
     regarding: &ObjectReference,

@@ -330,7 +330,7 @@ async fn report_blocker(ws: &Workspace, ctx: &Context, e: &Error) {
         return;
     }
     // The blocking resource is the Event's related object: Events about different blockers stay
-    // separate series (the recorder folds same-reason Events about one object into the first).
+    // separate series (the recorder folds repeats of one Event, related object included).
     // The Event goes first, so whoever sees the condition finds the Event too.
     let related = k8s_openapi::api::core::v1::ObjectReference {
         kind: Some("AwsResource".into()),
