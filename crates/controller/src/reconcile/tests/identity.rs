@@ -268,6 +268,9 @@ async fn a_delete_forgets_what_it_confirmed_gone() {
     // At 1,000 the later passes listed and described the secret by tag every 2 s: 8 Secrets
     // Manager calls per Workspace delete (docs/benchmarks.md).
     assert_eq!(secrets(&fake), secret_calls, "no secret lookup once it was confirmed deleted");
+    // No display and no Lease in the watch: no DELETE of a Lease that was never made.
+    let leases: Vec<String> = api.requests().into_iter().filter(|q| q.contains("/leases/")).collect();
+    assert!(leases.is_empty(), "{leases:?}");
 }
 
 const T_UID: &str = "7a1c0f00-0000-4000-8000-00000000b0b0";

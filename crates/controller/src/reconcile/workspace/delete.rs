@@ -82,8 +82,11 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
 
     records_gone(ws, ctx, &owner).await?;
 
-    // 5. The Lease, the ledger; then the finalizer goes (the caller removes it on Ok).
-    display::remove(ctx, ws).await?;
+    // 5. The Lease (if there may be one), the ledger; then the finalizer goes (the caller removes
+    // it on Ok).
+    if display::may_have_lease(&r.leases, ws) {
+        display::remove(ctx, ws).await?;
+    }
     r.admission.release(&ws.spec.tenant, &uid);
     tracing::info!(workspace = %owner.qualified(), uid = %uid, "workspace deleted: instance, security group, volumes and records confirmed gone");
     publish(

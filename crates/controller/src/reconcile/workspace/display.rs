@@ -85,6 +85,15 @@ pub async fn ensure(ctx: &Context, leases: &Store<Lease>, ws: &Workspace) -> Res
     Ok(holder(Some(&lease), Timestamp::now()))
 }
 
+/// Whether `ws` may have a display Lease to delete: it asks for a display, or the Lease watch
+/// holds one (the kubectl plugin can make it). A Workspace with neither has none, and its delete
+/// makes no call for it (it was one DELETE per Workspace delete, nearly always a 404).
+pub fn may_have_lease(leases: &Store<Lease>, ws: &Workspace) -> bool {
+    let name = lease_name(&ws.name_any());
+    ws.spec.compute.display.is_some()
+        || leases.get(&ObjectRef::new(&name).within(&ws.namespace().unwrap_or_default())).is_some()
+}
+
 /// Deletes the Lease (the test world has no garbage collector; a cluster's would do it too).
 pub async fn remove(ctx: &Context, ws: &Workspace) -> Result<(), Error> {
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
