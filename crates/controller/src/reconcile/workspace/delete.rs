@@ -82,11 +82,8 @@ async fn steps(ws: &Workspace, r: &Reconciler) -> Result<Action, Error> {
 
     records_gone(ws, ctx, &owner).await?;
 
-    // 5. The Lease (if there may be one), the ledger; then the finalizer goes (the caller removes
-    // it on Ok).
-    if display::may_have_lease(&r.leases, ws) {
-        display::remove(ctx, ws).await?;
-    }
+    // 5. The Lease, the ledger; then the finalizer goes (the caller removes it on Ok).
+    display::remove(ctx, &r.leases, ws).await?;
     r.admission.release(&ws.spec.tenant, &uid);
     tracing::info!(workspace = %owner.qualified(), uid = %uid, "workspace deleted: instance, security group, volumes and records confirmed gone");
     publish(
@@ -157,7 +154,7 @@ async fn retain(ws: &Workspace, r: &Reconciler, owner: &crate::cloud::tags::Owne
     // untagged resources of a gone owner.
     ctx.main.instances.tag(&ids, &tags).await?;
     ids.extend(super::secret::retain(ctx, owner).await?);
-    display::remove(ctx, ws).await?;
+    display::remove(ctx, &r.leases, ws).await?;
     r.admission.release(&ws.spec.tenant, uid);
     let list = if ids.is_empty() { "nothing".to_owned() } else { ids.join(", ") };
     tracing::info!(workspace = %owner.qualified(), uid = %uid, retained = %list, "workspace deleted with deletionPolicy Retain: cloud resources left in place");

@@ -62,7 +62,7 @@ pub fn holder(lease: Option<&Lease>, now: Timestamp) -> Holder {
 pub async fn ensure(ctx: &Context, leases: &Store<Lease>, ws: &Workspace) -> Result<Holder, Error> {
     let ns = ws.namespace().unwrap_or_default();
     let name = lease_name(&ws.name_any());
-    let lease = if let Some(l) = leases.get(&ObjectRef::new(&name).within(&ns)) {
+    let lease = if let Some(l) = cached(leases, ws) {
         l.as_ref().clone()
     } else {
         let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ns);
@@ -85,17 +85,19 @@ pub async fn ensure(ctx: &Context, leases: &Store<Lease>, ws: &Workspace) -> Res
     Ok(holder(Some(&lease), Timestamp::now()))
 }
 
-/// Whether `ws` may have a display Lease to delete: it asks for a display, or the Lease watch
-/// holds one (the kubectl plugin can make it). A Workspace with neither has none, and its delete
-/// makes no call for it (it was one DELETE per Workspace delete, nearly always a 404).
-pub fn may_have_lease(leases: &Store<Lease>, ws: &Workspace) -> bool {
-    let name = lease_name(&ws.name_any());
-    ws.spec.compute.display.is_some()
-        || leases.get(&ObjectRef::new(&name).within(&ws.namespace().unwrap_or_default())).is_some()
+/// `ws`'s Lease as the Lease watch holds it.
+fn cached(leases: &Store<Lease>, ws: &Workspace) -> Option<std::sync::Arc<Lease>> {
+    leases.get(&ObjectRef::new(&lease_name(&ws.name_any())).within(&ws.namespace().unwrap_or_default()))
 }
 
 /// Deletes the Lease (the test world has no garbage collector; a cluster's would do it too).
-pub async fn remove(ctx: &Context, ws: &Workspace) -> Result<(), Error> {
+/// Only when there may be one: `ws` asks for a display, or the Lease watch holds its Lease (the
+/// kubectl plugin can make it). For a Workspace with neither no call is made (it was one DELETE
+/// per Workspace delete, nearly always a 404).
+pub async fn remove(ctx: &Context, leases: &Store<Lease>, ws: &Workspace) -> Result<(), Error> {
+    if ws.spec.compute.display.is_none() && cached(leases, ws).is_none() {
+        return Ok(());
+    }
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     match api.delete(&lease_name(&ws.name_any()), &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -163,5 +165,39 @@ mod tests {
         assert_eq!(holder(Some(&lease("user:alice", now, 60)), later).controller, "none", "expired reads as none");
         assert_eq!(holder(Some(&lease("robot:x", now, 60)), now).controller, "none");
         assert_eq!(holder(None, now).controller, "none");
+    }
+
+    fn ws(display: bool) -> Workspace {
+        let mut compute = serde_json::json!({});
+        if display {
+            compute["display"] = serde_json::json!({"mode": "desktop-control"});
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "moleculesai.app/v1alpha1", "kind": "Workspace",
+            "metadata": {"name": "w", "namespace": "team", "uid": "u"},
+            "spec": {"tenant": "acme", "runtime": "codex", "compute": compute},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn remove_calls_only_when_there_may_be_a_lease() {
+        let fake = crate::testing::cloud();
+        let (ctx, api) = crate::testing::context(&fake).await;
+        let deletes = || {
+            api.requests().into_iter().filter(|q| q.starts_with("DELETE") && q.contains("/leases/w-display")).count()
+        };
+        let (empty, _) = kube::runtime::reflector::store::<Lease>();
+        remove(&ctx, &empty, &ws(false)).await.unwrap();
+        assert_eq!(deletes(), 0, "no display, no Lease in the watch: no call");
+        remove(&ctx, &empty, &ws(true)).await.unwrap();
+        assert_eq!(deletes(), 1, "a display Workspace: its Lease may not be in the watch yet");
+        let (held, mut writer) = kube::runtime::reflector::store::<Lease>();
+        let mut l = lease("user:alice", Timestamp::now(), 60);
+        l.metadata =
+            ObjectMeta { name: Some("w-display".into()), namespace: Some("team".into()), ..ObjectMeta::default() };
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(l));
+        remove(&ctx, &held, &ws(false)).await.unwrap();
+        assert_eq!(deletes(), 2, "a Lease the plugin made for a Workspace without a display");
     }
 }
