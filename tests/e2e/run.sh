@@ -3,8 +3,9 @@
 # again afterwards (a world someone else started is left running).
 #
 # Scenarios that need a world of their own (another AWS model, every call counted) run in their
-# own make targets, listed in EXTRA_TESTS, not here: ec2_events (make events-e2e), erasure_lag
-# (make e2e-erasure-lag) and launch_model (make e2e-launch: its tests switch the model).
+# own make targets, listed in WORLD_TESTS (beside this run: make e2e-worlds), not here: ec2_events
+# (make events-e2e), erasure_lag (make e2e-erasure-lag) and launch_model (make e2e-launch: its
+# tests switch the model).
 # Every other file of tests/e2e/tests runs here.
 #
 # The scenarios wait on timers far more than they compute (listing lag, boot, deadlines), so

@@ -384,11 +384,12 @@ async fn a_force_that_cannot_tell_the_holder_takes_nothing(s: &Scenario) {
         rule("moleculesai.app", "workspaces", &["get"]),
         rule("coordination.k8s.io", "leases", &["get", "create", "update"]),
     ];
-    s.apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "lease-only", "namespace": ns}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "lease-only", "namespace": ns},
+    s.apply_all(&[
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "lease-only", "namespace": ns}, "rules": rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "lease-only", "namespace": ns},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease-only"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}]}))
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+    ])
     .expect("rbac");
     ok(&run(s, &["display", "take", "desk", "-n", ns, "--as", "agent:bot", "--for", "1m"]), "agent takes");
     let kc = kubeconfig_as(s, &user);

@@ -12,9 +12,9 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-/// Status patches received: (path, the patch body), in order. Also the Event writes:
+/// Writes received, in order, with their bodies: status patches as (path, patch), Event writes as
 /// (`METHOD path`, body).
-type Patches = Arc<Mutex<Vec<(String, Value)>>>;
+type Writes = Arc<Mutex<Vec<(String, Value)>>>;
 /// Every request received: `METHOD path?query`, in order.
 type Requests = Arc<Mutex<Vec<String>>>;
 
@@ -23,13 +23,13 @@ type Requests = Arc<Mutex<Vec<String>>>;
 pub struct ApiStub {
     url: String,
     task: tokio::task::JoinHandle<()>,
-    patches: Patches,
+    patches: Writes,
     requests: Requests,
-    events: Patches,
+    events: Writes,
 }
 
 async fn answer(
-    State((patches, requests, events)): State<(Patches, Requests, Patches)>,
+    State((patches, requests, events)): State<(Writes, Requests, Writes)>,
     method: Method,
     uri: Uri,
     body: axum::body::Bytes,
@@ -79,7 +79,7 @@ impl ApiStub {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let (patches, requests, events) = (Patches::default(), Requests::default(), Patches::default());
+        let (patches, requests, events) = (Writes::default(), Requests::default(), Writes::default());
         let app = Router::new().fallback(answer).with_state((patches.clone(), requests.clone(), events.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -118,8 +118,7 @@ pub fn throttle(
                 },
                 () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                     let now = tokio::time::Instant::now();
-                    let ready: Vec<ObjectRef<Tenant>> = held.iter().filter(|(_, d)| **d <= now).map(|(t, _)| t.clone()).collect();
-                    ready.into_iter().inspect(|t| { held.remove(t); }).collect()
+                    held.extract_if(|_, d| *d <= now).map(|(t, _)| t).collect()
                 }
             };
             let now = tokio::time::Instant::now();
